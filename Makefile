@@ -1,0 +1,49 @@
+# crossbook: the README's two commands are `make devnet` and `make test`.
+# Both install what is missing (.venv from pyproject.toml, node_modules from
+# package-lock.json) and are idempotent.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+
+# Anvil and solc-js live in node_modules; py-solc-x finds our solc-js wrapper
+# through SOLCX_BINARY_PATH; ape keeps its data inside the repo.
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
+export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
+export APE_DATA_FOLDER := $(CURDIR)/.cache/ape
+export PYTHONHASHSEED := 0
+
+TESTS ?= tests
+PYTEST_ARGS ?=
+
+.PHONY: install compile test devnet bench-gas bench-engine bench-api bench-scan clean
+
+$(BIN)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(BIN)/.installed node_modules/.installed
+
+compile: install
+	$(BIN)/ape compile
+
+test: compile
+	$(BIN)/pytest $(TESTS) $(PYTEST_ARGS)
+
+devnet: compile
+	$(BIN)/venue devnet
+
+bench-gas: compile
+	$(PY) -m benchmarks.gas
+
+clean:
+	rm -rf .build .cache

@@ -1,0 +1,888 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {
+    IClearingHouse, MarketParams, RiskParams, PositionView, RejectReason
+} from "./interfaces/IClearingHouse.sol";
+import {IOracle} from "./interfaces/IOracle.sol";
+import {MathLib} from "./libraries/MathLib.sol";
+import {MarginLib} from "./libraries/MarginLib.sol";
+import {PositionLib} from "./libraries/PositionLib.sol";
+import {FundingLib} from "./libraries/FundingLib.sol";
+import {OrderLib} from "./libraries/OrderLib.sol";
+import {TransferLib} from "./libraries/TransferLib.sol";
+
+/// @title ClearingHouse
+/// @notice Cross-margin perpetual futures clearing for crossbook. See IClearingHouse for the API.
+/// @dev Storage is laid out for settlement gas: one slot per account (both collaterals, the
+///      active-market mask and the minimum nonce), one slot per position (size, cost basis,
+///      funding snapshot), and two bits of order state per nonce (fresh, partly filled, closed),
+///      so a fill of fresh orders by accounts that have traded before writes only warm or
+///      already-set slots.
+contract ClearingHouse is IClearingHouse {
+    using MathLib for uint256;
+
+    /* TYPES */
+
+    struct Market {
+        // slot 0
+        uint64 tickSize;
+        uint64 lotSize;
+        uint64 minNotional;
+        uint16 oracleId;
+        uint16 bandBps;
+        bool halted;
+        // slot 1
+        int16 makerFeeBps;
+        uint16 takerFeeBps;
+        uint16 imBps1;
+        uint16 imBps2;
+        uint16 liquidationPenaltyBps;
+        uint128 tierCap1;
+        // slot 2
+        uint64 maxPosition;
+        uint64 openInterestCap;
+        uint64 openInterest; // long side; always equal to the short side
+        uint64 maxFundingRatePerHour;
+        // slot 3
+        int128 fundingIndex;
+        uint64 lastFundingTime;
+        int64 lastFundingRate;
+    }
+
+    struct Account {
+        int96 quote; // quote token base units; negative only after a loss beyond collateral
+        uint64 wethGwei;
+        uint32 marketMask;
+        uint64 minNonce;
+    }
+
+    struct Position {
+        int64 size;
+        int96 openNotional;
+        int96 fundingSnapshot;
+    }
+
+    struct AccountMem {
+        int256 quote;
+        uint256 wethGwei;
+        uint256 mask;
+        uint256 minNonce;
+    }
+
+    struct PositionMem {
+        int256 size;
+        int256 openNotional;
+        int256 fundingSnapshot;
+    }
+
+    /// @dev One side of a fill while it is being checked; nothing is written until both pass.
+    struct Party {
+        OrderLib.Order order;
+        bytes32 digest;
+        uint256 wordIndex;
+        uint256 word;
+        uint256 state;
+        uint256 filled;
+        AccountMem account;
+        PositionMem pos;
+        int256 oldSize;
+        int256 delta;
+    }
+
+    /// @dev Oracle prices read once per call. Slot i < marketCount is market i, the last is WETH.
+    struct PriceCache {
+        uint256[] price;
+        bool[] fresh;
+        bool strict; // revert with StalePrice instead of reporting staleness
+        bool ignoreAge; // views: use the latest price whatever its age
+    }
+
+    /* CONSTANTS AND IMMUTABLES */
+
+    uint8 internal constant ROLE_OWNER = 0;
+    uint8 internal constant ROLE_OPERATOR = 1;
+    uint8 internal constant ROLE_FUNDING_KEEPER = 2;
+    uint8 internal constant ROLE_RISK_ADMIN = 3;
+    uint8 internal constant ROLE_RISK_KEEPER = 4;
+
+    uint256 internal constant MAX_MARKETS = 32;
+    uint256 internal constant STATE_FRESH = 0;
+    uint256 internal constant STATE_PARTIAL = 1;
+    uint256 internal constant STATE_CLOSED = 2;
+    uint256 internal constant BPS = 10_000;
+    int256 internal constant SIZE_SCALE = 1e8;
+
+    IOracle public immutable oracle;
+    address public immutable quoteToken;
+    address public immutable weth;
+    uint256 public immutable wethOracleId;
+    uint256 public immutable minHaircutBps;
+    uint256 public immutable maxHaircutBps;
+    uint256 internal immutable _chainId;
+    bytes32 internal immutable _cachedDomainSeparator;
+
+    /* STORAGE */
+
+    address public owner;
+    mapping(uint8 => mapping(address => bool)) public hasRole;
+    RiskParams public riskParams;
+    uint256 public haircutBps;
+    uint256 public nextBatchIndex;
+    uint256 public marketCount;
+    int256 public feePool;
+    uint256 public insuranceFund;
+
+    mapping(uint256 => Market) internal _markets;
+    mapping(address => Account) internal _accounts;
+    mapping(address => mapping(uint256 => Position)) internal _positions;
+    mapping(address => mapping(address => bool)) public isAgent;
+    mapping(address => mapping(uint256 => uint256)) internal _orderWords;
+    /// @notice Cumulative filled size of a partly filled order, by EIP-712 digest.
+    mapping(bytes32 => uint256) public filledAmount;
+
+    constructor(
+        address owner_,
+        IOracle oracle_,
+        address quoteToken_,
+        address weth_,
+        uint256 wethOracleId_,
+        uint256 haircutBps_,
+        uint256 minHaircutBps_,
+        uint256 maxHaircutBps_,
+        RiskParams memory riskParams_
+    ) {
+        if (minHaircutBps_ > haircutBps_ || haircutBps_ > maxHaircutBps_ || maxHaircutBps_ >= BPS) {
+            revert HaircutOutOfBounds(haircutBps_, minHaircutBps_, maxHaircutBps_);
+        }
+        owner = owner_;
+        oracle = oracle_;
+        quoteToken = quoteToken_;
+        weth = weth_;
+        wethOracleId = wethOracleId_;
+        haircutBps = haircutBps_;
+        minHaircutBps = minHaircutBps_;
+        maxHaircutBps = maxHaircutBps_;
+        _checkRiskParams(riskParams_);
+        riskParams = riskParams_;
+        _chainId = block.chainid;
+        _cachedDomainSeparator = _buildDomainSeparator();
+    }
+
+    /* ADMIN */
+
+    modifier only(uint8 role) {
+        if (role == ROLE_OWNER ? msg.sender != owner : !hasRole[role][msg.sender]) {
+            revert Unauthorized(msg.sender, role);
+        }
+        _;
+    }
+
+    function setRole(uint8 role, address account, bool enabled) external only(ROLE_OWNER) {
+        if (role == ROLE_OWNER || role > ROLE_RISK_KEEPER) revert Unauthorized(msg.sender, role);
+        hasRole[role][account] = enabled;
+        emit RoleSet(role, account, enabled);
+    }
+
+    /// @notice Lists a market and returns its id (ids count up from 0).
+    function listMarket(MarketParams calldata p) external only(ROLE_OWNER) returns (uint256 marketId) {
+        marketId = marketCount;
+        if (marketId >= MAX_MARKETS) revert InvalidMarketParams(0);
+        _checkParams(p, riskParams);
+        Market storage m = _markets[marketId];
+        m.tickSize = p.tickSize;
+        m.lotSize = p.lotSize;
+        m.minNotional = p.minNotional;
+        m.oracleId = p.oracleId;
+        m.bandBps = p.bandBps;
+        m.makerFeeBps = p.makerFeeBps;
+        m.takerFeeBps = p.takerFeeBps;
+        m.imBps1 = p.imBps1;
+        m.imBps2 = p.imBps2;
+        m.liquidationPenaltyBps = p.liquidationPenaltyBps;
+        m.tierCap1 = p.tierCap1;
+        m.maxPosition = p.maxPosition;
+        m.openInterestCap = p.openInterestCap;
+        m.maxFundingRatePerHour = p.maxFundingRatePerHour;
+        m.lastFundingTime = uint64(block.timestamp);
+        marketCount = marketId + 1;
+        emit MarketListed(marketId, p);
+    }
+
+    function setMarketHalted(uint256 marketId, bool halted) external only(ROLE_OWNER) {
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        _markets[marketId].halted = halted;
+        emit MarketHalted(marketId, halted);
+    }
+
+    function setRiskParams(RiskParams calldata p) external only(ROLE_OWNER) {
+        _checkRiskParams(p);
+        for (uint256 i; i < marketCount; ++i) {
+            Market storage m = _markets[i];
+            if (uint256(m.liquidationPenaltyBps) * 2 * BPS >= uint256(m.imBps1) * (BPS + p.liquidationBufferBps)) {
+                revert InvalidRiskParams();
+            }
+        }
+        riskParams = p;
+        emit RiskParamsSet(p);
+    }
+
+    /// @notice Sets the WETH haircut within the deployment's bounds. Risk admin only.
+    function setHaircut(uint256 newHaircutBps) external only(ROLE_RISK_ADMIN) {
+        if (newHaircutBps < minHaircutBps || newHaircutBps > maxHaircutBps) {
+            revert HaircutOutOfBounds(newHaircutBps, minHaircutBps, maxHaircutBps);
+        }
+        haircutBps = newHaircutBps;
+        emit HaircutSet(newHaircutBps);
+    }
+
+    /// @notice Raises the WETH haircut when volatility rises; never lowers it. Risk keeper only.
+    function raiseHaircut(uint256 newHaircutBps) external only(ROLE_RISK_KEEPER) {
+        if (newHaircutBps <= haircutBps) revert HaircutCanOnlyRise(haircutBps, newHaircutBps);
+        if (newHaircutBps > maxHaircutBps) revert HaircutOutOfBounds(newHaircutBps, minHaircutBps, maxHaircutBps);
+        haircutBps = newHaircutBps;
+        emit HaircutSet(newHaircutBps);
+    }
+
+    /// @notice Sends `amount` of accrued fees to `to`. Owner only.
+    function sweepFees(address to, uint256 amount) external only(ROLE_OWNER) {
+        int256 pool = feePool;
+        if (amount == 0 || int256(amount) > pool) revert InsufficientFees(pool, amount);
+        feePool = pool - int256(amount);
+        emit FeesSwept(to, amount);
+        TransferLib.push(quoteToken, to, amount);
+    }
+
+    /* COLLATERAL */
+
+    /// @inheritdoc IClearingHouse
+    function deposit(address token, uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        Account storage a = _accounts[msg.sender];
+        if (token == quoteToken) {
+            a.quote = _toInt96(int256(a.quote) + int256(amount));
+        } else if (token == weth) {
+            if (amount % MarginLib.GWEI_PER_ETH != 0) revert NotGweiMultiple(amount);
+            a.wethGwei = _toUint64(uint256(a.wethGwei) + amount / MarginLib.GWEI_PER_ETH);
+        } else {
+            revert UnsupportedToken(token);
+        }
+        emit Deposited(msg.sender, token, amount);
+        TransferLib.pull(token, msg.sender, amount);
+    }
+
+    /// @inheritdoc IClearingHouse
+    function withdraw(address token, uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        AccountMem memory a = _loadAccount(msg.sender);
+        if (token == quoteToken) {
+            if (a.quote < int256(amount)) revert InsufficientBalance(msg.sender, a.quote, amount);
+            a.quote -= int256(amount);
+        } else if (token == weth) {
+            if (amount % MarginLib.GWEI_PER_ETH != 0) revert NotGweiMultiple(amount);
+            uint256 amountGwei = amount / MarginLib.GWEI_PER_ETH;
+            if (a.wethGwei < amountGwei) revert InsufficientBalance(msg.sender, int256(a.wethGwei * 1e9), amount);
+            a.wethGwei -= amountGwei;
+        } else {
+            revert UnsupportedToken(token);
+        }
+        PriceCache memory cache = _newCache(true, false);
+        (, int256 equity, uint256 raw) = _health(msg.sender, a, type(uint256).max, _emptyPos(), cache);
+        uint256 im = MarginLib.initialMargin(raw);
+        if (equity < int256(im)) revert InsufficientMargin(msg.sender, equity, im);
+        _storeAccount(msg.sender, a);
+        emit Withdrawn(msg.sender, token, amount);
+        TransferLib.push(token, msg.sender, amount);
+    }
+
+    /// @inheritdoc IClearingHouse
+    function setAgent(address agent, bool approved) external {
+        isAgent[msg.sender][agent] = approved;
+        emit AgentSet(msg.sender, agent, approved);
+    }
+
+    /* ORDERS */
+
+    /// @inheritdoc IClearingHouse
+    function cancelOrders(uint256[] calldata nonces) external {
+        for (uint256 i; i < nonces.length; ++i) {
+            uint256 nonce = nonces[i];
+            uint256 shift = (nonce & 127) << 1;
+            uint256 word = _orderWords[msg.sender][nonce >> 7];
+            _orderWords[msg.sender][nonce >> 7] = (word & ~(uint256(3) << shift)) | (STATE_CLOSED << shift);
+            emit OrderCancelled(msg.sender, nonce);
+        }
+    }
+
+    /// @inheritdoc IClearingHouse
+    function cancelAllBelow(uint256 minNonce) external {
+        Account storage a = _accounts[msg.sender];
+        if (minNonce <= a.minNonce || minNonce > type(uint64).max) revert NonceNotIncreasing(a.minNonce, minNonce);
+        a.minNonce = uint64(minNonce);
+        emit NoncesCancelledBelow(msg.sender, minNonce);
+    }
+
+    /* SETTLEMENT */
+
+    /// @inheritdoc IClearingHouse
+    function settle(uint256 batchIndex, bytes calldata fills) external only(ROLE_OPERATOR) {
+        if (batchIndex != nextBatchIndex) revert BatchIndexMismatch(nextBatchIndex, batchIndex);
+        if (fills.length == 0 || fills.length % OrderLib.FILL_BYTES != 0) revert MalformedBatch(fills.length);
+        nextBatchIndex = batchIndex + 1;
+        uint256 count = fills.length / OrderLib.FILL_BYTES;
+        PriceCache memory cache = _newCache(false, false);
+        uint256 settled;
+        uint256 start;
+        assembly ("memory-safe") {
+            start := fills.offset
+        }
+        for (uint256 i; i < count; ++i) {
+            uint256 freeMemory;
+            assembly ("memory-safe") {
+                freeMemory := mload(0x40)
+            }
+            (RejectReason reason, address culprit) = _settleFill(start + i * OrderLib.FILL_BYTES, cache);
+            if (reason == RejectReason.None) {
+                ++settled;
+            } else {
+                emit FillRejected(batchIndex, i, reason, culprit);
+            }
+            // Nothing allocated while settling a fill outlives it: reuse the memory.
+            assembly ("memory-safe") {
+                mstore(0x40, freeMemory)
+            }
+        }
+        emit BatchSettled(batchIndex, count, settled);
+    }
+
+    /// @dev Checks one packed fill and applies it, or returns why not without writing anything.
+    function _settleFill(uint256 start, PriceCache memory cache) internal returns (RejectReason, address) {
+        uint256 size;
+        uint256 price;
+        assembly ("memory-safe") {
+            size := shr(192, calldataload(start))
+            price := shr(192, calldataload(add(start, 8)))
+        }
+        Party memory maker;
+        Party memory taker;
+        maker.order = OrderLib.decode(start + 16);
+        taker.order = OrderLib.decode(start + 16 + OrderLib.ORDER_BYTES);
+        OrderLib.Order memory mo = maker.order;
+        OrderLib.Order memory to = taker.order;
+
+        uint256 marketId = mo.market;
+        if (marketId != to.market || marketId >= marketCount) return (RejectReason.MarketNotListed, to.account);
+        Market storage m = _markets[marketId];
+        if (m.halted) return (RejectReason.MarketNotListed, to.account);
+        if (mo.isBuy == to.isBuy) return (RejectReason.SameSide, to.account);
+        if (mo.account == to.account) return (RejectReason.SelfTrade, to.account);
+        if (mo.flags & OrderLib.FLAG_IOC != 0) return (RejectReason.IocMaker, mo.account);
+        if (to.flags & OrderLib.FLAG_POST_ONLY != 0) return (RejectReason.PostOnlyTaker, to.account);
+        if (mo.expiry != 0 && mo.expiry < block.timestamp) return (RejectReason.Expired, mo.account);
+        if (to.expiry != 0 && to.expiry < block.timestamp) return (RejectReason.Expired, to.account);
+        if (mo.isBuy ? price > mo.price : price < mo.price) return (RejectReason.PriceNotCrossing, mo.account);
+        if (to.isBuy ? price > to.price : price < to.price) return (RejectReason.PriceNotCrossing, to.account);
+        if (price == 0 || price % m.tickSize != 0) return (RejectReason.TickSize, to.account);
+        if (size == 0 || size % m.lotSize != 0) return (RejectReason.LotSize, to.account);
+        uint256 notional = size * price / uint256(SIZE_SCALE); // exact: lotSize * tickSize % 1e8 == 0
+        if (notional < m.minNotional) return (RejectReason.MinNotional, to.account);
+        {
+            (uint256 oraclePrice, bool fresh) = _price(cache, marketId);
+            if (!fresh) return (RejectReason.OracleStale, to.account);
+            uint256 diff = price > oraclePrice ? price - oraclePrice : oraclePrice - price;
+            if (diff * BPS > oraclePrice * m.bandBps) return (RejectReason.PriceOutsideBand, to.account);
+        }
+
+        bytes32 domain = _domainSeparatorV4();
+        RejectReason reason = _checkOrder(maker, domain, size);
+        if (reason != RejectReason.None) return (reason, mo.account);
+        reason = _checkOrder(taker, domain, size);
+        if (reason != RejectReason.None) return (reason, to.account);
+
+        // Positions, with funding settled up to now.
+        int256 index = m.fundingIndex;
+        _loadParty(maker, marketId, index);
+        _loadParty(taker, marketId, index);
+        taker.delta = to.isBuy ? int256(size) : -int256(size);
+        maker.delta = -taker.delta;
+        if (!_reduceOnlyOk(maker)) return (RejectReason.ReduceOnly, mo.account);
+        if (!_reduceOnlyOk(taker)) return (RejectReason.ReduceOnly, to.account);
+        _trade(maker, int256(price));
+        _trade(taker, int256(price));
+
+        // Fees: the taker pays (rounded up); the maker pays (up) or earns a rebate (down).
+        int256 takerFee = int256(notional.mulDivUp(m.takerFeeBps, BPS));
+        int256 makerFeeBps = m.makerFeeBps;
+        int256 makerFee = makerFeeBps >= 0
+            ? int256(notional.mulDivUp(uint256(makerFeeBps), BPS))
+            : -int256(notional.mulDivDown(uint256(-makerFeeBps), BPS));
+        taker.account.quote -= takerFee;
+        maker.account.quote -= makerFee;
+
+        // Caps.
+        uint256 maxPosition = m.maxPosition;
+        if (_grew(maker) && MathLib.abs(maker.pos.size) > maxPosition) return (RejectReason.PositionCap, mo.account);
+        if (_grew(taker) && MathLib.abs(taker.pos.size) > maxPosition) return (RejectReason.PositionCap, to.account);
+        int256 openInterest = int256(uint256(m.openInterest)) + MathLib.max0(maker.pos.size)
+            - MathLib.max0(maker.oldSize) + MathLib.max0(taker.pos.size) - MathLib.max0(taker.oldSize);
+        if (openInterest > int256(uint256(m.openInterest)) && openInterest > int256(uint256(m.openInterestCap))) {
+            return (RejectReason.OpenInterestCap, to.account);
+        }
+
+        // Margin for every account whose risk grew.
+        if (_grew(maker) && !_meetsInitialMargin(maker, marketId, cache)) {
+            return (RejectReason.InsufficientMargin, mo.account);
+        }
+        if (_grew(taker) && !_meetsInitialMargin(taker, marketId, cache)) {
+            return (RejectReason.InsufficientMargin, to.account);
+        }
+
+        // Effects.
+        _commitParty(maker, marketId, size);
+        _commitParty(taker, marketId, size);
+        m.openInterest = uint64(uint256(openInterest));
+        feePool += takerFee + makerFee;
+        return (RejectReason.None, address(0));
+    }
+
+    /// @dev Signature, order state and remaining size of one order.
+    function _checkOrder(Party memory p, bytes32 domain, uint256 size) internal view returns (RejectReason) {
+        OrderLib.Order memory o = p.order;
+        bytes32 d = OrderLib.digest(o, domain);
+        address signer = OrderLib.recover(d, o.r, o.vs);
+        if (signer == address(0) || (signer != o.account && !isAgent[o.account][signer])) {
+            return RejectReason.InvalidSignature;
+        }
+        p.digest = d;
+        p.wordIndex = o.nonce >> 7;
+        p.word = _orderWords[o.account][p.wordIndex];
+        p.state = (p.word >> ((o.nonce & 127) << 1)) & 3;
+        if (p.state == STATE_CLOSED) return RejectReason.OrderClosed;
+        if (p.state == STATE_PARTIAL) p.filled = filledAmount[d];
+        if (p.filled + size > o.size) return RejectReason.Overfill;
+        return RejectReason.None;
+    }
+
+    function _loadParty(Party memory p, uint256 marketId, int256 index) internal view {
+        address account = p.order.account;
+        p.account = _loadAccount(account);
+        Position memory s = _positions[account][marketId];
+        p.pos = PositionMem(s.size, s.openNotional, s.fundingSnapshot);
+        p.oldSize = s.size;
+        _settleFunding(p.account, p.pos, index);
+    }
+
+    function _reduceOnlyOk(Party memory p) internal pure returns (bool) {
+        if (p.order.flags & OrderLib.FLAG_REDUCE_ONLY == 0) return true;
+        int256 s = p.oldSize;
+        return s != 0 && (s > 0) != (p.delta > 0) && MathLib.abs(p.delta) <= MathLib.abs(s);
+    }
+
+    /// @dev True when the trade opened, grew or flipped the position.
+    function _grew(Party memory p) internal pure returns (bool) {
+        return MathLib.abs(p.pos.size) > MathLib.abs(p.oldSize) || (p.oldSize > 0 && p.pos.size < 0)
+            || (p.oldSize < 0 && p.pos.size > 0);
+    }
+
+    function _trade(Party memory p, int256 price) internal pure {
+        _applyTrade(p.account, p.pos, p.delta, p.delta * price / SIZE_SCALE);
+    }
+
+    function _meetsInitialMargin(Party memory p, uint256 marketId, PriceCache memory cache)
+        internal
+        view
+        returns (bool)
+    {
+        p.account.mask = _maskWith(p.account.mask, marketId, p.pos.size);
+        (bool fresh, int256 equity, uint256 raw) = _health(p.order.account, p.account, marketId, p.pos, cache);
+        return fresh && equity >= int256(MarginLib.initialMargin(raw));
+    }
+
+    function _commitParty(Party memory p, uint256 marketId, uint256 size) internal {
+        OrderLib.Order memory o = p.order;
+        uint256 filled = p.filled + size;
+        uint256 state = filled == o.size ? STATE_CLOSED : STATE_PARTIAL;
+        if (state != p.state) {
+            uint256 shift = (o.nonce & 127) << 1;
+            _orderWords[o.account][p.wordIndex] = (p.word & ~(uint256(3) << shift)) | (state << shift);
+        }
+        if (state == STATE_PARTIAL) filledAmount[p.digest] = filled;
+        else if (p.state == STATE_PARTIAL) delete filledAmount[p.digest];
+        p.account.mask = _maskWith(p.account.mask, marketId, p.pos.size);
+        _storeAccount(o.account, p.account);
+        _storePosition(o.account, marketId, p.pos);
+    }
+
+    /* FUNDING */
+
+    /// @inheritdoc IClearingHouse
+    function updateFunding(uint256 marketId, int256 premiumRatePerHour) external only(ROLE_FUNDING_KEEPER) {
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        Market storage m = _markets[marketId];
+        PriceCache memory cache = _newCache(true, false);
+        (uint256 price,) = _price(cache, marketId);
+        int256 rate = FundingLib.clamp(premiumRatePerHour, m.maxFundingRatePerHour);
+        int256 index = int256(m.fundingIndex) + FundingLib.indexDelta(price, rate, block.timestamp - m.lastFundingTime);
+        m.fundingIndex = int128(index);
+        m.lastFundingTime = uint64(block.timestamp);
+        m.lastFundingRate = int64(rate);
+        emit FundingUpdated(marketId, rate, index, block.timestamp);
+    }
+
+    /* LIQUIDATION */
+
+    /// @inheritdoc IClearingHouse
+    function liquidate(address account, uint256 marketId, uint256 size) external returns (uint256 closed) {
+        if (account == msg.sender) revert SelfLiquidation(account);
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        Market storage m = _markets[marketId];
+        if (size == 0 || size % m.lotSize != 0) revert InvalidLiquidationSize(size, m.lotSize);
+        PriceCache memory cache = _newCache(true, false);
+
+        AccountMem memory a = _loadAccount(account);
+        uint256 price;
+        {
+            (, int256 equity, uint256 raw) = _health(account, a, type(uint256).max, _emptyPos(), cache);
+            uint256 maintenance = MarginLib.maintenanceMargin(raw);
+            if (equity >= int256(maintenance)) revert AccountNotLiquidatable(account, equity, maintenance);
+            (price,) = _price(cache, marketId);
+            closed = MathLib.min(size, _maxLiquidation(account, marketId, equity, maintenance, price));
+        }
+        if (closed == 0) revert NoPosition(account, marketId);
+
+        PositionMem memory p = _loadPosition(account, marketId);
+        int256 index = m.fundingIndex;
+        _settleFunding(a, p, index);
+        uint256 penaltyBps = m.liquidationPenaltyBps;
+        // The account's side of the trade, at the oracle price moved against it by the penalty.
+        int256 delta = p.size > 0 ? -int256(closed) : int256(closed);
+        uint256 oracleNotional = closed * price / uint256(SIZE_SCALE);
+        uint256 execNotional;
+        uint256 penalty;
+        if (delta < 0) {
+            execNotional = closed.mulDivDown(price * (BPS - penaltyBps), uint256(SIZE_SCALE) * BPS);
+            penalty = oracleNotional - execNotional;
+        } else {
+            execNotional = closed.mulDivUp(price * (BPS + penaltyBps), uint256(SIZE_SCALE) * BPS);
+            penalty = execNotional - oracleNotional;
+        }
+        int256 quote = delta > 0 ? int256(execNotional) : -int256(execNotional);
+        uint256 insuranceCut = penalty.mulDivDown(riskParams.insuranceShareBps, BPS);
+        int256 oldSize = p.size;
+        _applyTrade(a, p, delta, quote);
+        a.mask = _maskWith(a.mask, marketId, p.size);
+
+        // The liquidator takes the other side and pays the insurance share out of its gain.
+        AccountMem memory l = _loadAccount(msg.sender);
+        PositionMem memory lp = _loadPosition(msg.sender, marketId);
+        _settleFunding(l, lp, index);
+        int256 liquidatorOldSize = lp.size;
+        _applyTrade(l, lp, -delta, -quote);
+        l.quote -= int256(insuranceCut);
+        l.mask = _maskWith(l.mask, marketId, lp.size);
+        if (MathLib.abs(lp.size) > MathLib.abs(liquidatorOldSize) || (liquidatorOldSize != 0 && (liquidatorOldSize > 0) != (lp.size > 0) && lp.size != 0)) {
+            if (MathLib.abs(lp.size) > m.maxPosition) revert InsufficientMargin(msg.sender, 0, 0);
+            (, int256 lEquity, uint256 lRaw) = _health(msg.sender, l, marketId, lp, cache);
+            uint256 im = MarginLib.initialMargin(lRaw);
+            if (lEquity < int256(im)) revert InsufficientMargin(msg.sender, lEquity, im);
+        }
+        m.openInterest = uint64(
+            uint256(
+                int256(uint256(m.openInterest)) + MathLib.max0(p.size) - MathLib.max0(oldSize) + MathLib.max0(lp.size)
+                    - MathLib.max0(liquidatorOldSize)
+            )
+        );
+        insuranceFund += insuranceCut;
+
+        // Negative equity once every position is gone: the insurance fund covers what it can.
+        uint256 covered;
+        uint256 badDebt;
+        if (a.mask == 0) {
+            (, int256 equityAfter,) = _health(account, a, type(uint256).max, _emptyPos(), cache);
+            if (equityAfter < 0) {
+                uint256 shortfall = uint256(-equityAfter);
+                covered = MathLib.min(shortfall, insuranceFund);
+                badDebt = shortfall - covered;
+                insuranceFund -= covered;
+                a.quote += int256(covered);
+            }
+        }
+        _storeAccount(account, a);
+        _storePosition(account, marketId, p);
+        _storeAccount(msg.sender, l);
+        _storePosition(msg.sender, marketId, lp);
+        emit Liquidated(account, msg.sender, marketId, delta, execNotional * uint256(SIZE_SCALE) / closed, penalty, insuranceCut);
+        if (covered != 0) emit InsuranceUsed(account, covered);
+        if (badDebt != 0) emit BadDebt(account, badDebt);
+    }
+
+    /// @dev Largest size one call may close: the whole position past the full-close threshold,
+    ///      otherwise the size whose closing restores equity >= MM * (1 + buffer), rounded up to
+    ///      a lot. Closing notional n lowers equity by n * penalty and maintenance margin by at
+    ///      least n * imBps1 / 2, hence n >= 2e4 * (MM * (1e4 + b) - E * 1e4) / (imBps1 * (1e4 + b) - 2e4 * penalty).
+    function _maxLiquidation(address account, uint256 marketId, int256 equity, uint256 maintenance, uint256 price)
+        internal
+        view
+        returns (uint256)
+    {
+        Market storage m = _markets[marketId];
+        uint256 held = MathLib.abs(_positions[account][marketId].size);
+        RiskParams memory r = riskParams;
+        if (equity * int256(BPS) < int256(maintenance * r.fullCloseThresholdBps)) return held;
+        int256 buffered = int256(BPS + r.liquidationBufferBps);
+        int256 numerator = 2 * int256(BPS) * (int256(maintenance) * buffered - equity * int256(BPS));
+        int256 denominator = int256(uint256(m.imBps1)) * buffered - 2 * int256(BPS) * int256(uint256(m.liquidationPenaltyBps));
+        uint256 notional = uint256(MathLib.ceilDiv(numerator, denominator));
+        uint256 needed = (notional * uint256(SIZE_SCALE)).divUp(price);
+        uint256 lot = m.lotSize;
+        needed = needed.divUp(lot) * lot;
+        return MathLib.min(needed, held);
+    }
+
+    /// @inheritdoc IClearingHouse
+    function depositInsurance(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        insuranceFund += amount;
+        emit InsuranceDeposited(msg.sender, amount);
+        TransferLib.pull(quoteToken, msg.sender, amount);
+    }
+
+    /* MARGIN */
+
+    /// @dev Equity and the raw tier sum of `account` at oracle prices, with `overridePos` standing
+    ///      in for the stored position in `overrideMarket`. `fresh` is false if a price used was stale.
+    function _health(
+        address account,
+        AccountMem memory a,
+        uint256 overrideMarket,
+        PositionMem memory overridePos,
+        PriceCache memory cache
+    ) internal view returns (bool fresh, int256 equity, uint256 raw) {
+        fresh = true;
+        equity = a.quote;
+        if (a.wethGwei != 0) {
+            (uint256 ethPrice, bool ok) = _price(cache, cache.price.length - 1);
+            fresh = fresh && ok;
+            equity += int256(MarginLib.wethValue(a.wethGwei, ethPrice, haircutBps));
+        }
+        uint256 mask = a.mask;
+        while (mask != 0) {
+            uint256 i = _lowestBit(mask);
+            mask &= mask - 1;
+            PositionMem memory p = i == overrideMarket ? overridePos : _loadPosition(account, i);
+            Market storage m = _markets[i];
+            (uint256 price, bool ok) = _price(cache, i);
+            fresh = fresh && ok;
+            equity += MarginLib.positionValue(p.size, price) - p.openNotional
+                - FundingLib.owed(p.size, m.fundingIndex, p.fundingSnapshot);
+            raw += MarginLib.marginRaw(
+                MarginLib.notionalUp(MathLib.abs(p.size), price), m.tierCap1, m.imBps1, m.imBps2
+            );
+        }
+    }
+
+    function _lowestBit(uint256 x) internal pure returns (uint256 i) {
+        while (x & 1 == 0) {
+            x >>= 1;
+            ++i;
+        }
+    }
+
+    function _maskWith(uint256 mask, uint256 marketId, int256 size) internal pure returns (uint256) {
+        return size == 0 ? mask & ~(uint256(1) << marketId) : mask | (uint256(1) << marketId);
+    }
+
+    /// @dev Applies a trade; a trade through zero closes, then opens, splitting `quote` pro rata.
+    function _applyTrade(AccountMem memory a, PositionMem memory p, int256 delta, int256 quote) internal pure {
+        int256 size = p.size;
+        if (size != 0 && (size > 0) != (delta > 0) && MathLib.abs(delta) > MathLib.abs(size)) {
+            int256 closeQuote = MathLib.floorDiv(quote * -size, delta);
+            _applyTrade(a, p, -size, closeQuote);
+            _applyTrade(a, p, delta + size, quote - closeQuote);
+            return;
+        }
+        (int256 newSize, int256 newOpen, int256 realized) = PositionLib.applyTrade(size, p.openNotional, delta, quote);
+        p.size = newSize;
+        p.openNotional = newOpen;
+        a.quote += realized;
+    }
+
+    function _settleFunding(AccountMem memory a, PositionMem memory p, int256 index) internal pure {
+        a.quote -= FundingLib.owed(p.size, index, p.fundingSnapshot);
+        p.fundingSnapshot = index;
+    }
+
+    /* PRICES */
+
+    function _newCache(bool strict, bool ignoreAge) internal view returns (PriceCache memory cache) {
+        uint256 n = marketCount + 1;
+        cache.price = new uint256[](n);
+        cache.fresh = new bool[](n);
+        cache.strict = strict;
+        cache.ignoreAge = ignoreAge;
+    }
+
+    /// @dev Price of market `i` (or of WETH for the last slot), read from the oracle once per call.
+    function _price(PriceCache memory cache, uint256 i) internal view returns (uint256 price, bool fresh) {
+        price = cache.price[i];
+        if (price != 0) return (price, cache.fresh[i]);
+        uint256 oracleId = i == cache.price.length - 1 ? wethOracleId : _markets[i].oracleId;
+        uint256 updatedAt;
+        (bool ok, bytes memory ret) = address(oracle).staticcall(abi.encodeCall(IOracle.getPrice, (oracleId)));
+        if (ok && ret.length == 64) (price, updatedAt) = abi.decode(ret, (uint256, uint256));
+        uint256 maxAge = riskParams.maxPriceAge;
+        fresh = price != 0 && (cache.ignoreAge || block.timestamp <= updatedAt + maxAge);
+        if (!fresh && cache.strict) revert StalePrice(oracleId, updatedAt, maxAge);
+        cache.price[i] = price;
+        cache.fresh[i] = fresh;
+    }
+
+    /* STORAGE HELPERS */
+
+    function _loadAccount(address account) internal view returns (AccountMem memory) {
+        Account memory s = _accounts[account];
+        return AccountMem(s.quote, s.wethGwei, s.marketMask, s.minNonce);
+    }
+
+    function _storeAccount(address account, AccountMem memory a) internal {
+        _accounts[account] = Account(_toInt96(a.quote), uint64(a.wethGwei), uint32(a.mask), uint64(a.minNonce));
+    }
+
+    function _loadPosition(address account, uint256 marketId) internal view returns (PositionMem memory) {
+        Position memory s = _positions[account][marketId];
+        return PositionMem(s.size, s.openNotional, s.fundingSnapshot);
+    }
+
+    function _storePosition(address account, uint256 marketId, PositionMem memory p) internal {
+        _positions[account][marketId] =
+            Position(int64(p.size), _toInt96(p.openNotional), _toInt96(p.fundingSnapshot));
+    }
+
+    function _emptyPos() internal pure returns (PositionMem memory) {}
+
+    function _toInt96(int256 x) internal pure returns (int96) {
+        if (x > type(int96).max || x < type(int96).min) revert Overflow(x);
+        return int96(x);
+    }
+
+    function _toUint64(uint256 x) internal pure returns (uint64) {
+        if (x > type(uint64).max) revert Overflow(int256(x));
+        return uint64(x);
+    }
+
+    /* PARAMETER CHECKS */
+
+    /// @dev Codes: 1 tick, 2 lot, 3 lot*tick not a multiple of 1e8 (keeps notionals exact),
+    ///      4 band, 5 fees, 6 margin tiers, 7 liquidation penalty, 8 caps, 9 funding cap.
+    function _checkParams(MarketParams calldata p, RiskParams memory r) internal pure {
+        if (p.tickSize == 0) revert InvalidMarketParams(1);
+        if (p.lotSize == 0) revert InvalidMarketParams(2);
+        if ((uint256(p.lotSize) * p.tickSize) % uint256(SIZE_SCALE) != 0) revert InvalidMarketParams(3);
+        if (p.bandBps == 0 || p.bandBps >= BPS) revert InvalidMarketParams(4);
+        if (p.takerFeeBps > 1_000 || p.makerFeeBps > 1_000 || int256(p.makerFeeBps) + int256(uint256(p.takerFeeBps)) < 0) {
+            revert InvalidMarketParams(5);
+        }
+        if (p.imBps1 == 0 || p.imBps2 < p.imBps1 || p.imBps2 > BPS) revert InvalidMarketParams(6);
+        if (p.liquidationPenaltyBps == 0 || uint256(p.liquidationPenaltyBps) * 2 * BPS >= uint256(p.imBps1) * (BPS + r.liquidationBufferBps)) {
+            revert InvalidMarketParams(7);
+        }
+        if (p.maxPosition == 0 || p.maxPosition > uint64(type(int64).max) || p.openInterestCap == 0) {
+            revert InvalidMarketParams(8);
+        }
+        if (p.maxFundingRatePerHour == 0 || p.maxFundingRatePerHour > uint64(type(int64).max)) revert InvalidMarketParams(9);
+    }
+
+    function _checkRiskParams(RiskParams memory p) internal pure {
+        if (p.maxPriceAge == 0 || p.insuranceShareBps > BPS || p.fullCloseThresholdBps > BPS || p.liquidationBufferBps > BPS) {
+            revert InvalidRiskParams();
+        }
+    }
+
+    /* VIEWS */
+
+    /// @inheritdoc IClearingHouse
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /// @notice ERC-5267: the EIP-712 domain.
+    function eip712Domain()
+        external
+        view
+        returns (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        )
+    {
+        return (hex"0f", "crossbook", "1", block.chainid, address(this), bytes32(0), new uint256[](0));
+    }
+
+    /// @inheritdoc IClearingHouse
+    function orderType() external pure returns (string memory) {
+        return OrderLib.ORDER_TYPE;
+    }
+
+    /// @notice Parameters of a listed market and its funding and open-interest state.
+    function market(uint256 marketId) external view returns (Market memory) {
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        return _markets[marketId];
+    }
+
+    /// @inheritdoc IClearingHouse
+    function health(address account)
+        external
+        view
+        returns (int256 equity, uint256 initialMargin, uint256 maintenanceMargin)
+    {
+        PriceCache memory cache = _newCache(false, true);
+        uint256 raw;
+        (, equity, raw) = _health(account, _loadAccount(account), type(uint256).max, _emptyPos(), cache);
+        return (equity, MarginLib.initialMargin(raw), MarginLib.maintenanceMargin(raw));
+    }
+
+    /// @inheritdoc IClearingHouse
+    function position(address account, uint256 marketId) external view returns (PositionView memory v) {
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        PositionMem memory p = _loadPosition(account, marketId);
+        PriceCache memory cache = _newCache(false, true);
+        (uint256 price,) = _price(cache, marketId);
+        v.size = p.size;
+        v.openNotional = p.openNotional;
+        if (p.size != 0) v.entryPrice = MathLib.abs(p.openNotional) * uint256(SIZE_SCALE) / MathLib.abs(p.size);
+        v.unrealizedPnl = MarginLib.positionValue(p.size, price) - p.openNotional;
+        v.fundingOwed = FundingLib.owed(p.size, _markets[marketId].fundingIndex, p.fundingSnapshot);
+    }
+
+    /// @inheritdoc IClearingHouse
+    function balances(address account) external view returns (int256 quote, uint256 wethWei, uint256 marketMask) {
+        Account memory a = _accounts[account];
+        return (a.quote, uint256(a.wethGwei) * MarginLib.GWEI_PER_ETH, a.marketMask);
+    }
+
+    /// @inheritdoc IClearingHouse
+    function orderState(address account, uint256 nonce) external view returns (uint256) {
+        if (nonce < _accounts[account].minNonce) return STATE_CLOSED;
+        return (_orderWords[account][nonce >> 7] >> ((nonce & 127) << 1)) & 3;
+    }
+
+    function _domainSeparatorV4() internal view returns (bytes32) {
+        return block.chainid == _chainId ? _cachedDomainSeparator : _buildDomainSeparator();
+    }
+
+    function _buildDomainSeparator() internal view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256("crossbook"),
+                keccak256("1"),
+                block.chainid,
+                address(this)
+            )
+        );
+    }
+}

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title MathLib
+/// @notice Integer helpers. Every function names its rounding direction.
+library MathLib {
+    /// @dev floor(x * y / d) for unsigned values.
+    function mulDivDown(uint256 x, uint256 y, uint256 d) internal pure returns (uint256) {
+        return (x * y) / d;
+    }
+
+    /// @dev ceil(x * y / d) for unsigned values.
+    function mulDivUp(uint256 x, uint256 y, uint256 d) internal pure returns (uint256) {
+        return (x * y + (d - 1)) / d;
+    }
+
+    /// @dev ceil(x / d) for unsigned values.
+    function divUp(uint256 x, uint256 d) internal pure returns (uint256) {
+        return (x + (d - 1)) / d;
+    }
+
+    /// @dev floor(a / d) toward negative infinity, d > 0. Example: floorDiv(-7, 2) = -4.
+    function floorDiv(int256 a, int256 d) internal pure returns (int256 q) {
+        q = a / d;
+        if (a % d != 0 && a < 0) q -= 1;
+    }
+
+    /// @dev ceil(a / d) toward positive infinity, d > 0. Example: ceilDiv(-7, 2) = -3, ceilDiv(7, 2) = 4.
+    function ceilDiv(int256 a, int256 d) internal pure returns (int256 q) {
+        q = a / d;
+        if (a % d != 0 && a > 0) q += 1;
+    }
+
+    function abs(int256 a) internal pure returns (uint256) {
+        return uint256(a >= 0 ? a : -a);
+    }
+
+    function max0(int256 a) internal pure returns (int256) {
+        return a > 0 ? a : int256(0);
+    }
+
+    function min(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a < b ? a : b;
+    }
+}
