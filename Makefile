@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test devnet bench-gas bench-engine bench-api bench-scan clean
+.PHONY: install compile test devnet bench-gas clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -43,7 +43,7 @@ devnet: compile
 	$(BIN)/venue devnet
 
 bench-gas: compile
-	$(PY) -m benchmarks.gas
+	$(BIN)/venue bench gas
 
 clean:
 	rm -rf .build .cache

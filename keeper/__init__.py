@@ -1,0 +1,1 @@
+"""crossbook keeper bots: oracle, funding and liquidation keepers."""

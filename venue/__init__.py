@@ -1,0 +1,1 @@
+"""crossbook venue: off-chain matching, risk and settlement for the on-chain clearinghouse."""

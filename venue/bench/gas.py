@@ -1,0 +1,99 @@
+"""Gas per fill of ClearingHouse.settle.
+
+Workload: a fresh Anvil, the devnet deployment, 4 market-maker accounts and 64 taker accounts,
+all of which have deposited. Every fill carries a new maker order (makers drawn round-robin
+from the 4) and a new taker order from a distinct taker; both signatures are verified on-chain.
+Batches of 1, 16 and 64 fills, each its own transaction, alternating buy and sell so positions
+stay small. Reported twice: for takers' first trade ever (fresh position and order-state slots)
+and for takers that have traded before (the steady state of an active venue).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from web3.logs import DISCARD
+
+from venue.chain import Fill, contract, deploy, pack_fills
+from venue.devchain import Anvil, dev_keys
+from venue.domain import base, usdc
+from venue.signing import Order, address_of, sign_order
+
+ETH_PRICE = 3_000 * 10**6
+SIZES = (1, 16, 64)
+N_TAKERS, N_MAKERS = 64, 4
+
+
+def main() -> int:
+    keys = dev_keys(2) + [f"0x{(0xC0FFEE0000 + i):064x}" for i in range(N_MAKERS + N_TAKERS)]
+    with Anvil(accounts=2) as anvil:
+        w3 = anvil.web3()
+        owner, operator = (address_of(k) for k in keys[:2])
+        d = deploy(w3, owner, operator=operator, keepers=(owner,))
+        ch, orc = contract(w3, "ClearingHouse", d.clearing_house), contract(w3, "Oracle", d.oracle)
+        tok = contract(w3, "MockERC20", d.usdc)
+        makers, takers = keys[2:2 + N_MAKERS], keys[2 + N_MAKERS:]
+        for k in makers + takers:
+            addr = address_of(k)
+            w3.eth.send_transaction({"from": owner, "to": addr, "value": 10**18})
+            w3.provider.make_request("anvil_impersonateAccount", [addr])
+            for fn in (tok.functions.mint(addr, usdc(1_000_000)), tok.functions.approve(d.clearing_house, 2**256 - 1),
+                       ch.functions.deposit(d.usdc, usdc(1_000_000))):
+                w3.eth.wait_for_transaction_receipt(fn.transact({"from": addr}))
+        ts = w3.eth.get_block("latest").timestamp
+        w3.eth.wait_for_transaction_receipt(orc.functions.setPrices([0, 1], [ETH_PRICE, 60_000 * 10**6], ts).transact({"from": owner}))
+        sep = bytes(ch.functions.domainSeparator().call())
+        nonces = {k: 0 for k in makers + takers}  # each account counts its own nonces up
+        batch = [0]
+        round_ = [0]
+
+        def order(key: str, is_buy: bool, size: int) -> tuple[Order, bytes]:
+            nonces[key] += 1
+            o = Order(address_of(key), 0, is_buy, ETH_PRICE, size, 0, 0, nonces[key])
+            return o, sign_order(o, sep, key)
+
+        def run(n: int) -> int:
+            # Round 0 opens 0.1 ETH longs for the takers; later rounds alternate selling and buying
+            # 0.05 ETH, so every taker keeps a position, as active traders do.
+            size = base("0.1") if round_[0] == 0 else base("0.05")
+            taker_buys = round_[0] % 2 == 0
+            round_[0] += 1
+            fills = []
+            for i in range(n):
+                mo, ms = order(makers[i % N_MAKERS], not taker_buys, size)
+                to, ts = order(takers[i], taker_buys, size)
+                fills.append(Fill(mo, ms, to, ts, size, ETH_PRICE))
+            tx = ch.functions.settle(batch[0], pack_fills(fills)).transact({"from": operator, "gas": 25_000_000})
+            receipt = w3.eth.wait_for_transaction_receipt(tx)
+            batch[0] += 1
+            rejected = ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)
+            if receipt.status != 1 or rejected:
+                raise SystemExit(f"batch of {n} failed: status {receipt.status}, rejected {rejected}")
+            return receipt.gasUsed
+
+        first = {64: run(64) / 64}  # every taker's first trade
+        steady = {}
+        for n in SIZES:
+            run(n)  # bring the batch's takers to the same phase, then measure
+            steady[n] = run(n) / n
+
+    table = Table(title="ClearingHouse.settle gas per fill (2 signatures verified on-chain per fill)")
+    table.add_column("fills per batch", justify="right")
+    table.add_column("steady state: takers traded before", justify="right")
+    table.add_column("first trade of every taker", justify="right")
+    for n in SIZES:
+        table.add_row(str(n), f"{steady[n]:,.0f}", f"{first[n]:,.0f}" if n in first else "-")
+    Console().print(table)
+    print("workload: 4 makers (new order per fill), 64 distinct takers that deposited before, "
+          "0.05 ETH per fill at 3,000 USDC, per-account sequential nonces; 'gas per fill' = receipt gasUsed / fills, 21k base included")
+    print(json.dumps({"gas_per_fill_1": round(steady[1]), "gas_per_fill_16": round(steady[16]),
+                      "gas_per_fill_64": round(steady[64]), "gas_per_fill_64_first_trade": round(first[64])}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Contract bindings: compiled artifacts, the packed batch encoding the ClearingHouse decodes,
+and a web3 deployer shared by the devnet, the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from .domain import (
+    DEVNET_MARKETS, DEVNET_RISK, ETH_ORACLE_ID, WETH_HAIRCUT_BPS, WETH_MAX_HAIRCUT_BPS,
+    WETH_MIN_HAIRCUT_BPS, MarketParams, RiskParams,
+)
+from .signing import Order, address_bytes
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = REPO_ROOT / ".build" / "__local__.json"
+
+ORDER_BYTES = 115
+FILL_BYTES = 246
+
+# Roles in ClearingHouse.sol.
+ROLE_OPERATOR, ROLE_FUNDING_KEEPER, ROLE_RISK_ADMIN, ROLE_RISK_KEEPER = 1, 2, 3, 4
+
+
+@cache
+def artifact(name: str) -> dict:
+    """ABI and creation bytecode of a contract compiled by `ape compile`."""
+    if not MANIFEST.exists():
+        raise FileNotFoundError(f"{MANIFEST} missing: run `make compile` first")
+    contract = json.loads(MANIFEST.read_text())["contractTypes"][name]
+    return {"abi": contract["abi"], "bytecode": contract["deploymentBytecode"]["bytecode"]}
+
+
+def pack_order(order: Order, signature: bytes) -> bytes:
+    """The 115-byte packed order of OrderLib.decode: account, market, side|flags, price, size,
+    expiry, nonce, r, vs (compact EIP-2098 signature)."""
+    if len(signature) != 64:
+        raise ValueError("pack_order needs a 64-byte compact signature")
+    side_flags = (0x80 if order.is_buy else 0) | order.flags
+    return (
+        address_bytes(order.account) + order.market.to_bytes(2, "big") + bytes([side_flags])
+        + order.price.to_bytes(8, "big") + order.size.to_bytes(8, "big")
+        + order.expiry.to_bytes(4, "big") + order.nonce.to_bytes(8, "big") + signature
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """A match to settle: `size` of the maker's order against the taker's, at the maker's `price`."""
+
+    maker: Order
+    maker_signature: bytes
+    taker: Order
+    taker_signature: bytes
+    size: int
+    price: int
+
+    def pack(self) -> bytes:
+        return (
+            self.size.to_bytes(8, "big") + self.price.to_bytes(8, "big")
+            + pack_order(self.maker, self.maker_signature) + pack_order(self.taker, self.taker_signature)
+        )
+
+
+def pack_fills(fills) -> bytes:
+    return b"".join(f.pack() for f in fills)
+
+
+@dataclass
+class Deployment:
+    """Addresses of a crossbook deployment."""
+
+    chain_id: int
+    clearing_house: str
+    oracle: str
+    usdc: str
+    weth: str
+    owner: str
+    markets: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "chainId": self.chain_id, "ClearingHouse": self.clearing_house, "Oracle": self.oracle,
+            "USDC": self.usdc, "WETH": self.weth, "owner": self.owner, "markets": self.markets,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Deployment":
+        return cls(data["chainId"], data["ClearingHouse"], data["Oracle"], data["USDC"], data["WETH"],
+                   data["owner"], list(data.get("markets", [])))
+
+
+def contract(w3, name: str, address: str):
+    return w3.eth.contract(address=address, abi=artifact(name)["abi"])
+
+
+def _send(w3, tx_fn, sender: str):
+    tx_hash = tx_fn.transact({"from": sender})
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    if receipt.status != 1:
+        raise RuntimeError(f"transaction {tx_hash.hex()} reverted")
+    return receipt
+
+
+def _deploy(w3, name: str, sender: str, *args) -> str:
+    art = artifact(name)
+    factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    return _send(w3, factory.constructor(*args), sender).contractAddress
+
+
+def deploy(
+    w3,
+    owner: str,
+    *,
+    operator: str | None = None,
+    keepers: tuple[str, ...] = (),
+    markets: tuple[MarketParams, ...] = DEVNET_MARKETS,
+    risk: RiskParams = DEVNET_RISK,
+) -> Deployment:
+    """Deploys tokens, Oracle and ClearingHouse from the unlocked account `owner`, lists
+    `markets`, and grants `operator` settlement and `keepers` the oracle, funding and risk-keeper
+    roles. The owner is risk admin."""
+    usdc = _deploy(w3, "MockERC20", owner, "USD Coin (devnet)", "USDC", 6)
+    weth = _deploy(w3, "MockERC20", owner, "Wrapped Ether (devnet)", "WETH", 18)
+    oracle = _deploy(w3, "Oracle", owner, owner)
+    house = _deploy(
+        w3, "ClearingHouse", owner, owner, oracle, usdc, weth, ETH_ORACLE_ID,
+        WETH_HAIRCUT_BPS, WETH_MIN_HAIRCUT_BPS, WETH_MAX_HAIRCUT_BPS, risk.as_tuple(),
+    )
+    ch = contract(w3, "ClearingHouse", house)
+    orc = contract(w3, "Oracle", oracle)
+    for params in markets:
+        _send(w3, ch.functions.listMarket(params.as_tuple()), owner)
+    _send(w3, ch.functions.setRole(ROLE_RISK_ADMIN, owner, True), owner)
+    if operator:
+        _send(w3, ch.functions.setRole(ROLE_OPERATOR, operator, True), owner)
+    for keeper in keepers:
+        _send(w3, orc.functions.setKeeper(keeper, True), owner)
+        _send(w3, ch.functions.setRole(ROLE_FUNDING_KEEPER, keeper, True), owner)
+        _send(w3, ch.functions.setRole(ROLE_RISK_KEEPER, keeper, True), owner)
+    return Deployment(
+        chain_id=w3.eth.chain_id, clearing_house=house, oracle=oracle, usdc=usdc, weth=weth,
+        owner=owner, markets=[m.symbol for m in markets],
+    )

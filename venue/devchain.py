@@ -1,0 +1,108 @@
+"""Start and stop a local Anvil from node_modules, by its own process id."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from web3 import HTTPProvider, Web3
+
+from .chain import REPO_ROOT
+
+# Anvil's default mnemonic ("test test ... junk"): well-known devnet keys, never for real funds.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def anvil_binary() -> str:
+    local = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+    if local.exists():
+        return str(local)
+    found = shutil.which("anvil")
+    if not found:
+        raise FileNotFoundError("anvil not found: run `npm ci` (package.json pins @foundry-rs/anvil)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
+    """Polls `predicate` until it returns a truthy value or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception:  # not up yet
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Anvil:
+    """An Anvil process. Extra flags (`--no-mining`, `--order fees`, `--block-time 1`) pass through."""
+
+    def __init__(self, port: int | None = None, *, accounts: int = 20, block_time: float | None = None,
+                 extra_args: tuple[str, ...] = (), log_path: Path | None = None, host: str = "127.0.0.1"):
+        self.host = host
+        self.port = port or free_port()
+        self.args = [anvil_binary(), "--host", host, "--port", str(self.port), "--accounts", str(accounts),
+                     "--mnemonic", DEV_MNEMONIC, "--chain-id", "31337", "--silent" if log_path is None else "-q"]
+        if block_time:
+            self.args += ["--block-time", str(block_time)]
+        self.args += list(extra_args)
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "Anvil":
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        w3 = self.web3()
+        wait_until(lambda: w3.is_connected() and w3.eth.block_number >= 0, 20, f"anvil on {self.url}")
+        return self
+
+    def web3(self) -> Web3:
+        return Web3(HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def __enter__(self) -> "Anvil":
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def dev_keys(count: int) -> list[str]:
+    """Private keys of the first `count` accounts of the dev mnemonic (the ones Anvil unlocks)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.hex()
+            for i in range(count)]
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -1,0 +1,148 @@
+"""The clearinghouse's margin math in Python integers, bit for bit.
+
+Each function mirrors one in contracts/libraries (MarginLib, FundingLib, PositionLib) or in
+ClearingHouse.sol and rounds the same way; tests/contracts/test_differential.py proves it
+against the deployed contracts on random states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .domain import BPS, GWEI_PER_ETH, SIZE_SCALE
+
+FUNDING_INDEX_SCALE = 10**9
+SECONDS_PER_HOUR = 3600
+
+
+def floor_div(a: int, d: int) -> int:
+    """Toward negative infinity (MathLib.floorDiv)."""
+    return a // d
+
+
+def ceil_div(a: int, d: int) -> int:
+    """Toward positive infinity (MathLib.ceilDiv)."""
+    return -((-a) // d)
+
+
+def position_value(size: int, price: int) -> int:
+    """Mark value of a signed position, rounded down."""
+    return (size * price) // SIZE_SCALE
+
+
+def notional_up(abs_size: int, price: int) -> int:
+    return ceil_div(abs_size * price, SIZE_SCALE)
+
+
+def margin_raw(notional: int, tier_cap: int, im_bps_1: int, im_bps_2: int) -> int:
+    if notional <= tier_cap:
+        return notional * im_bps_1
+    return tier_cap * im_bps_1 + (notional - tier_cap) * im_bps_2
+
+
+def initial_margin(raw: int) -> int:
+    return ceil_div(raw, BPS)
+
+
+def maintenance_margin(raw: int) -> int:
+    return ceil_div(raw, 2 * BPS)
+
+
+def weth_value(weth_gwei: int, price: int, haircut_bps: int) -> int:
+    return (weth_gwei * price * (BPS - haircut_bps)) // (GWEI_PER_ETH * BPS)
+
+
+def clamp_rate(rate: int, cap: int) -> int:
+    return max(-cap, min(cap, rate))
+
+
+def funding_index_delta(price: int, rate: int, elapsed: int) -> int:
+    return floor_div(price * rate * elapsed, SECONDS_PER_HOUR * FUNDING_INDEX_SCALE)
+
+
+def funding_owed(size: int, index: int, snapshot: int) -> int:
+    """Positive: the account pays. Rounded up, against the account."""
+    return ceil_div(size * (index - snapshot), SIZE_SCALE * FUNDING_INDEX_SCALE)
+
+
+def taker_fee(notional: int, fee_bps: int) -> int:
+    return ceil_div(notional * fee_bps, BPS)
+
+
+def maker_fee(notional: int, fee_bps: int) -> int:
+    """Positive fee rounded up; a rebate (negative) rounded toward zero."""
+    if fee_bps >= 0:
+        return ceil_div(notional * fee_bps, BPS)
+    return -((notional * -fee_bps) // BPS)
+
+
+def apply_trade(size: int, open_notional: int, delta: int, quote: int) -> tuple[int, int, int]:
+    """(new size, new cost basis, realized PnL) after a trade of `delta` costing `quote`;
+    a trade through zero closes then opens, splitting `quote` pro rata (ClearingHouse._applyTrade)."""
+    if size != 0 and (size > 0) != (delta > 0) and abs(delta) > abs(size):
+        close_quote = floor_div(quote * -size, delta)
+        s1, o1, r1 = apply_trade(size, open_notional, -size, close_quote)
+        s2, o2, r2 = apply_trade(s1, o1, delta + size, quote - close_quote)
+        return s2, o2, r1 + r2
+    new_size = size + delta
+    if size == 0 or (size > 0) == (delta > 0):
+        return new_size, open_notional + quote, 0
+    new_open = floor_div(open_notional * new_size, size)
+    return new_size, new_open, new_open - open_notional - quote
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRisk:
+    """What margin needs of a market: its tiers and funding index."""
+
+    tier_cap_1: int
+    im_bps_1: int
+    im_bps_2: int
+    funding_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    equity: int
+    initial_margin: int
+    maintenance_margin: int
+
+
+def account_health(
+    quote: int,
+    weth_gwei: int,
+    positions: dict[int, tuple[int, int, int]],
+    prices: dict[int, int],
+    markets: dict[int, MarketRisk],
+    eth_price: int,
+    haircut_bps: int,
+) -> Health:
+    """Equity and margins of one account (ClearingHouse._health). `positions` maps a market id to
+    (size, open notional, funding snapshot)."""
+    equity = quote
+    if weth_gwei:
+        equity += weth_value(weth_gwei, eth_price, haircut_bps)
+    raw = 0
+    for market_id, (size, open_notional, snapshot) in positions.items():
+        if size == 0:
+            continue
+        m, price = markets[market_id], prices[market_id]
+        equity += position_value(size, price) - open_notional - funding_owed(size, m.funding_index, snapshot)
+        raw += margin_raw(notional_up(abs(size), price), m.tier_cap_1, m.im_bps_1, m.im_bps_2)
+    return Health(equity, initial_margin(raw), maintenance_margin(raw))
+
+
+def max_liquidation(
+    held: int, equity: int, maintenance: int, price: int, lot_size: int, im_bps_1: int,
+    penalty_bps: int, buffer_bps: int, full_close_threshold_bps: int,
+) -> int:
+    """Largest size one liquidation call may close (ClearingHouse._maxLiquidation)."""
+    if equity * BPS < maintenance * full_close_threshold_bps:
+        return held
+    buffered = BPS + buffer_bps
+    numerator = 2 * BPS * (maintenance * buffered - equity * BPS)
+    denominator = im_bps_1 * buffered - 2 * BPS * penalty_bps
+    notional = ceil_div(numerator, denominator)
+    needed = ceil_div(notional * SIZE_SCALE, price)
+    needed = ceil_div(needed, lot_size) * lot_size
+    return min(needed, held)

@@ -1,0 +1,186 @@
+"""EIP-712 orders: the typed data the ClearingHouse verifies, a fast digest and secp256k1 path,
+and eth-account as the reference the fast path is tested against.
+
+Fast path: the Order struct has a fixed layout, so its digest is two keccak calls over
+pre-built byte strings (pycryptodome's keccak), and signing/recovery use coincurve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coincurve import PrivateKey, PublicKey
+from Crypto.Hash import keccak as _keccak
+
+ORDER_TYPE = (
+    "Order(address account,uint16 market,bool isBuy,uint64 price,uint64 size,uint8 flags,"
+    "uint32 expiry,uint64 nonce)"
+)
+DOMAIN_NAME = "crossbook"
+DOMAIN_VERSION = "1"
+HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+EIP712_TYPES = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
+    "Order": [
+        {"name": "account", "type": "address"},
+        {"name": "market", "type": "uint16"},
+        {"name": "isBuy", "type": "bool"},
+        {"name": "price", "type": "uint64"},
+        {"name": "size", "type": "uint64"},
+        {"name": "flags", "type": "uint8"},
+        {"name": "expiry", "type": "uint32"},
+        {"name": "nonce", "type": "uint64"},
+    ],
+}
+
+
+def keccak(data: bytes) -> bytes:
+    return _keccak.new(digest_bits=256, data=data).digest()
+
+
+ORDER_TYPEHASH = keccak(ORDER_TYPE.encode())
+_DOMAIN_TYPEHASH = keccak(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+
+
+class SignatureError(ValueError):
+    """A signature that is malformed or does not recover."""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A signed order's fields, exactly the EIP-712 `Order` struct."""
+
+    account: str
+    market: int
+    is_buy: bool
+    price: int
+    size: int
+    flags: int
+    expiry: int
+    nonce: int
+
+    def typed_message(self) -> dict:
+        return {
+            "account": self.account, "market": self.market, "isBuy": self.is_buy,
+            "price": self.price, "size": self.size, "flags": self.flags,
+            "expiry": self.expiry, "nonce": self.nonce,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    chain_id: int
+    verifying_contract: str
+
+    def as_dict(self) -> dict:
+        return {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": self.chain_id,
+                "verifyingContract": self.verifying_contract}
+
+    @property
+    def separator(self) -> bytes:
+        return keccak(
+            _DOMAIN_TYPEHASH + keccak(DOMAIN_NAME.encode()) + keccak(DOMAIN_VERSION.encode())
+            + self.chain_id.to_bytes(32, "big") + bytes(12) + address_bytes(self.verifying_contract)
+        )
+
+
+def address_bytes(address: str) -> bytes:
+    raw = bytes.fromhex(address[2:] if address.startswith(("0x", "0X")) else address)
+    if len(raw) != 20:
+        raise ValueError(f"not a 20-byte address: {address}")
+    return raw
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def order_digest(order: Order, domain_separator: bytes) -> bytes:
+    """EIP-712 digest of `order`: keccak(0x1901 || domainSeparator || hashStruct(order))."""
+    struct_hash = keccak(
+        ORDER_TYPEHASH + bytes(12) + address_bytes(order.account) + _word(order.market)
+        + _word(1 if order.is_buy else 0) + _word(order.price) + _word(order.size)
+        + _word(order.flags) + _word(order.expiry) + _word(order.nonce)
+    )
+    return keccak(b"\x19\x01" + domain_separator + struct_hash)
+
+
+def order_digest_reference(order: Order, domain: Domain) -> bytes:
+    """The same digest through eth-account's generic EIP-712 encoder (the reference)."""
+    from eth_account.messages import encode_typed_data
+
+    signable = encode_typed_data(full_message={
+        "types": EIP712_TYPES, "primaryType": "Order", "domain": domain.as_dict(),
+        "message": order.typed_message(),
+    })
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def sign_digest(digest: bytes, private_key: bytes | str) -> bytes:
+    """Compact EIP-2098 signature (r || vs), 64 bytes, with low s."""
+    if isinstance(private_key, str):
+        private_key = bytes.fromhex(private_key.removeprefix("0x"))
+    sig = PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+    r, s, recid = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    return r + (s | (recid << 255)).to_bytes(32, "big")
+
+
+def sign_order(order: Order, domain_separator: bytes, private_key: bytes | str) -> bytes:
+    return sign_digest(order_digest(order, domain_separator), private_key)
+
+
+def recover_signer(digest: bytes, signature: bytes) -> str:
+    """Address that produced a compact (64-byte) or classic (65-byte r||s||v) signature."""
+    if len(signature) == 65:
+        v = signature[64]
+        recid = v - 27 if v >= 27 else v
+        r, s = signature[:32], int.from_bytes(signature[32:64], "big")
+    elif len(signature) == 64:
+        r, vs = signature[:32], int.from_bytes(signature[32:], "big")
+        recid, s = vs >> 255, vs & ((1 << 255) - 1)
+    else:
+        raise SignatureError(f"signature must be 64 or 65 bytes, got {len(signature)}")
+    if recid not in (0, 1) or not 0 < s <= HALF_CURVE_ORDER:
+        raise SignatureError("signature has an invalid recovery id or a high s")
+    try:
+        pub = PublicKey.from_signature_and_message(r + s.to_bytes(32, "big") + bytes([recid]),
+                                                   digest, hasher=None)
+    except Exception as exc:  # coincurve raises a bare Exception on unrecoverable input
+        raise SignatureError(f"signature does not recover: {exc}") from exc
+    return to_checksum(keccak(pub.format(compressed=False)[1:])[-20:])
+
+
+def recover_signer_reference(order: Order, domain: Domain, signature: bytes) -> str:
+    """eth-account's recovery of the order signer (the reference for `recover_signer`)."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    if len(signature) == 64:
+        vs = int.from_bytes(signature[32:], "big")
+        signature = signature[:32] + (vs & ((1 << 255) - 1)).to_bytes(32, "big") + bytes([27 + (vs >> 255)])
+    signable = encode_typed_data(full_message={
+        "types": EIP712_TYPES, "primaryType": "Order", "domain": domain.as_dict(),
+        "message": order.typed_message(),
+    })
+    return Account.recover_message(signable, signature=signature)
+
+
+def to_checksum(raw: bytes) -> str:
+    """EIP-55 checksum address."""
+    hex_addr = raw.hex()
+    digest = keccak(hex_addr.encode()).hex()
+    return "0x" + "".join(c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(hex_addr))
+
+
+def address_of(private_key: bytes | str) -> str:
+    if isinstance(private_key, str):
+        private_key = bytes.fromhex(private_key.removeprefix("0x"))
+    return to_checksum(keccak(PrivateKey(private_key).public_key.format(compressed=False)[1:])[-20:])
