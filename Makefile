@@ -28,7 +28,8 @@ $(BIN)/.installed: pyproject.toml
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@# npm ci refuses this lock: npm leaves the other platforms' optional anvil binaries out of it.
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 install: $(BIN)/.installed node_modules/.installed

@@ -457,7 +457,7 @@ contract ClearingHouse is IClearingHouse {
         p.wordIndex = o.nonce >> 7;
         p.word = _orderWords[o.account][p.wordIndex];
         p.state = (p.word >> ((o.nonce & 127) << 1)) & 3;
-        if (p.state == STATE_CLOSED) return RejectReason.OrderClosed;
+        if (p.state == STATE_CLOSED || o.nonce < _accounts[o.account].minNonce) return RejectReason.OrderClosed;
         if (p.state == STATE_PARTIAL) p.filled = filledAmount[d];
         if (p.filled + size > o.size) return RejectReason.Overfill;
         return RejectReason.None;

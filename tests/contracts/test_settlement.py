@@ -1,6 +1,12 @@
-from venue.domain import base, usdc
+"""Batch settlement of signed fills: the happy path with exact money, and every rejection."""
 
-from .conftest import ETH_PRICE
+import ape
+import pytest
+
+from venue.chain import pack_fills
+from venue.domain import FLAG_IOC, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, RejectReason, base, usdc
+
+from .conftest import BTC, ETH_PRICE
 
 
 def test_settle_moves_positions_fees_and_collateral_exactly(venue, maker, taker):
@@ -17,3 +23,228 @@ def test_settle_moves_positions_fees_and_collateral_exactly(venue, maker, taker)
     assert venue.position(maker).size == -base(1)
     assert venue.position(taker).entryPrice == ETH_PRICE
     assert venue.ch.feePool() == taker_fee - maker_rebate
+    event = [e for e in receipt.events if e.event_name == "BatchSettled"][0]
+    assert (event.batchIndex, event.fills, event.settled) == (0, 1, 1)
+
+
+def test_closing_a_position_realizes_pnl_into_collateral(venue, maker, taker):
+    venue.settle(venue.fill(venue.order(maker, False, ETH_PRICE, base(2)), venue.order(taker, True, ETH_PRICE, base(2))))
+    venue.push_prices(eth=ETH_PRICE + usdc(100))
+    up = ETH_PRICE + usdc(100)
+    venue.settle(venue.fill(venue.order(maker, True, up, base(2)), venue.order(taker, False, up, base(2))))
+    fees = 2 * (usdc(6_000) * 5 // 10_000) + 0  # taker paid on both fills (3.00 + 3.10 rounded below)
+    taker_fees = usdc(6_000) * 5 // 10_000 + usdc(6_200) * 5 // 10_000
+    assert venue.position(taker).size == 0
+    assert venue.balances(taker).quote == usdc(100_000) + usdc(200) - taker_fees
+    maker_rebates = usdc(6_000) // 10_000 + usdc(6_200) // 10_000
+    assert venue.balances(maker).quote == usdc(100_000) - usdc(200) + maker_rebates
+    assert fees  # keep the arithmetic above visible
+
+
+def test_partial_fills_accumulate_and_cannot_exceed_the_signed_size(venue, maker, taker):
+    sell = venue.order(maker, False, ETH_PRICE, base(1))
+    r1 = venue.settle(venue.fill(sell, venue.order(taker, True, ETH_PRICE, base("0.4")), size=base("0.4")))
+    r2 = venue.settle(venue.fill(sell, venue.order(taker, True, ETH_PRICE, base("0.6")), size=base("0.6")))
+    assert venue.rejections(r1) == venue.rejections(r2) == []
+    r3 = venue.settle(venue.fill(sell, venue.order(taker, True, ETH_PRICE, base("0.1")), size=base("0.1")))
+    assert venue.rejections(r3) == [(0, RejectReason.ORDER_CLOSED, maker.address)]
+    assert venue.position(maker).size == -base(1)
+
+
+def test_settle_rejects_fill_beyond_signed_size(venue, maker, taker):
+    sell = venue.order(maker, False, ETH_PRICE, base(1))
+    buy = venue.order(taker, True, ETH_PRICE, base(2))
+    receipt = venue.settle(venue.fill(sell, buy, size=base(2)))
+    assert venue.rejections(receipt) == [(0, RejectReason.OVERFILL, maker.address)]
+    assert venue.position(taker).size == 0
+
+
+def test_settle_rejects_replayed_fill_from_an_earlier_batch(venue, maker, taker):
+    fill = venue.fill(venue.order(maker, False, ETH_PRICE, base(1)), venue.order(taker, True, ETH_PRICE, base(1)))
+    venue.settle(fill)
+    receipt = venue.settle(fill)
+    assert venue.rejections(receipt) == [(0, RejectReason.ORDER_CLOSED, maker.address)]
+    assert venue.position(taker).size == base(1)
+
+
+def test_only_the_operator_settles(venue, maker, taker):
+    fill = venue.fill(venue.order(maker, False, ETH_PRICE, base(1)), venue.order(taker, True, ETH_PRICE, base(1)))
+    with ape.reverts(venue.ch.Unauthorized, caller=taker.address, role=1):
+        venue.ch.settle(0, pack_fills([fill]), sender=taker.account)
+
+
+def test_batch_index_must_be_the_next_one_so_a_batch_settles_once(venue, maker, taker):
+    fill = venue.fill(venue.order(maker, False, ETH_PRICE, base(1)), venue.order(taker, True, ETH_PRICE, base(1)))
+    with ape.reverts(venue.ch.BatchIndexMismatch, expected=0, given=1):
+        venue.ch.settle(1, pack_fills([fill]), sender=venue.operator)
+    venue.settle(fill, index=0)
+    with ape.reverts(venue.ch.BatchIndexMismatch, expected=1, given=0):
+        venue.ch.settle(0, pack_fills([fill]), sender=venue.operator)
+    assert venue.position(taker).size == base(1)
+
+
+def test_malformed_batch_reverts(venue):
+    with ape.reverts(venue.ch.MalformedBatch, length=245):
+        venue.ch.settle(0, b"\x01" * 245, sender=venue.operator)
+
+
+def test_settle_rejects_forged_signature(venue, maker, taker):
+    intruder = venue.traders[2]
+    forged = venue.order(maker, False, ETH_PRICE, base(1), signer_key=intruder.key)
+    receipt = venue.settle(venue.fill(forged, venue.order(taker, True, ETH_PRICE, base(1))))
+    assert venue.rejections(receipt) == [(0, RejectReason.INVALID_SIGNATURE, maker.address)]
+
+
+def test_an_approved_agent_signs_for_its_account_until_revoked(venue, maker, taker):
+    agent = venue.traders[4]
+    venue.ch.setAgent(agent.address, True, sender=maker.account)
+    receipt = venue.settle(venue.fill(venue.order(maker, False, ETH_PRICE, base(1), signer_key=agent.key),
+                                      venue.order(taker, True, ETH_PRICE, base(1))))
+    assert venue.rejections(receipt) == []
+    assert venue.position(maker).size == -base(1)
+    venue.ch.setAgent(agent.address, False, sender=maker.account)
+    receipt = venue.settle(venue.fill(venue.order(maker, False, ETH_PRICE, base(1), signer_key=agent.key),
+                                      venue.order(taker, True, ETH_PRICE, base(1))))
+    assert venue.rejections(receipt) == [(0, RejectReason.INVALID_SIGNATURE, maker.address)]
+
+
+def test_cancelled_order_never_settles(venue, maker, taker):
+    sell = venue.order(maker, False, ETH_PRICE, base(1), nonce=500)
+    venue.ch.cancelOrders([500], sender=maker.account)
+    assert venue.ch.orderState(maker.address, 500) == 2
+    receipt = venue.settle(venue.fill(sell, venue.order(taker, True, ETH_PRICE, base(1))))
+    assert venue.rejections(receipt) == [(0, RejectReason.ORDER_CLOSED, maker.address)]
+
+
+def test_cancel_all_below_a_nonce_closes_every_older_order(venue, maker, taker):
+    old = venue.order(maker, False, ETH_PRICE, base(1), nonce=10)
+    newer = venue.order(maker, False, ETH_PRICE, base(1), nonce=20)
+    venue.ch.cancelAllBelow(15, sender=maker.account)
+    with ape.reverts(venue.ch.NonceNotIncreasing, current=15, requested=15):
+        venue.ch.cancelAllBelow(15, sender=maker.account)
+    receipt = venue.settle(venue.fill(old, venue.order(taker, True, ETH_PRICE, base(1))),
+                           venue.fill(newer, venue.order(taker, True, ETH_PRICE, base(1))))
+    assert venue.rejections(receipt) == [(0, RejectReason.ORDER_CLOSED, maker.address)]
+    assert venue.position(maker).size == -base(1)
+
+
+def test_a_rejected_fill_does_not_stop_the_batch(venue, maker, taker):
+    good1 = venue.fill(venue.order(maker, False, ETH_PRICE, base(1)), venue.order(taker, True, ETH_PRICE, base(1)))
+    bad = venue.fill(venue.order(maker, False, ETH_PRICE + 1, base(1)), venue.order(taker, True, ETH_PRICE + 1, base(1)))
+    good2 = venue.fill(venue.order(maker, False, ETH_PRICE, base(1)), venue.order(taker, True, ETH_PRICE, base(1)))
+    receipt = venue.settle(good1, bad, good2)
+    assert venue.rejections(receipt) == [(1, RejectReason.TICK_SIZE, taker.address)]
+    assert venue.position(taker).size == base(2)
+
+
+# --- one case per rejection reason ----------------------------------------------------------
+# Each builder returns (fills, expected reason, who is at fault: "maker" or "taker").
+
+def _price_beyond_taker_limit(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE, base(1)), v.order(t, True, ETH_PRICE - usdc(1), base(1))), "PRICE_NOT_CROSSING", "taker"
+
+
+def _price_beyond_maker_limit(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE, base(1)), v.order(t, True, ETH_PRICE, base(1)), price=ETH_PRICE - usdc(1)), "PRICE_NOT_CROSSING", "maker"
+
+
+def _expired(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE, base(1), expiry=v.now() - 1), v.order(t, True, ETH_PRICE, base(1))), "EXPIRED", "maker"
+
+
+def _tick(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE + 5, base(1)), v.order(t, True, ETH_PRICE + 5, base(1))), "TICK_SIZE", "taker"
+
+
+def _lot(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE, 123), v.order(t, True, ETH_PRICE, 123)), "LOT_SIZE", "taker"
+
+
+def _min_notional(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE, base("0.001")), v.order(t, True, ETH_PRICE, base("0.001"))), "MIN_NOTIONAL", "taker"
+
+
+def _band(v, m, t):
+    p = ETH_PRICE * 106 // 100
+    return v.fill(v.order(m, False, p, base(1)), v.order(t, True, p, base(1))), "PRICE_OUTSIDE_BAND", "taker"
+
+
+def _stale(v, m, t):
+    v.warp(61)
+    return v.fill(v.order(m, False, ETH_PRICE, base(1)), v.order(t, True, ETH_PRICE, base(1))), "ORACLE_STALE", "taker"
+
+
+def _post_only_taker(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE, base(1)), v.order(t, True, ETH_PRICE, base(1), flags=FLAG_POST_ONLY)), "POST_ONLY_TAKER", "taker"
+
+
+def _ioc_maker(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE, base(1), flags=FLAG_IOC), v.order(t, True, ETH_PRICE, base(1))), "IOC_MAKER", "maker"
+
+
+def _reduce_only(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE, base(1)), v.order(t, True, ETH_PRICE, base(1), flags=FLAG_REDUCE_ONLY)), "REDUCE_ONLY", "taker"
+
+
+def _position_cap(v, m, t):
+    v.fund(t, usdc(10_000_000))
+    v.fund(m, usdc(10_000_000))
+    return v.fill(v.order(m, False, ETH_PRICE, base(1_001)), v.order(t, True, ETH_PRICE, base(1_001))), "POSITION_CAP", "maker"
+
+
+def _margin(v, m, t):
+    # 100,000 USDC at 20x carries 2,000,000 notional in tier 1 and tier 2 (10x beyond 1M): 40 ETH = 120k is fine,
+    # 700 ETH = 2.1M needs 50k + 110k = 160k > 100k.
+    return v.fill(v.order(m, False, ETH_PRICE, base(700)), v.order(t, True, ETH_PRICE, base(700))), "INSUFFICIENT_MARGIN", "maker"
+
+
+def _same_side(v, m, t):
+    return v.fill(v.order(m, True, ETH_PRICE, base(1)), v.order(t, True, ETH_PRICE, base(1))), "SAME_SIDE", "taker"
+
+
+def _self_trade(v, m, t):
+    return v.fill(v.order(t, False, ETH_PRICE, base(1)), v.order(t, True, ETH_PRICE, base(1))), "SELF_TRADE", "taker"
+
+
+def _market_mismatch(v, m, t):
+    return v.fill(v.order(m, False, ETH_PRICE, base(1), market=BTC), v.order(t, True, ETH_PRICE, base(1))), "MARKET_NOT_LISTED", "taker"
+
+
+def _halted(v, m, t):
+    v.ch.setMarketHalted(0, True, sender=v.owner)
+    return v.fill(v.order(m, False, ETH_PRICE, base(1)), v.order(t, True, ETH_PRICE, base(1))), "MARKET_NOT_LISTED", "taker"
+
+
+CASES = [_price_beyond_taker_limit, _price_beyond_maker_limit, _expired, _tick, _lot, _min_notional, _band,
+         _stale, _post_only_taker, _ioc_maker, _reduce_only, _position_cap, _margin, _same_side, _self_trade,
+         _market_mismatch, _halted]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__.strip("_") for c in CASES])
+def test_settle_rejects_invalid_fill_with_its_reason_and_changes_nothing(venue, maker, taker, case):
+    fill, reason, culprit = case(venue, maker, taker)
+    before = (venue.balances(maker), venue.balances(taker), venue.ch.feePool())
+    receipt = venue.settle(fill)
+    who = maker if culprit == "maker" else taker
+    assert venue.rejections(receipt) == [(0, RejectReason[reason], who.address)]
+    assert (venue.balances(maker), venue.balances(taker), venue.ch.feePool()) == before
+    assert venue.position(maker).size == venue.position(taker).size == 0
+
+
+def test_open_interest_cap_rejects_growth_beyond_it(venue, maker, taker):
+    # ETH-PERP caps OI at 10,000 ETH and positions at 1,000: fill 10 accounts' worth via 9 pairs is slow,
+    # so list a market with a small cap instead.
+    params = list(venue.ch.market(0))
+    from venue.domain import DEVNET_MARKETS
+    import dataclasses
+    small = dataclasses.replace(DEVNET_MARKETS[0], open_interest_cap=base(1))
+    venue.ch.listMarket(small.as_tuple(), sender=venue.owner)
+    market = venue.ch.marketCount() - 1
+    assert params  # market 0 untouched
+    ok = venue.fill(venue.order(maker, False, ETH_PRICE, base(1), market=market),
+                    venue.order(taker, True, ETH_PRICE, base(1), market=market))
+    over = venue.fill(venue.order(maker, False, ETH_PRICE, base("0.1"), market=market),
+                      venue.order(taker, True, ETH_PRICE, base("0.1"), market=market))
+    receipt = venue.settle(ok, over)
+    assert venue.rejections(receipt) == [(1, RejectReason.OPEN_INTEREST_CAP, taker.address)]
+    assert venue.ch.market(market).openInterest == base(1)
