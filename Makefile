@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test devnet bench-gas clean
+.PHONY: install compile test devnet bench-gas bench-engine clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -45,6 +45,9 @@ devnet: compile
 
 bench-gas: compile
 	$(BIN)/venue bench gas
+
+bench-engine: install
+	$(BIN)/venue bench engine
 
 clean:
 	rm -rf .build .cache

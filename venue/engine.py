@@ -220,16 +220,15 @@ class Engine:
         self.next_order_id += 1
         self._log("place", (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry,
                             is_market, nonce, signature))
-        fills = self._match(book, order, acct, ts) if crosses else []
-        if order.remaining and order.live is False and order.stp != -1:
-            if tif == GTC:
-                self._rest(book, order, acct)
-                return Ack(order.id, RESTING, order.filled, order.remaining, fills)
-            return Ack(order.id, CANCELLED if not order.filled else FILLED if not order.remaining else CANCELLED,
-                       order.filled, order.remaining, fills, "ioc" if order.stp != -1 else "self_trade")
-        if order.stp == -1:  # cancelled by self-trade prevention
+        fills, self_traded = self._match(book, order, ts) if crosses else ([], False)
+        if self_traded:
             return Ack(order.id, CANCELLED, order.filled, order.remaining, fills, "self_trade")
-        return Ack(order.id, FILLED, order.filled, 0, fills)
+        if order.remaining == 0:
+            return Ack(order.id, FILLED, order.filled, 0, fills)
+        if tif == GTC:
+            self._rest(book, order, acct)
+            return Ack(order.id, RESTING, order.filled, order.remaining, fills)
+        return Ack(order.id, CANCELLED, order.filled, order.remaining, fills, "ioc")
 
     def cancel(self, ts: int, account: str, order_id: int | None = None, client_id: str | None = None) -> Order:
         self._advance(ts)
@@ -269,7 +268,8 @@ class Engine:
                 acct.open_sell[order.market] -= delta
             self._emit(("order", order, "modified"))
             return Ack(order.id, RESTING, order.filled, order.remaining)
-        # Loses priority: cancel and place anew (same client id, flags and expiry).
+        # Loses priority: cancel and place anew (same client id, flags and expiry); the journal
+        # records the cancel and the place it consists of.
         self.cancel(ts, account, order_id)
         return self.place(ts, account, order.market, order.is_buy, price, size, flags=order.flags,
                           client_id=order.client_id, stp=order.stp, expiry=order.expiry)
@@ -288,7 +288,6 @@ class Engine:
 
     def tick(self, ts: int) -> None:
         """Advances time: expires orders and fires dead-man's switches due by `ts`."""
-        self._log("tick", (ts,))
         self._advance(ts)
 
     # ------------------------------------------------------------------ settlement feedback
@@ -324,6 +323,8 @@ class Engine:
         if ts > self.now:
             self.now = ts
         exp = self.expiries
+        if (exp and exp[0][0] <= ts) or (self.deadmen and self.deadmen[0][0] <= ts):
+            self._log("tick", (ts,))  # what fires now must fire at the same point on replay
         while exp and exp[0][0] <= ts:
             _, oid = heapq.heappop(exp)
             order = self.orders.get(oid)
@@ -380,7 +381,9 @@ class Engine:
             raise OrderRejected("INSUFFICIENT_MARGIN", f"equity {equity} below initial margin {required} "
                                                        "with open orders")
 
-    def _match(self, book: Book, taker: Order, acct: AccountState, ts: int) -> list[Fill]:
+    def _match(self, book: Book, taker: Order, ts: int) -> tuple[list[Fill], bool]:
+        """Fills `taker` against the opposite side in price-time order. Returns the fills and
+        whether self-trade prevention cancelled the taker."""
         fills = []
         is_buy = taker.is_buy
         side = book.asks if is_buy else book.bids
@@ -410,8 +413,7 @@ class Engine:
                     if mode == STP_CANCEL_BOTH:
                         self._remove(maker, "self_trade")
                         queue.popleft()
-                    taker.stp = -1  # taker cancelled
-                    return fills
+                    return fills, True
                 qty = taker.remaining if taker.remaining < maker.remaining else maker.remaining
                 maker.remaining -= qty
                 maker.filled += qty
@@ -423,15 +425,12 @@ class Engine:
                 self.next_fill_seq += 1
                 fills.append(fill)
                 self._apply_fill(fill)
+                if self.journal is not None and not self.replaying:
+                    self.journal.append_fill(fill)
                 if maker.remaining == 0:
                     queue.popleft()
                     self._remove(maker, None, filled=True)
-            if level.count == 0 and best_price in levels:
-                # all orders gone (the level was deleted by _remove); loop continues with next price
-                continue
-            if not queue or level.count == 0:
-                continue
-        return fills
+        return fills, False
 
     def _apply_fill(self, fill: Fill) -> None:
         """Pending position and fee changes of a fill, for pre-trade risk until it settles."""
@@ -517,6 +516,8 @@ class Engine:
                             h.update(f"{o.id},{o.account},{o.is_buy},{o.price},{o.remaining},{o.filled};".encode())
         for address in sorted(self.accounts):
             a = self.accounts[address]
+            if not (a.collateral or a.fees or a.deadman_at or any(p[0] or p[1] for p in a.positions)):
+                continue  # accounts that never held anything (e.g. only sent rejected orders)
             h.update(f"{address}:{a.collateral}:{a.positions}:{a.fees}:{a.deadman_at}".encode())
         return h.hexdigest()
 
