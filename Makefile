@@ -34,7 +34,13 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(BIN)/.installed node_modules/.installed
 
-compile: install
+# ape does not notice compiler-setting changes on its own: recompile from scratch when
+# ape-config.yaml changes, incrementally otherwise.
+.build/.config-stamp: ape-config.yaml $(BIN)/.installed node_modules/.installed
+	$(BIN)/ape compile --force
+	@touch $@
+
+compile: install .build/.config-stamp
 	$(BIN)/ape compile
 
 test: compile

@@ -54,7 +54,8 @@ contract ClearingHouse is IClearingHouse {
         int96 quote; // quote token base units; negative only after a loss beyond collateral
         uint64 wethGwei;
         uint32 marketMask;
-        uint64 minNonce;
+        uint56 minNonce; // every order with a lower nonce is closed
+        uint8 flags; // FLAG_ORDER_WORDS: order-state words hold entries at or above minNonce
     }
 
     struct Position {
@@ -68,6 +69,7 @@ contract ClearingHouse is IClearingHouse {
         uint256 wethGwei;
         uint256 mask;
         uint256 minNonce;
+        uint256 flags;
     }
 
     struct PositionMem {
@@ -90,12 +92,35 @@ contract ClearingHouse is IClearingHouse {
         int256 delta;
     }
 
-    /// @dev Oracle prices read once per call. Slot i < marketCount is market i, the last is WETH.
+    /// @dev A market's parameters and mutable totals, read from storage once per call.
+    struct MarketView {
+        bool loaded;
+        bool halted;
+        bool openInterestChanged;
+        uint256 tickSize;
+        uint256 lotSize;
+        uint256 minNotional;
+        uint256 bandBps;
+        int256 makerFeeBps;
+        uint256 takerFeeBps;
+        uint256 imBps1;
+        uint256 imBps2;
+        uint256 tierCap1;
+        uint256 maxPosition;
+        uint256 openInterestCap;
+        int256 openInterest;
+        int256 fundingIndex;
+    }
+
+    /// @dev Oracle prices and market views read once per call (a whole batch in `settle`).
+    ///      Slot i < marketCount is market i; the last price slot is WETH.
     struct PriceCache {
         uint256[] price;
         bool[] fresh;
         bool strict; // revert with StalePrice instead of reporting staleness
         bool ignoreAge; // views: use the latest price whatever its age
+        MarketView[] markets;
+        int256 feeDelta; // fees accrued by the batch, added to the pool once
     }
 
     /* CONSTANTS AND IMMUTABLES */
@@ -110,6 +135,11 @@ contract ClearingHouse is IClearingHouse {
     uint256 internal constant STATE_FRESH = 0;
     uint256 internal constant STATE_PARTIAL = 1;
     uint256 internal constant STATE_CLOSED = 2;
+    /// @dev Set on an account once an order-state word records a nonce at or above its minimum
+    ///      nonce (a cancel, a partial fill, an out-of-order fill). Until then every order at or
+    ///      above the minimum is fresh without reading a word, and an order filled in nonce order
+    ///      closes by advancing the minimum nonce: the fast path for bots that number their orders.
+    uint256 internal constant FLAG_ORDER_WORDS = 1;
     uint256 internal constant BPS = 10_000;
     int256 internal constant SIZE_SCALE = 1e8;
 
@@ -305,6 +335,7 @@ contract ClearingHouse is IClearingHouse {
 
     /// @inheritdoc IClearingHouse
     function cancelOrders(uint256[] calldata nonces) external {
+        if (nonces.length != 0) _accounts[msg.sender].flags |= uint8(FLAG_ORDER_WORDS);
         for (uint256 i; i < nonces.length; ++i) {
             uint256 nonce = nonces[i];
             uint256 shift = (nonce & 127) << 1;
@@ -317,8 +348,8 @@ contract ClearingHouse is IClearingHouse {
     /// @inheritdoc IClearingHouse
     function cancelAllBelow(uint256 minNonce) external {
         Account storage a = _accounts[msg.sender];
-        if (minNonce <= a.minNonce || minNonce > type(uint64).max) revert NonceNotIncreasing(a.minNonce, minNonce);
-        a.minNonce = uint64(minNonce);
+        if (minNonce <= a.minNonce || minNonce > type(uint56).max) revert NonceNotIncreasing(a.minNonce, minNonce);
+        a.minNonce = uint56(minNonce);
         emit NoncesCancelledBelow(msg.sender, minNonce);
     }
 
@@ -352,6 +383,11 @@ contract ClearingHouse is IClearingHouse {
                 mstore(0x40, freeMemory)
             }
         }
+        for (uint256 i; i < cache.markets.length; ++i) {
+            MarketView memory v = cache.markets[i];
+            if (v.openInterestChanged) _markets[i].openInterest = uint64(uint256(v.openInterest));
+        }
+        if (cache.feeDelta != 0) feePool += cache.feeDelta;
         emit BatchSettled(batchIndex, count, settled);
     }
 
@@ -372,7 +408,7 @@ contract ClearingHouse is IClearingHouse {
 
         uint256 marketId = mo.market;
         if (marketId != to.market || marketId >= marketCount) return (RejectReason.MarketNotListed, to.account);
-        Market storage m = _markets[marketId];
+        MarketView memory m = _view(cache, marketId);
         if (m.halted) return (RejectReason.MarketNotListed, to.account);
         if (mo.isBuy == to.isBuy) return (RejectReason.SameSide, to.account);
         if (mo.account == to.account) return (RejectReason.SelfTrade, to.account);
@@ -394,6 +430,8 @@ contract ClearingHouse is IClearingHouse {
         }
 
         bytes32 domain = _domainSeparatorV4();
+        maker.account = _loadAccount(mo.account);
+        taker.account = _loadAccount(to.account);
         RejectReason reason = _checkOrder(maker, domain, size);
         if (reason != RejectReason.None) return (reason, mo.account);
         reason = _checkOrder(taker, domain, size);
@@ -423,9 +461,9 @@ contract ClearingHouse is IClearingHouse {
         uint256 maxPosition = m.maxPosition;
         if (_grew(maker) && MathLib.abs(maker.pos.size) > maxPosition) return (RejectReason.PositionCap, mo.account);
         if (_grew(taker) && MathLib.abs(taker.pos.size) > maxPosition) return (RejectReason.PositionCap, to.account);
-        int256 openInterest = int256(uint256(m.openInterest)) + MathLib.max0(maker.pos.size)
-            - MathLib.max0(maker.oldSize) + MathLib.max0(taker.pos.size) - MathLib.max0(taker.oldSize);
-        if (openInterest > int256(uint256(m.openInterest)) && openInterest > int256(uint256(m.openInterestCap))) {
+        int256 openInterest = m.openInterest + MathLib.max0(maker.pos.size) - MathLib.max0(maker.oldSize)
+            + MathLib.max0(taker.pos.size) - MathLib.max0(taker.oldSize);
+        if (openInterest > m.openInterest && openInterest > int256(m.openInterestCap)) {
             return (RejectReason.OpenInterestCap, to.account);
         }
 
@@ -440,8 +478,9 @@ contract ClearingHouse is IClearingHouse {
         // Effects.
         _commitParty(maker, marketId, size);
         _commitParty(taker, marketId, size);
-        m.openInterest = uint64(uint256(openInterest));
-        feePool += takerFee + makerFee;
+        m.openInterest = openInterest;
+        m.openInterestChanged = true;
+        cache.feeDelta += takerFee + makerFee;
         return (RejectReason.None, address(0));
     }
 
@@ -454,21 +493,22 @@ contract ClearingHouse is IClearingHouse {
             return RejectReason.InvalidSignature;
         }
         p.digest = d;
-        p.wordIndex = o.nonce >> 7;
-        p.word = _orderWords[o.account][p.wordIndex];
-        p.state = (p.word >> ((o.nonce & 127) << 1)) & 3;
-        if (p.state == STATE_CLOSED || o.nonce < _accounts[o.account].minNonce) return RejectReason.OrderClosed;
-        if (p.state == STATE_PARTIAL) p.filled = filledAmount[d];
+        if (o.nonce < p.account.minNonce) return RejectReason.OrderClosed;
+        if (p.account.flags & FLAG_ORDER_WORDS != 0) {
+            p.wordIndex = o.nonce >> 7;
+            p.word = _orderWords[o.account][p.wordIndex];
+            p.state = (p.word >> ((o.nonce & 127) << 1)) & 3;
+            if (p.state == STATE_CLOSED) return RejectReason.OrderClosed;
+            if (p.state == STATE_PARTIAL) p.filled = filledAmount[d];
+        }
         if (p.filled + size > o.size) return RejectReason.Overfill;
         return RejectReason.None;
     }
 
     function _loadParty(Party memory p, uint256 marketId, int256 index) internal view {
         address account = p.order.account;
-        p.account = _loadAccount(account);
-        Position memory s = _positions[account][marketId];
-        p.pos = PositionMem(s.size, s.openNotional, s.fundingSnapshot);
-        p.oldSize = s.size;
+        p.pos = _loadPosition(account, marketId);
+        p.oldSize = p.pos.size;
         _settleFunding(p.account, p.pos, index);
     }
 
@@ -502,7 +542,15 @@ contract ClearingHouse is IClearingHouse {
         OrderLib.Order memory o = p.order;
         uint256 filled = p.filled + size;
         uint256 state = filled == o.size ? STATE_CLOSED : STATE_PARTIAL;
-        if (state != p.state) {
+        AccountMem memory a = p.account;
+        if (state == STATE_CLOSED && o.nonce == a.minNonce && o.nonce < type(uint56).max) {
+            a.minNonce = o.nonce + 1; // closed in nonce order: no word to write
+        } else if (state != p.state) {
+            if (a.flags & FLAG_ORDER_WORDS == 0) {
+                a.flags |= FLAG_ORDER_WORDS;
+                p.wordIndex = o.nonce >> 7;
+                p.word = _orderWords[o.account][p.wordIndex];
+            }
             uint256 shift = (o.nonce & 127) << 1;
             _orderWords[o.account][p.wordIndex] = (p.word & ~(uint256(3) << shift)) | (state << shift);
         }
@@ -670,7 +718,7 @@ contract ClearingHouse is IClearingHouse {
             uint256 i = _lowestBit(mask);
             mask &= mask - 1;
             PositionMem memory p = i == overrideMarket ? overridePos : _loadPosition(account, i);
-            Market storage m = _markets[i];
+            MarketView memory m = _view(cache, i);
             (uint256 price, bool ok) = _price(cache, i);
             fresh = fresh && ok;
             equity += MarginLib.positionValue(p.size, price) - p.openNotional
@@ -720,6 +768,29 @@ contract ClearingHouse is IClearingHouse {
         cache.fresh = new bool[](n);
         cache.strict = strict;
         cache.ignoreAge = ignoreAge;
+        cache.markets = new MarketView[](n - 1);
+    }
+
+    /// @dev Market `i` as of the start of this call plus the call's own changes.
+    function _view(PriceCache memory cache, uint256 i) internal view returns (MarketView memory v) {
+        v = cache.markets[i];
+        if (v.loaded) return v;
+        Market storage m = _markets[i];
+        v.loaded = true;
+        v.halted = m.halted;
+        v.tickSize = m.tickSize;
+        v.lotSize = m.lotSize;
+        v.minNotional = m.minNotional;
+        v.bandBps = m.bandBps;
+        v.makerFeeBps = m.makerFeeBps;
+        v.takerFeeBps = m.takerFeeBps;
+        v.imBps1 = m.imBps1;
+        v.imBps2 = m.imBps2;
+        v.tierCap1 = m.tierCap1;
+        v.maxPosition = m.maxPosition;
+        v.openInterestCap = m.openInterestCap;
+        v.openInterest = int256(uint256(m.openInterest));
+        v.fundingIndex = m.fundingIndex;
     }
 
     /// @dev Price of market `i` (or of WETH for the last slot), read from the oracle once per call.
@@ -739,23 +810,57 @@ contract ClearingHouse is IClearingHouse {
 
     /* STORAGE HELPERS */
 
-    function _loadAccount(address account) internal view returns (AccountMem memory) {
-        Account memory s = _accounts[account];
-        return AccountMem(s.quote, s.wethGwei, s.marketMask, s.minNonce);
+    /// @dev Account slot, low to high bits: quote int96 | wethGwei uint64 | marketMask uint32 |
+    ///      minNonce uint56 | flags uint8. Read and written whole, one SLOAD and one SSTORE.
+    function _loadAccount(address account) internal view returns (AccountMem memory a) {
+        Account storage ref = _accounts[account];
+        uint256 w;
+        assembly ("memory-safe") {
+            w := sload(ref.slot)
+        }
+        a.quote = int256(int96(uint96(w)));
+        a.wethGwei = uint64(w >> 96);
+        a.mask = uint32(w >> 160);
+        a.minNonce = uint56(w >> 192);
+        a.flags = uint8(w >> 248);
     }
 
     function _storeAccount(address account, AccountMem memory a) internal {
-        _accounts[account] = Account(_toInt96(a.quote), uint64(a.wethGwei), uint32(a.mask), uint64(a.minNonce));
+        int256 quote = a.quote;
+        if (quote > type(int96).max || quote < type(int96).min) revert Overflow(quote);
+        uint256 w = uint256(uint96(int96(quote))) | (uint256(uint64(a.wethGwei)) << 96)
+            | (uint256(uint32(a.mask)) << 160) | (uint256(uint56(a.minNonce)) << 192) | (uint256(uint8(a.flags)) << 248);
+        Account storage ref = _accounts[account];
+        assembly ("memory-safe") {
+            sstore(ref.slot, w)
+        }
     }
 
-    function _loadPosition(address account, uint256 marketId) internal view returns (PositionMem memory) {
-        Position memory s = _positions[account][marketId];
-        return PositionMem(s.size, s.openNotional, s.fundingSnapshot);
+    /// @dev Position slot, low to high bits: size int64 | openNotional int96 | fundingSnapshot int96.
+    function _loadPosition(address account, uint256 marketId) internal view returns (PositionMem memory p) {
+        Position storage ref = _positions[account][marketId];
+        uint256 w;
+        assembly ("memory-safe") {
+            w := sload(ref.slot)
+        }
+        p.size = int256(int64(uint64(w)));
+        p.openNotional = int256(int96(uint96(w >> 64)));
+        p.fundingSnapshot = int256(int96(uint96(w >> 160)));
     }
 
     function _storePosition(address account, uint256 marketId, PositionMem memory p) internal {
-        _positions[account][marketId] =
-            Position(int64(p.size), _toInt96(p.openNotional), _toInt96(p.fundingSnapshot));
+        int256 size = p.size;
+        int256 openNotional = p.openNotional;
+        int256 snapshot = p.fundingSnapshot;
+        if (size > type(int64).max || size < type(int64).min) revert Overflow(size);
+        if (openNotional > type(int96).max || openNotional < type(int96).min) revert Overflow(openNotional);
+        if (snapshot > type(int96).max || snapshot < type(int96).min) revert Overflow(snapshot);
+        uint256 w = uint256(uint64(int64(size))) | (uint256(uint96(int96(openNotional))) << 64)
+            | (uint256(uint96(int96(snapshot))) << 160);
+        Position storage ref = _positions[account][marketId];
+        assembly ("memory-safe") {
+            sstore(ref.slot, w)
+        }
     }
 
     function _emptyPos() internal pure returns (PositionMem memory) {}

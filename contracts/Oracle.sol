@@ -34,7 +34,7 @@ contract Oracle is IOracle {
         for (uint256 i; i < ids.length; ++i) {
             uint256 id = ids[i];
             uint256 price = prices[i];
-            if (price == 0 || price > type(uint192).max) revert InvalidPrice(id, price);
+            if (price == 0 || price > type(uint64).max) revert InvalidPrice(id, price);
             uint256 stored = _prices[id].timestamp;
             if (timestamp <= stored) revert PriceNotNewer(id, timestamp, stored);
             _prices[id] = PriceData(uint192(price), uint64(timestamp));

@@ -12,7 +12,7 @@ interface IOracle {
     error NotOwner(address caller);
     /// @notice `ids` and `prices` differ in length.
     error LengthMismatch(uint256 ids, uint256 prices);
-    /// @notice A price of zero, or one wider than 192 bits, was pushed for `id`.
+    /// @notice A price of zero, or one wider than 64 bits, was pushed for `id`.
     error InvalidPrice(uint256 id, uint256 price);
     /// @notice The observation time lies after the current block's time.
     error TimestampInFuture(uint256 timestamp, uint256 blockTimestamp);

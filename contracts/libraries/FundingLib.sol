@@ -15,6 +15,7 @@ import {MathLib} from "./MathLib.sol";
 ///      A 2 ETH long (size 2e8) owes ceil(2e8 * 3e14 / 1e17) = 600_000 = 0.60 USDC, which is
 ///      2 ETH * 3,000 * 0.0001; the 2 ETH short owes ceil(-600_000) = -600_000, i.e. receives
 ///      0.60 USDC. When the division is not exact both sides round up: the venue keeps the dust.
+/// @dev Unchecked: price < 2^64, |rate| < 2^63, elapsed < 2^40, |size| < 2^63, |index| < 2^127.
 library FundingLib {
     int256 internal constant INDEX_SCALE = 1e9;
     int256 internal constant SIZE_SCALE = 1e8;
@@ -30,11 +31,15 @@ library FundingLib {
 
     /// @notice Index increment for `rate` (WAD per hour) over `elapsed` seconds, rounded down.
     function indexDelta(uint256 price, int256 rate, uint256 elapsed) internal pure returns (int256) {
+        unchecked {
         return MathLib.floorDiv(int256(price) * rate * int256(elapsed), SECONDS_PER_HOUR * INDEX_SCALE);
+        }
     }
 
     /// @notice Funding owed by a position since its snapshot, rounded up (against the account).
     function owed(int256 size, int256 index, int256 snapshot) internal pure returns (int256) {
+        unchecked {
         return MathLib.ceilDiv(size * (index - snapshot), SIZE_SCALE * INDEX_SCALE);
+        }
     }
 }

@@ -7,6 +7,8 @@ import {MathLib} from "./MathLib.sol";
 /// @notice Applies a trade to a position held as (size, openNotional), the signed cost basis.
 ///         A long of 2 ETH bought at 3,000 has size 2e8 and openNotional 6_000e6; a short has both
 ///         negative. Entry price = openNotional * 1e8 / size.
+/// @dev Unchecked: |size| < 2^64 and |openNotional| < 2^96 (their storage widths), so
+///      openNotional * newSize and the sums stay far below 2^255.
 library PositionLib {
     /// @notice Applies a trade of signed `delta` (positive buys) costing signed `quote` (positive
     ///         when buying). Returns the new size, new cost basis and the realized PnL.
@@ -21,6 +23,7 @@ library PositionLib {
         pure
         returns (int256 newSize, int256 newOpenNotional, int256 realized)
     {
+        unchecked {
         newSize = size + delta;
         if (size == 0 || (size > 0) == (delta > 0)) {
             return (newSize, openNotional + quote, 0);
@@ -28,5 +31,6 @@ library PositionLib {
         // Reducing; callers never pass a delta that flips the sign.
         newOpenNotional = MathLib.floorDiv(openNotional * newSize, size);
         realized = newOpenNotional - openNotional - quote;
+        }
     }
 }

@@ -47,7 +47,7 @@ def main() -> int:
         ts = w3.eth.get_block("latest").timestamp
         w3.eth.wait_for_transaction_receipt(orc.functions.setPrices([0, 1], [ETH_PRICE, 60_000 * 10**6], ts).transact({"from": owner}))
         sep = bytes(ch.functions.domainSeparator().call())
-        nonces = {k: 0 for k in makers + takers}  # each account counts its own nonces up
+        nonces = {k: -1 for k in makers + takers}  # each account numbers its orders 0, 1, 2, ...
         batch = [0]
         round_ = [0]
 
