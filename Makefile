@@ -34,14 +34,16 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(BIN)/.installed node_modules/.installed
 
-# ape does not notice compiler-setting changes on its own: recompile from scratch when
-# ape-config.yaml changes, incrementally otherwise.
-.build/.config-stamp: ape-config.yaml $(BIN)/.installed node_modules/.installed
+# ape's incremental compile misses changes to imported files (a library edited, the contract
+# importing it kept stale) and to compiler settings: recompile everything when any contract
+# source or ape-config.yaml changes.
+CONTRACT_SOURCES := $(shell find contracts -name '*.sol')
+
+.build/.stamp: $(CONTRACT_SOURCES) ape-config.yaml $(BIN)/.installed node_modules/.installed
 	$(BIN)/ape compile --force
 	@touch $@
 
-compile: install .build/.config-stamp
-	$(BIN)/ape compile
+compile: install .build/.stamp
 
 test: compile
 	$(BIN)/pytest $(TESTS) $(PYTEST_ARGS)

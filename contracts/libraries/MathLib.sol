@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 /// @title MathLib
 /// @notice Integer helpers. Every function names its rounding direction.
-/// @dev floorDiv and ceilDiv are unchecked: callers pass d > 0 and never type(int256).min.
+/// @dev floorDiv and ceilDiv are unchecked: callers never pass d == 0 or type(int256).min.
 library MathLib {
     /// @dev floor(x * y / d) for unsigned values.
     function mulDivDown(uint256 x, uint256 y, uint256 d) internal pure returns (uint256) {
@@ -20,19 +20,21 @@ library MathLib {
         return (x + (d - 1)) / d;
     }
 
-    /// @dev floor(a / d) toward negative infinity, d > 0. Example: floorDiv(-7, 2) = -4.
+    /// @dev floor(a / d) toward negative infinity, for any d != 0.
+    ///      Examples: floorDiv(-7, 2) = -4; floorDiv(7, -2) = -4; floorDiv(-7, -2) = 3.
     function floorDiv(int256 a, int256 d) internal pure returns (int256 q) {
         unchecked {
-        q = a / d;
-        if (a % d != 0 && a < 0) q -= 1;
+            q = a / d;
+            if (a % d != 0 && ((a < 0) != (d < 0))) q -= 1;
         }
     }
 
-    /// @dev ceil(a / d) toward positive infinity, d > 0. Example: ceilDiv(-7, 2) = -3, ceilDiv(7, 2) = 4.
+    /// @dev ceil(a / d) toward positive infinity, for any d != 0.
+    ///      Examples: ceilDiv(-7, 2) = -3; ceilDiv(7, 2) = 4; ceilDiv(7, -2) = -3.
     function ceilDiv(int256 a, int256 d) internal pure returns (int256 q) {
         unchecked {
-        q = a / d;
-        if (a % d != 0 && a > 0) q += 1;
+            q = a / d;
+            if (a % d != 0 && ((a < 0) == (d < 0))) q += 1;
         }
     }
 
