@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test devnet bench-gas bench-engine clean
+.PHONY: install compile test devnet bench-gas bench-engine bench-scan clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -56,6 +56,9 @@ bench-gas: compile
 
 bench-engine: install
 	$(BIN)/venue bench engine
+
+bench-scan: install
+	$(BIN)/venue bench scan
 
 clean:
 	rm -rf .build .cache

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exit-after-deploy", action="store_true", help="deploy, print, stop (for smoke tests)")
     p.set_defaults(fn=cmd_devnet)
     p = sub.add_parser("bench", help="run a benchmark")
-    p.add_argument("which", choices=["gas", "engine"])
+    p.add_argument("which", choices=["gas", "engine", "scan"])
     p.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)

@@ -146,3 +146,83 @@ def max_liquidation(
     needed = ceil_div(notional * SIZE_SCALE, price)
     needed = ceil_div(needed, lot_size) * lot_size
     return min(needed, held)
+
+
+# ---------------------------------------------------------------------------------------------
+# numba kernels over int64 arrays. Positions are held in lots (size = lots * lot_size, int32),
+# and a position's value is floor(lots * price / d) with d = 1e8 / lot_size, which equals
+# position_value(size, price) exactly. Equity = cash + sum of values, where the caller keeps
+# cash = collateral value (WETH after haircut) - sum(open notional) - sum(funding owed).
+# Range: |lots| * price < 2^63 per market and an account's total notional below ~9.2e14 quote
+# units (922M USDC), so that notional * bps sums stay inside int64. Same rounding as MarginLib.
+# ---------------------------------------------------------------------------------------------
+
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+
+def lot_divisor(lot_size: int) -> int:
+    """d = 1e8 / lot size; the kernels need lot | 1e8 and d <= 2^22 (lots of at least 24 units)."""
+    if SIZE_SCALE % lot_size or SIZE_SCALE // lot_size > 2**22:
+        raise ValueError(f"lot size {lot_size} must divide {SIZE_SCALE} with a quotient of at most 2^22")
+    return SIZE_SCALE // lot_size
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _market_terms(lots, price_q, price_r, divisor, inv_divisor, tier_cap, im_bps_1, im_bps_2):
+    """Value (floor) and raw margin of `lots` at price = price_q * divisor + price_r.
+
+    floor(lots * price / d) = lots * price_q + floor(lots * price_r / d), and with |lots| < 2^31
+    and price_r < d <= 2^22 the product t = lots * price_r is below 2^53 in magnitude. The
+    quotient is estimated as t * (1/d) in float64 (off by at most one there) and fixed up with
+    the integer remainder, so it is exact; the notional's ceiling comes from the same remainder.
+    No integer division and no branch: the loop vectorizes."""
+    t = lots * price_r
+    q = np.int64(np.floor(np.float64(t) * inv_divisor))
+    rem = t - q * divisor
+    adjust = np.int64(rem >= divisor) - np.int64(rem < 0)
+    q += adjust
+    rem -= adjust * divisor
+    value = lots * price_q + q
+    long_side = np.int64(lots >= 0)
+    notional = long_side * (value + np.int64(rem != 0)) - (1 - long_side) * value
+    below = min(notional, tier_cap)
+    return value, below * im_bps_1 + (notional - below) * im_bps_2
+
+
+def split_prices(prices, divisors):
+    """(price // d, price % d) per market, the form the kernels take."""
+    prices = np.asarray(prices, dtype=np.int64)
+    divisors = np.asarray(divisors, dtype=np.int64)
+    return prices // divisors, prices % divisors
+
+
+@njit(cache=True)
+def account_health_lots(lots, cash, price_q, price_r, divisors, tier_caps, im_bps_1, im_bps_2):
+    """(equity, initial margin, maintenance margin) of one account across markets."""
+    equity = cash
+    raw = 0
+    for m in range(lots.shape[0]):
+        value, r = _market_terms(np.int64(lots[m]), price_q[m], price_r[m], divisors[m], 1.0 / divisors[m],
+                                 tier_caps[m], im_bps_1[m], im_bps_2[m])
+        equity += value
+        raw += r
+    return equity, -((-raw) // 10_000), -((-raw) // 20_000)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def scan_margin_excess(lots, cash, price_q, price_r, divisors, tier_caps, im_bps_1, im_bps_2, out):
+    """out[i] = equity - maintenance margin of every account (negative: liquidatable).
+    `lots` has shape (accounts, markets)."""
+    n, markets = lots.shape
+    inv = 1.0 / divisors.astype(np.float64)
+    for i in prange(n):
+        equity = cash[i]
+        raw = 0
+        for m in range(markets):  # no branch on empty cells: they contribute zero
+            value, r = _market_terms(np.int64(lots[i, m]), price_q[m], price_r[m], divisors[m], inv[m],
+                                     tier_caps[m], im_bps_1[m], im_bps_2[m])
+            equity += value
+            raw += r
+        out[i] = equity - (raw + 19_999) // 20_000
+    return out

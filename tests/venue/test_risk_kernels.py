@@ -1,0 +1,41 @@
+"""The numba kernels equal the integer mirror (venue/risk.py), which the differential test ties
+to the contracts."""
+
+import random
+
+import numpy as np
+
+from venue import risk
+from venue.domain import DEVNET_MARKETS
+
+
+def test_kernels_match_the_integer_mirror_on_random_accounts():
+    rng = random.Random(99)
+    markets = list(DEVNET_MARKETS) * 8  # 16 markets
+    m = len(markets)
+    divisors = np.array([risk.lot_divisor(p.lot_size) for p in markets], dtype=np.int64)
+    caps = np.array([p.tier_cap_1 for p in markets], dtype=np.int64)
+    im1 = np.array([p.im_bps_1 for p in markets], dtype=np.int64)
+    im2 = np.array([p.im_bps_2 for p in markets], dtype=np.int64)
+    n = 400
+    lots = np.zeros((n, m), dtype=np.int32)
+    cash = np.zeros(n, dtype=np.int64)
+    for trial in range(20):
+        prices = np.array([rng.randrange(10**6, 10**11) + rng.randrange(0, 997) for _ in markets], dtype=np.int64)
+        if trial % 2:  # extreme lots need modest prices to stay inside the documented range
+            prices //= 10**6
+        for i in range(n):
+            for j in range(m):
+                lots[i, j] = (rng.choice([rng.randrange(-2**31 + 1, 2**31), 1, -1]) if trial % 2 else
+                              rng.randrange(-10**6, 10**6)) if rng.random() < 0.3 else 0
+            cash[i] = rng.randrange(-10**12, 10**13)
+        pq, pr = risk.split_prices(prices, divisors)
+        excess = risk.scan_margin_excess(lots, cash, pq, pr, divisors, caps, im1, im2, np.empty(n, dtype=np.int64))
+        for i in range(0, n, 7):
+            positions = {j: (int(lots[i, j]) * markets[j].lot_size, 0, 0) for j in range(m)}
+            h = risk.account_health(int(cash[i]), 0, positions, {j: int(prices[j]) for j in range(m)},
+                                    {j: risk.MarketRisk(markets[j].tier_cap_1, markets[j].im_bps_1, markets[j].im_bps_2)
+                                     for j in range(m)}, 0, 0)
+            assert excess[i] == h.equity - h.maintenance_margin
+            e, im, mm = risk.account_health_lots(lots[i], cash[i], pq, pr, divisors, caps, im1, im2)
+            assert (e, im, mm) == (h.equity, h.initial_margin, h.maintenance_margin)
