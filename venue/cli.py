@@ -27,6 +27,7 @@ def cmd_devnet(args) -> int:
     anvil = Anvil(port=args.port, block_time=args.block_time, log_path=out.parent / "anvil.log")
     anvil.start()
     stop = threading.Event()
+    children = []
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         w3 = anvil.web3()
@@ -38,6 +39,11 @@ def cmd_devnet(args) -> int:
             "keys": {"operator": keys[1], "keeper": keys[2], "traders": keys[3:]},
         }
         out.write_text(json.dumps(doc, indent=2))
+        fund_traders(w3, d, keys[3:], 1_000_000 * 10**6, 10 * 10**18)
+        oracle = contract(w3, "Oracle", d.oracle)
+        ts = w3.eth.get_block("latest").timestamp
+        w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices(
+            [0, 1], [3_000 * 10**6, 60_000 * 10**6], ts).transact({"from": keeper}))
         ch = contract(w3, "ClearingHouse", d.clearing_house)
         print(f"crossbook devnet on {anvil.url} (chain id {d.chain_id})")
         for name in ("ClearingHouse", "Oracle", "USDC", "WETH"):
@@ -45,21 +51,68 @@ def cmd_devnet(args) -> int:
         print(f"  markets        {', '.join(d.markets)} (on-chain count {ch.functions.marketCount().call()})")
         print(f"  operator       {operator}\n  keeper         {keeper}")
         print(f"addresses and dev keys written to {out}")
+        if args.exit_after_deploy:
+            print("Ctrl-C stops everything.")
+            return 0
+        import subprocess
+
+        api = subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(out),
+                                "--rpc-url", anvil.url, "--port", str(args.api_port),
+                                "--journal", str(out.parent / "journal.sqlite")])
+        children.append(api)
+        print(f"  API            http://127.0.0.1:{args.api_port} (docs at /docs, websocket at /ws)")
         print("Ctrl-C stops everything.")
         sys.stdout.flush()
-        if args.exit_after_deploy:
-            return 0
         try:
             while not stop.wait(0.5):
-                if anvil.process.poll() is not None:
-                    print("anvil exited", file=sys.stderr)
+                if anvil.process.poll() is not None or any(c.poll() is not None for c in children):
+                    print("a devnet process exited", file=sys.stderr)
                     return 1
         except KeyboardInterrupt:
             pass
         print("stopping")
         return 0
     finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(10)
+                except Exception:
+                    child.kill()
         anvil.stop()
+
+
+def cmd_serve(args) -> int:
+    """The API, engine and settlement pipeline against a running deployment."""
+    import logging
+
+    import uvicorn
+
+    from .api.app import create_app
+    from .settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    overrides = {k: v for k, v in (("deployment", args.deployment), ("rpc_url", args.rpc_url),
+                                   ("port", args.port), ("journal", args.journal)) if v is not None}
+    settings = Settings(**overrides)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                loop="uvloop", ws="websockets-sansio")
+    return 0
+
+
+def fund_traders(w3, deployment, keys: list[str], quote_units: int, weth_wei: int) -> None:
+    """Mints devnet USDC and WETH to each trader and deposits it as collateral."""
+    from .signing import address_of
+
+    house = contract(w3, "ClearingHouse", deployment.clearing_house)
+    for key in keys:
+        addr = address_of(key)
+        for token, amount in ((deployment.usdc, quote_units), (deployment.weth, weth_wei)):
+            erc20 = contract(w3, "MockERC20", token)
+            for fn in (erc20.functions.mint(addr, amount), erc20.functions.approve(house.address, amount),
+                       house.functions.deposit(token, amount)):
+                w3.eth.wait_for_transaction_receipt(fn.transact({"from": addr}))
 
 
 def cmd_bench(args) -> int:
@@ -75,8 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8545)
     p.add_argument("--block-time", type=float, default=None, help="seconds per block (default: automine)")
     p.add_argument("--out", default=str(DEVNET_DIR / "deployment.json"), help="where to write addresses")
+    p.add_argument("--api-port", type=int, default=8000)
     p.add_argument("--exit-after-deploy", action="store_true", help="deploy, print, stop (for smoke tests)")
     p.set_defaults(fn=cmd_devnet)
+    p = sub.add_parser("serve", help="run the venue API and settlement against a deployment")
+    p.add_argument("--deployment", default=None, help="deployment JSON (default devnet/deployment.json)")
+    p.add_argument("--rpc-url", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--journal", default=None)
+    p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("bench", help="run a benchmark")
     p.add_argument("which", choices=["gas", "engine", "scan"])
     p.set_defaults(fn=cmd_bench)

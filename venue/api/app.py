@@ -1,0 +1,182 @@
+"""FastAPI application: thin routes over `venue.service.Venue`. Errors are `{code, msg}` with a
+4xx status; malformed requests never reach the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from web3 import Web3
+
+from ..engine import EngineError
+from ..service import SignatureRejected, Venue, order_json
+from ..settings import Settings
+from ..signing import EIP712_TYPES, ORDER_TYPE, Order, recover_action_signer
+from .schemas import BatchIn, CancelIn, DeadmanIn, OrderIn, OrderStatus
+
+STP = {"expireMaker": 0, "cancelTaker": 1, "cancelBoth": 2}
+
+
+def get_venue(request: Request) -> Venue:
+    return request.app.state.venue
+
+
+V = Annotated[Venue, Depends(get_venue)]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        venue = Venue(settings)
+        await venue.start()
+        app.state.venue = venue
+        yield
+        await venue.stop()
+
+    app = FastAPI(title="crossbook venue", version="0.1.0", lifespan=lifespan,
+                  description="Signed perpetual-futures orders, matched off-chain, settled on Anvil.")
+
+    @app.exception_handler(EngineError)
+    async def engine_error(_: Request, exc: EngineError):
+        return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return JSONResponse({"code": "INVALID_REQUEST", "msg": f"{where}: {first.get('msg', 'invalid')}"},
+                            status_code=422)
+
+    def authorize(venue: Venue, account: str, action: str, expiry: int, signature: str) -> None:
+        if expiry < time.time():
+            raise SignatureRejected("EXPIRED", "the signed request has expired")
+        signer = recover_action_signer(account, action, expiry, venue.domain, bytes.fromhex(signature[2:]))
+        if signer.lower() != account.lower() and not venue.ch.functions.isAgent(account, signer).call():
+            raise SignatureRejected("BAD_SIGNATURE", f"signed by {signer}, not by {account} or its agent")
+
+    def to_order(o: OrderIn) -> Order:
+        return Order(Web3.to_checksum_address(o.account), o.market, o.isBuy, int(o.price), int(o.size), o.flags, o.expiry,
+                     o.nonce)
+
+    def place_one(venue: Venue, o: OrderIn) -> OrderStatus:
+        ack = venue.place(to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId, STP[o.stp])
+        return OrderStatus(status=ack.status, orderId=ack.order_id, filled=str(ack.filled),
+                           remaining=str(ack.remaining), reason=ack.cancel_reason)
+
+    @app.get("/health")
+    async def health(venue: V):
+        return {"status": "ok", "block": venue.last_block, "nextBatch": venue.next_batch,
+                "pendingFills": len(venue.unbatched)}
+
+    @app.get("/markets")
+    async def markets(venue: V):
+        return [{"id": i, "symbol": p.symbol, "oracleId": p.oracle_id, "tickSize": str(p.tick_size),
+                 "lotSize": str(p.lot_size), "minNotional": str(p.min_notional), "bandBps": p.band_bps,
+                 "makerFeeBps": p.maker_fee_bps, "takerFeeBps": p.taker_fee_bps, "imBps": [p.im_bps_1, p.im_bps_2],
+                 "tierCap": str(p.tier_cap_1), "maxPosition": str(p.max_position),
+                 "oraclePrice": str(venue.engine.markets[i].oracle_price)} for i, p in enumerate(venue.markets)]
+
+    @app.get("/eip712")
+    async def eip712(venue: V):
+        return {"domain": venue.domain.as_dict(), "types": EIP712_TYPES, "primaryType": "Order",
+                "orderType": ORDER_TYPE}
+
+    @app.get("/book/{market}")
+    async def book(venue: V, market: int, depth: Annotated[int, Query(ge=1, le=500)] = 20):
+        if not 0 <= market < len(venue.markets):
+            raise EngineError("UNKNOWN_MARKET", f"no market {market}")
+        bids, asks = venue.engine.l2(market, depth)
+        return {"market": market, "bids": [[str(p), str(s)] for p, s in bids],
+                "asks": [[str(p), str(s)] for p, s in asks]}
+
+    @app.get("/trades/{market}")
+    async def trades(venue: V, market: int):
+        if not 0 <= market < len(venue.markets):
+            raise EngineError("UNKNOWN_MARKET", f"no market {market}")
+        return [{"seq": f.seq, "price": str(f.price), "size": str(f.size), "side": "buy" if f.taker_is_buy else "sell",
+                 "ts": f.ts} for f in reversed(venue.trades[market])]
+
+    @app.post("/orders", response_model=OrderStatus, responses={400: {"model": dict}, 401: {"model": dict}})
+    async def place(venue: V, body: OrderIn):
+        return place_one(venue, body)
+
+    @app.post("/orders/batch")
+    async def place_batch(venue: V, body: BatchIn):
+        statuses = []
+        for o in body.orders:
+            try:
+                statuses.append(place_one(venue, o))
+            except EngineError as exc:
+                statuses.append(OrderStatus(status="error", code=exc.code, msg=exc.msg))
+        return {"statuses": statuses}
+
+    @app.post("/cancel")
+    async def cancel(venue: V, body: CancelIn):
+        account = Web3.to_checksum_address(body.account)
+        if body.orderId is not None:
+            action = f"cancel:{body.orderId}"
+        elif body.clientId is not None:
+            action = f"cancelClient:{body.clientId}"
+        else:
+            action = f"cancelAll:{'*' if body.market is None else body.market}"
+        authorize(venue, account, action, body.expiry, body.signature)
+        if body.orderId is None and body.clientId is None:
+            orders = venue.engine.cancel_all(venue.now_ms(), account, body.market)
+            venue.journal.commit()
+            return {"cancelled": [o.id for o in orders]}
+        return {"cancelled": [venue.cancel(account, body.orderId, body.clientId).id]}
+
+    @app.post("/deadman")
+    async def deadman(venue: V, body: DeadmanIn):
+        account = Web3.to_checksum_address(body.account)
+        authorize(venue, account, f"deadman:{body.at}", body.expiry, body.signature)
+        venue.engine.schedule_cancel(venue.now_ms(), account, body.at)
+        venue.journal.commit()
+        return {"account": account, "cancelAt": body.at}
+
+    @app.get("/accounts/{address}")
+    async def account(venue: V, address: str):
+        if not Web3.is_address(address):
+            raise EngineError("INVALID_ADDRESS", f"{address} is not an address")
+        return await asyncio.to_thread(venue.account_view, Web3.to_checksum_address(address))
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket, account: str | None = None):
+        """Book snapshots on connect, then fills and order updates (all, or one account's) with a
+        sequence number."""
+        await socket.accept()
+        venue: Venue = socket.app.state.venue
+        queue: asyncio.Queue = asyncio.Queue()
+        venue.subscribers.add(queue)
+        seq = 0
+        try:
+            for m in range(len(venue.markets)):
+                bids, asks = venue.engine.l2(m, 50)
+                seq += 1
+                await socket.send_json({"seq": seq, "channel": "book", "market": m,
+                                        "bids": [[str(p), str(s)] for p, s in bids],
+                                        "asks": [[str(p), str(s)] for p, s in asks]})
+            if account:
+                seq += 1
+                await socket.send_json({"seq": seq, "channel": "openOrders",
+                                        "data": [order_json(o) for o in venue.engine.open_orders(account)]})
+            while True:
+                message = await queue.get()
+                data = message["data"]
+                if account and account not in (data.get("account"), data.get("maker"), data.get("taker")):
+                    continue
+                seq += 1
+                await socket.send_json({"seq": seq, **message})
+        except WebSocketDisconnect:
+            pass
+        finally:
+            venue.subscribers.discard(queue)
+
+    return app

@@ -1,0 +1,69 @@
+"""Request and response bodies. Prices and sizes travel as decimal strings of integer units
+(see venue/domain.py), as market makers know them from Hyperliquid's API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+IntStr = str
+
+
+def _int_string(v: str) -> str:
+    if not isinstance(v, str) or not v.lstrip("-").isdigit():
+        raise ValueError("must be a decimal string of an integer")
+    return v
+
+
+class OrderIn(BaseModel):
+    account: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    market: int = Field(ge=0, lt=2**16)
+    isBuy: bool
+    price: IntStr = Field(description="limit price in quote base units per whole base unit")
+    size: IntStr = Field(description="size in 1e-8 base units")
+    flags: int = Field(0, ge=0, le=7, description="1 post-only, 2 IOC, 4 reduce-only (as signed)")
+    expiry: int = Field(0, ge=0, lt=2**32, description="unix seconds, 0 for none (as signed)")
+    nonce: int = Field(ge=0, lt=2**56)
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{128}([0-9a-fA-F]{2})?$",
+                           description="EIP-712 signature: 64-byte compact (r, vs) or 65-byte (r, s, v)")
+    tif: Literal["Gtc", "Ioc", "Fok", "Alo"] = "Gtc"
+    clientId: str | None = Field(None, max_length=64)
+    stp: Literal["expireMaker", "cancelTaker", "cancelBoth"] = "expireMaker"
+
+    _ints = field_validator("price", "size")(_int_string)
+
+
+class BatchIn(BaseModel):
+    orders: list[OrderIn] = Field(min_length=1, max_length=100)
+
+
+class CancelIn(BaseModel):
+    account: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    orderId: int | None = None
+    clientId: str | None = None
+    market: int | None = None
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="EIP-712 Cancel signature (65 bytes)")
+    expiry: int = Field(ge=0, description="unix seconds after which this request is refused")
+
+
+class DeadmanIn(BaseModel):
+    account: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    at: int = Field(ge=0, description="unix ms at which every order is cancelled, 0 to disarm")
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+    expiry: int = Field(ge=0)
+
+
+class OrderStatus(BaseModel):
+    status: Literal["resting", "filled", "cancelled", "error"]
+    orderId: int | None = None
+    filled: IntStr | None = None
+    remaining: IntStr | None = None
+    reason: str | None = None
+    code: str | None = None
+    msg: str | None = None
+
+
+class Error(BaseModel):
+    code: str
+    msg: str

@@ -1,0 +1,344 @@
+"""The running venue: signed orders in, engine, journal, settlement batches out, receipts back.
+
+Single-threaded on the asyncio loop: HTTP handlers call into the engine directly; chain I/O runs
+in worker threads. The chain is the source of truth for collateral and positions; the engine
+sees chain state plus fills matched but not yet settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+from web3 import HTTPProvider, Web3
+from web3.logs import DISCARD
+
+from . import risk
+from .chain import Deployment, Fill as ChainFill, contract, pack_fills
+from .domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY, RejectReason
+from .engine import FOK, GTC, IOC, Engine, EngineError, Fill, Limits, OrderRejected
+from .journal import Journal, replay
+from .settings import Settings
+from .signing import Domain, Order as SignedOrder, SignatureError, order_digest, recover_signer
+
+log = logging.getLogger("venue")
+
+
+class SignatureRejected(EngineError):
+    status = 401
+
+
+@dataclass
+class FillRecord:
+    fill: Fill
+    status: str = "pending"  # pending -> submitted -> settled | rejected
+    batch: int | None = None
+    tx_hash: str | None = None
+    reason: str | None = None
+    acked_at: float = field(default_factory=time.monotonic)
+    settled_at: float | None = None
+
+    def as_json(self) -> dict:
+        f = self.fill
+        return {"seq": f.seq, "market": f.market, "price": str(f.price), "size": str(f.size),
+                "takerIsBuy": f.taker_is_buy, "maker": f.maker.account, "taker": f.taker.account,
+                "makerOrderId": f.maker.id, "takerOrderId": f.taker.id, "status": self.status,
+                "batch": self.batch, "txHash": self.tx_hash, "reason": self.reason}
+
+
+class Venue:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        doc = json.loads(Path(settings.deployment).read_text())
+        self.deployment = Deployment.from_json(doc)
+        self.w3 = Web3(HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
+        self.ch = contract(self.w3, "ClearingHouse", self.deployment.clearing_house)
+        self.oracle = contract(self.w3, "Oracle", self.deployment.oracle)
+        key = settings.operator_key or doc["keys"]["operator"]
+        self.operator = Account.from_key(key)
+        self.domain = Domain(self.deployment.chain_id, self.deployment.clearing_house)
+        self.domain_separator = self.domain.separator
+        self.markets = DEVNET_MARKETS
+        self.engine = Engine(self.markets, Limits())
+        Path(settings.journal).parent.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(settings.journal)
+        replay(self.engine, self.journal)
+        self.engine.journal = self.journal
+        self.engine.listeners.append(self._on_event)
+        self.fills: dict[int, FillRecord] = {}
+        self.unbatched: deque[int] = deque()
+        self.trades: dict[int, deque] = {m: deque(maxlen=200) for m in range(len(self.markets))}
+        self.nonces_seen: set[tuple[str, int]] = set()
+        self.next_batch = self.ch.functions.nextBatchIndex().call()
+        self.last_block = self.w3.eth.block_number
+        self.haircut = self.ch.functions.haircutBps().call()
+        self.subscribers: set[asyncio.Queue] = set()
+        self._tasks: list[asyncio.Task] = []
+        self.batch_lock = asyncio.Lock()
+        self.eth_price = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await asyncio.to_thread(self._load_prices)
+        self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._chain_poller())]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.journal.close()
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    # ------------------------------------------------------------------ orders
+    def verify(self, order: SignedOrder, signature: bytes) -> None:
+        digest = order_digest(order, self.domain_separator)
+        try:
+            signer = recover_signer(digest, signature)
+        except SignatureError as exc:
+            raise SignatureRejected("BAD_SIGNATURE", str(exc)) from exc
+        if signer != order.account and not self.ch.functions.isAgent(order.account, signer).call():
+            raise SignatureRejected("BAD_SIGNATURE", f"signed by {signer}, not by {order.account} or its agent")
+
+    def place(self, order: SignedOrder, signature: bytes, tif: str = "Gtc", client_id: str | None = None,
+              stp: int = 0, is_market: bool = False):
+        """Checks the signature and the order's own terms, then hands it to the engine. The
+        acknowledgement is returned only after the journal commit."""
+        self.verify(order, signature)
+        key = (order.account, order.nonce)
+        if key in self.nonces_seen:
+            raise OrderRejected("DUPLICATE_NONCE", f"nonce {order.nonce} was already used by {order.account}")
+        tif_code = {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK}[tif]
+        if tif in ("Ioc", "Fok") and not order.flags & FLAG_IOC:
+            raise OrderRejected("TIF_MISMATCH", f"{tif} orders must be signed with the IOC flag")
+        if tif in ("Gtc", "Alo") and order.flags & FLAG_IOC:
+            raise OrderRejected("TIF_MISMATCH", "an order signed IOC cannot rest")
+        if tif == "Alo" and not order.flags & FLAG_POST_ONLY:
+            raise OrderRejected("TIF_MISMATCH", "Alo orders must be signed post-only")
+        self._ensure_account(order.account)
+        ack = self.engine.place(self.now_ms(), order.account, order.market, order.is_buy, order.price, order.size,
+                                tif=tif_code, flags=order.flags, client_id=client_id, stp=stp,
+                                expiry=order.expiry * 1000, is_market=is_market, nonce=order.nonce,
+                                signature=bytes(signature))
+        self.journal.commit()
+        self.nonces_seen.add(key)
+        return ack
+
+    def cancel(self, account: str, order_id: int | None, client_id: str | None):
+        order = self.engine.cancel(self.now_ms(), account, order_id, client_id)
+        self.journal.commit()
+        return order
+
+    def _ensure_account(self, address: str) -> None:
+        if address not in self.engine.accounts or not self.engine.accounts[address].collateral:
+            self.sync_account(address)
+
+    def sync_account(self, address: str) -> None:
+        """The chain's account plus fills not yet settled, into the engine's risk mirror."""
+        quote, weth_wei, _ = self.ch.functions.balances(address).call()
+        collateral = quote + risk.weth_value(weth_wei // 10**9, self.eth_price, self.haircut) if self.eth_price else quote
+        positions = {}
+        for m in range(len(self.markets)):
+            v = self.ch.functions.position(address, m).call()
+            positions[m] = [v[0], v[1]]
+        fees = 0
+        for rec in self.fills.values():
+            if rec.status in ("pending", "submitted") and address in (rec.fill.maker.account, rec.fill.taker.account):
+                f = rec.fill
+                delta = f.size if f.taker_is_buy else -f.size
+                d = delta if address == f.taker.account else -delta
+                p = positions[f.market]
+                p[0], p[1], realized = risk.apply_trade(p[0], p[1], d, d * f.price // 10**8)
+                collateral += realized
+        self.engine.set_account(self.now_ms(), address, collateral, {m: tuple(v) for m, v in positions.items()}, fees)
+        self.journal.commit()
+
+    def _load_prices(self) -> None:
+        for m, p in enumerate(self.markets):
+            try:
+                price, _ = self.oracle.functions.getPrice(p.oracle_id).call()
+            except Exception:
+                continue
+            self.engine.set_oracle_price(self.now_ms(), m, price)
+            if p.oracle_id == 0:
+                self.eth_price = price
+        self.journal.commit()
+
+    # ------------------------------------------------------------------ events out
+    def _on_event(self, event) -> None:
+        if event[0] == "fill":
+            fill = event[1]
+            self.fills[fill.seq] = FillRecord(fill)
+            self.unbatched.append(fill.seq)
+            self.trades[fill.market].append(fill)
+            self._publish({"channel": "fills", "data": self.fills[fill.seq].as_json()})
+        else:
+            _, order, status = event
+            self._publish({"channel": "orders", "data": {"id": order.id, "account": order.account, "status": status,
+                                                         "remaining": str(order.remaining)}})
+
+    def _publish(self, message: dict) -> None:
+        for q in list(self.subscribers):
+            if q.qsize() < 10_000:
+                q.put_nowait(message)
+
+    # ------------------------------------------------------------------ settlement
+    async def _batcher(self) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.batch_interval_ms / 1000 / 4)
+            if not self.unbatched:
+                continue
+            oldest = self.fills[self.unbatched[0]].acked_at
+            if len(self.unbatched) < s.batch_max_fills and time.monotonic() - oldest < s.batch_interval_ms / 1000:
+                continue
+            seqs = [self.unbatched.popleft() for _ in range(min(len(self.unbatched), s.batch_max_fills))]
+            try:
+                await self.settle_batch(seqs)
+            except Exception:
+                log.exception("batch failed; fills go back to the queue")
+                self.unbatched.extendleft(reversed(seqs))
+                await asyncio.sleep(1)
+
+    def _chain_fill(self, fill: Fill) -> ChainFill:
+        return ChainFill(self._signed(fill.maker), fill.maker.signature, self._signed(fill.taker),
+                         fill.taker.signature, fill.size, fill.price)
+
+    @staticmethod
+    def _signed(o) -> SignedOrder:
+        """The order exactly as its owner signed it (the engine keeps the signed flags)."""
+        return SignedOrder(o.account, o.market, o.is_buy, o.price, o.size, o.flags, o.expiry // 1000, o.nonce)
+
+    async def settle_batch(self, seqs: list[int]) -> None:
+        async with self.batch_lock:
+            index = self.next_batch
+            fills = [self._chain_fill(self.fills[s].fill) for s in seqs]
+            data = pack_fills(fills)
+            receipt = await asyncio.to_thread(self._submit, index, data)
+            self.next_batch = index + 1
+            rejected = {e.args.fillIndex: RejectReason(e.args.reason)
+                        for e in self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)}
+            tx_hash = "0x" + bytes(receipt.transactionHash).hex()
+            touched = set()
+            for i, seq in enumerate(seqs):
+                rec = self.fills[seq]
+                rec.batch, rec.tx_hash, rec.settled_at = index, tx_hash, time.monotonic()
+                f = rec.fill
+                touched.update((f.maker.account, f.taker.account))
+                if i in rejected:
+                    rec.status, rec.reason = "rejected", rejected[i].name
+                    maker_ok = rejected[i] not in (RejectReason.INVALID_SIGNATURE, RejectReason.ORDER_CLOSED,
+                                                   RejectReason.EXPIRED) or f.maker.account != self._culprit(receipt, i)
+                    self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
+                                                 f.maker.account, f.taker.account, f.price, f.taker_is_buy)
+                else:
+                    rec.status = "settled"
+                self._publish({"channel": "fills", "data": rec.as_json()})
+            self.journal.commit()
+            for address in touched:
+                await asyncio.to_thread(self.sync_account, address)
+
+    def _culprit(self, receipt, index: int) -> str:
+        for e in self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD):
+            if e.args.fillIndex == index:
+                return e.args.account
+        return ""
+
+    def _submit(self, index: int, data: bytes):
+        """Signs and sends settle(index, data) from the operator; waits for the receipt, and
+        re-sends the same signed transaction if it drops out of the pool (the batch index makes a
+        duplicate harmless)."""
+        w3 = self.w3
+        s = self.settings
+        nonce = w3.eth.get_transaction_count(self.operator.address, "pending")
+        base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
+        tip = int(s.priority_fee_gwei * 10**9)
+        tx = self.ch.functions.settle(index, data).build_transaction({
+            "from": self.operator.address, "nonce": nonce, "gas": 250_000 + 60_000 * (len(data) // 246),
+            "maxPriorityFeePerGas": tip, "maxFeePerGas": min(int(s.max_fee_gwei * 10**9), 2 * base_fee + tip),
+            "chainId": self.deployment.chain_id,
+        })
+        raw = self.operator.sign_transaction(tx).raw_transaction
+        tx_hash = w3.eth.send_raw_transaction(raw)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                receipt = w3.eth.get_transaction_receipt(tx_hash)
+                if receipt is not None:
+                    if receipt.status != 1:
+                        raise RuntimeError(f"settle({index}) reverted in {tx_hash.hex()}")
+                    return receipt
+            except Exception as exc:  # not mined yet
+                if "reverted" in str(exc):
+                    raise
+            if w3.eth.get_transaction_count(self.operator.address, "pending") <= nonce:
+                w3.eth.send_raw_transaction(raw)  # dropped from the pool: send it again
+            time.sleep(s.poll_interval_ms / 1000)
+        raise TimeoutError(f"settle({index}) not mined in 120 s")
+
+    # ------------------------------------------------------------------ chain ingestion
+    async def _chain_poller(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_ms / 1000)
+            try:
+                await self._poll_once()
+            except Exception:
+                log.exception("chain poll failed")
+
+    async def _poll_once(self) -> None:
+        head = await asyncio.to_thread(lambda: self.w3.eth.block_number)
+        if head <= self.last_block:
+            return
+        frm, to = self.last_block + 1, head
+        self.last_block = head
+        prices = await asyncio.to_thread(self.oracle.events.PriceUpdated().get_logs, from_block=frm, to_block=to)
+        ids = {p.oracle_id: m for m, p in enumerate(self.markets)}
+        for ev in prices:
+            if ev.args.id in ids:
+                self.engine.set_oracle_price(self.now_ms(), ids[ev.args.id], ev.args.price)
+            if ev.args.id == 0:
+                self.eth_price = ev.args.price
+        touched = set()
+        for name in ("Deposited", "Withdrawn"):
+            for ev in await asyncio.to_thread(getattr(self.ch.events, name)().get_logs, from_block=frm, to_block=to):
+                touched.add(ev.args.account)
+        for ev in await asyncio.to_thread(self.ch.events.Liquidated().get_logs, from_block=frm, to_block=to):
+            touched.update((ev.args.account, ev.args.liquidator))
+        if await asyncio.to_thread(self.ch.events.HaircutSet().get_logs, from_block=frm, to_block=to):
+            self.haircut = await asyncio.to_thread(self.ch.functions.haircutBps().call)
+        self.journal.commit()
+        for address in touched:
+            if address in self.engine.accounts:
+                await asyncio.to_thread(self.sync_account, address)
+
+    # ------------------------------------------------------------------ views
+    def account_view(self, address: str) -> dict:
+        quote, weth_wei, _ = self.ch.functions.balances(address).call()
+        equity, im, mm = self.ch.functions.health(address).call()
+        positions = []
+        for m, p in enumerate(self.markets):
+            v = self.ch.functions.position(address, m).call()
+            if v[0]:
+                positions.append({"market": m, "symbol": p.symbol, "size": str(v[0]), "openNotional": str(v[1]),
+                                  "entryPrice": str(v[2]), "unrealizedPnl": str(v[3]), "fundingOwed": str(v[4])})
+        mine = [r for r in self.fills.values() if address in (r.fill.maker.account, r.fill.taker.account)]
+        return {
+            "address": address, "collateral": {"quote": str(quote), "wethWei": str(weth_wei)},
+            "equity": str(equity), "initialMargin": str(im), "maintenanceMargin": str(mm), "positions": positions,
+            "openOrders": [order_json(o) for o in self.engine.open_orders(address)],
+            "fills": [r.as_json() for r in mine[-200:]],
+            "pendingFills": [r.fill.seq for r in mine if r.status in ("pending", "submitted")],
+        }
+
+
+def order_json(o) -> dict:
+    return {"id": o.id, "market": o.market, "side": "buy" if o.is_buy else "sell", "price": str(o.price),
+            "size": str(o.size), "remaining": str(o.remaining), "filled": str(o.filled), "clientId": o.client_id,
+            "nonce": o.nonce}
