@@ -97,7 +97,8 @@ def cmd_serve(args) -> int:
                                    ("port", args.port), ("journal", args.journal)) if v is not None}
     settings = Settings(**overrides)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                loop="uvloop", ws="websockets-sansio")
+                loop="uvloop", ws="websockets-sansio",
+                timeout_graceful_shutdown=5)
     return 0
 
 
@@ -109,6 +110,8 @@ def fund_traders(w3, deployment, keys: list[str], quote_units: int, weth_wei: in
     for key in keys:
         addr = address_of(key)
         for token, amount in ((deployment.usdc, quote_units), (deployment.weth, weth_wei)):
+            if not amount:
+                continue
             erc20 = contract(w3, "MockERC20", token)
             for fn in (erc20.functions.mint(addr, amount), erc20.functions.approve(house.address, amount),
                        house.functions.deposit(token, amount)):

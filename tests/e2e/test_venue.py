@@ -1,0 +1,175 @@
+"""The venue end to end: a real Anvil (1-second blocks), the real contracts, `venue serve` as a
+process, real HTTP and websocket clients."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+import websockets
+
+from venue.chain import contract, deploy
+from venue.cli import fund_traders
+from venue.client import Client
+from venue.devchain import Anvil, dev_keys, free_port, wait_until
+from venue.domain import usdc
+from venue.signing import address_of
+
+ETH_PRICE = usdc(3_000)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("venue")
+    keys = dev_keys(8)
+    owner, operator, keeper = (address_of(k) for k in keys[:3])
+    with Anvil(block_time=1, accounts=8) as anvil:
+        w3 = anvil.web3()
+        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
+        fund_traders(w3, d, keys[3:5], usdc(1_000_000), 0)  # maker-ish accounts
+        fund_traders(w3, d, keys[5:6], usdc(1_000), 0)  # a small account for the margin test
+        oracle = contract(w3, "Oracle", d.oracle)
+
+        def push(price, wait=True):
+            ts = w3.eth.get_block("latest").timestamp
+            # A higher tip than the operator's, so in a shared block the update is ordered first.
+            tx = oracle.functions.setPrices([0, 1], [price, usdc(60_000)], ts).transact(
+                {"from": keeper, "maxPriorityFeePerGas": 10 * 10**9, "maxFeePerGas": 100 * 10**9})
+            if wait:
+                w3.eth.wait_for_transaction_receipt(tx)
+            return tx
+
+        push(ETH_PRICE)
+        path = tmp / "deployment.json"
+        path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"operator": keys[1], "traders": keys[3:]}}))
+        port = free_port()
+        env = dict(os.environ)
+        server = subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(path),
+                                   "--rpc-url", anvil.url, "--port", str(port), "--journal", str(tmp / "j.sqlite")],
+                                  env=env)
+        api = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "venue API")
+            yield {"api": api, "w3": w3, "deployment": d, "path": path, "push": push,
+                   "ch": contract(w3, "ClearingHouse", d.clearing_house)}
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(5)
+                raise
+
+
+def clients(stack, *indices):
+    return [Client.from_devnet(trader=i, path=str(stack["path"]), api_url=stack["api"]) for i in indices]
+
+
+def settled_fill(client, seq=None, timeout=15):
+    def check():
+        fills = client.account_state()["fills"]
+        done = [f for f in fills if f["status"] in ("settled", "rejected") and (seq is None or f["seq"] == seq)]
+        return done[-1] if done else None
+    return wait_until(check, timeout, "fill settlement", interval=0.1)
+
+
+async def collect(url, into):
+    """Websocket messages until a settled (or rejected) fill arrives."""
+    async with websockets.connect(url) as ws:
+        into.append("connected")
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            into.append(message)
+            if message.get("channel") == "fills" and message["data"]["status"] in ("settled", "rejected"):
+                return
+
+
+def test_a_cross_settles_within_two_blocks_and_api_websocket_and_chain_agree(stack):
+    maker, taker = clients(stack, 0, 1)
+    w3, ch = stack["w3"], stack["ch"]
+    before = {c.address: ch.functions.balances(c.address).call()[0] for c in (maker, taker)}
+    messages: list = []
+    ws_url = stack["api"].replace("http", "ws") + f"/ws?account={taker.address}"
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(collect(ws_url, messages))
+    loop.run_until_complete(asyncio.sleep(0.5))
+    rest = maker.place("ETH-PERP", "sell", "3001", "2", tif="Alo")
+    assert rest["status"] == "resting"
+    ack_block = w3.eth.block_number
+    cross = taker.place("ETH-PERP", "buy", "3005", "1.5", tif="Ioc")
+    assert (cross["status"], cross["filled"]) == ("filled", "150000000")
+    fill = settled_fill(taker)
+    assert fill["status"] == "settled"
+    receipt = w3.eth.get_transaction_receipt(fill["txHash"])
+    assert receipt.blockNumber - ack_block <= 2
+    notional = 150_000_000 * usdc(3_001) // 10**8  # 4,501.50 USDC
+    taker_fee, maker_rebate = -(-notional * 5 // 10_000), notional // 10_000
+    for client, size, quote in ((taker, 150_000_000, before[taker.address] - taker_fee),
+                                (maker, -150_000_000, before[maker.address] + maker_rebate)):
+        view = client.account_state()
+        chain_pos = ch.functions.position(client.address, 0).call()
+        assert chain_pos[0] == size and int(view["positions"][0]["size"]) == size
+        assert int(view["positions"][0]["entryPrice"]) == chain_pos[2] == usdc(3_001)
+        assert int(view["collateral"]["quote"]) == ch.functions.balances(client.address).call()[0] == quote
+    # The maker's rest is still on the book.
+    book = httpx.get(f"{stack['api']}/book/0").json()
+    assert book["asks"][0] == [str(usdc(3_001)), "50000000"]
+    loop.run_until_complete(asyncio.wait_for(task, 20))
+    fills = [m for m in messages[1:] if m.get("channel") == "fills"]
+    assert [f["data"]["status"] for f in fills] == ["pending", "settled"]
+    assert [m["channel"] for m in messages[1:3]] == ["book", "book"]  # snapshots first
+    assert all(f["data"]["taker"] == taker.address for f in fills)
+    seqs = [m["seq"] for m in messages[1:]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    maker.cancel()
+
+
+def test_fill_failing_margin_on_chain_is_rejected_unwound_and_reported(stack):
+    maker, small = clients(stack, 1, 2)
+    ch = stack["ch"]
+    rest = maker.place("ETH-PERP", "sell", "3001", "8", tif="Alo")
+    # The oracle update is in the mempool, not yet seen by the venue, when the order matches:
+    # it is mined first, so settlement meets the new price.
+    push_tx = stack["push"](usdc(2_870), wait=False)
+    ack = small.place("ETH-PERP", "buy", "3001", "6", tif="Ioc")  # 18,006 notional on 1,000 USDC: fits 20x
+    assert ack["status"] == "filled"
+    stack["w3"].eth.wait_for_transaction_receipt(push_tx)
+    fill = settled_fill(small)
+    assert (fill["status"], fill["reason"]) == ("rejected", "INSUFFICIENT_MARGIN")
+    assert ch.functions.position(small.address, 0).call()[0] == 0
+    # Unwound in the engine: the maker's 6 ETH are back on its resting order, the small account is flat.
+    open_orders = maker.account_state()["openOrders"]
+    assert [(o["id"], o["remaining"]) for o in open_orders] == [(rest["orderId"], "800000000")]
+    view = small.account_state()
+    assert view["positions"] == [] and view["fills"][-1]["reason"] == "INSUFFICIENT_MARGIN"
+    maker.cancel()
+    stack["push"](ETH_PRICE)
+
+
+def test_bad_requests_get_4xx_with_code_and_msg_and_change_nothing(stack):
+    (c,) = clients(stack, 0)
+    api = stack["api"]
+    body = c.order_body("ETH-PERP", "buy", "2999", "1")
+    forged = dict(body, size="200000000")  # signature no longer matches
+    r = httpx.post(f"{api}/orders", json=forged)
+    assert r.status_code == 401 and r.json()["code"] == "BAD_SIGNATURE"
+    r = httpx.post(f"{api}/orders", json=dict(body, price="abc"))
+    assert r.status_code == 422 and r.json()["code"] == "INVALID_REQUEST"
+    r = httpx.post(f"{api}/orders", json=c.order_body("ETH-PERP", "buy", "2999.005", "1"))
+    assert r.status_code == 400 and r.json()["code"] == "TICK_SIZE"
+    ok = httpx.post(f"{api}/orders", json=body)
+    assert ok.status_code == 200
+    again = httpx.post(f"{api}/orders", json=body)
+    assert again.status_code == 400 and again.json()["code"] == "DUPLICATE_NONCE"
+    batch = httpx.post(f"{api}/orders/batch", json={"orders": [c.order_body("ETH-PERP", "buy", "2998", "1"),
+                                                               c.order_body("ETH-PERP", "buy", "2500", "1")]}).json()
+    assert [s["status"] for s in batch["statuses"]] == ["resting", "error"]
+    assert batch["statuses"][1]["code"] == "PRICE_BAND"
+    assert sorted(c.cancel()) == sorted([ok.json()["orderId"], batch["statuses"][0]["orderId"]])
+    assert httpx.get(f"{api}/openapi.json").json()["paths"].keys() >= {"/orders", "/orders/batch", "/cancel",
+                                                                        "/accounts/{address}", "/book/{market}"}
