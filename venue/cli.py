@@ -60,7 +60,14 @@ def cmd_devnet(args) -> int:
                                 "--rpc-url", anvil.url, "--port", str(args.api_port),
                                 "--journal", str(out.parent / "journal.sqlite")])
         children.append(api)
-        print(f"  API            http://127.0.0.1:{args.api_port} (docs at /docs, websocket at /ws)")
+        api_url = f"http://127.0.0.1:{args.api_port}"
+        from .devchain import wait_until
+        import httpx
+
+        wait_until(lambda: httpx.get(f"{api_url}/health").status_code == 200, 60, "venue API")
+        children.append(subprocess.Popen([sys.executable, "-m", "venue.mm", "--deployment", str(out), "--api", api_url]))
+        print(f"  API            {api_url} (docs at /docs, websocket at /ws)")
+        print("  market maker   trader 0 quotes 5 levels a side on every market")
         print("Ctrl-C stops everything.")
         sys.stdout.flush()
         try:

@@ -5,16 +5,18 @@ import signal
 import subprocess
 import sys
 
+import httpx
 from web3 import HTTPProvider, Web3
 
 from venue.chain import contract
 from venue.devchain import free_port, wait_until
 
 
-def test_devnet_deploys_contracts_web3_can_call_and_stops_on_ctrl_c(tmp_path):
+def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
     out = tmp_path / "deployment.json"
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "venue.cli", "devnet", "--port", str(port), "--out", str(out)],
+    port, api_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "venue.cli", "devnet", "--port", str(port), "--out", str(out),
+                             "--api-port", str(api_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(out.exists, 60, "deployment.json")
@@ -25,10 +27,22 @@ def test_devnet_deploys_contracts_web3_can_call_and_stops_on_ctrl_c(tmp_path):
         assert ch.functions.oracle().call() == doc["Oracle"]
         assert contract(w3, "MockERC20", doc["USDC"]).functions.decimals().call() == 6
         assert contract(w3, "MockERC20", doc["WETH"]).functions.decimals().call() == 18
+        # The API is up and the demo market maker keeps both books two-sided.
+        api = f"http://127.0.0.1:{api_port}"
+        for market in (0, 1):
+            book = wait_until(lambda: (b := httpx.get(f"{api}/book/{market}").json())["bids"] and b["asks"] and b,
+                              60, f"two-sided book {market}")
+            assert int(book["bids"][0][0]) < int(book["asks"][0][0])
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, output
     assert "ClearingHouse" in output and str(out) in output
-    # Anvil went down with it.
+    # Anvil and the API went down with it.
     assert not Web3(HTTPProvider(f"http://127.0.0.1:{port}")).is_connected()
+    try:
+        httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=2)
+        api_alive = True
+    except httpx.HTTPError:
+        api_alive = False
+    assert not api_alive
