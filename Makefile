@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test devnet bench-gas bench-engine bench-scan clean
+.PHONY: install compile test devnet bench-gas bench-engine bench-scan bench-api clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -59,6 +59,9 @@ bench-engine: install
 
 bench-scan: install
 	$(BIN)/venue bench scan
+
+bench-api: compile
+	$(BIN)/venue bench api
 
 clean:
 	rm -rf .build .cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -79,14 +80,32 @@ class Anvil:
         return Web3(HTTPProvider(self.url, request_kwargs={"timeout": 30}))
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
+        """Stops the process group we started (node_modules/.bin/anvil is a Node wrapper that
+        runs the real binary as its child, so signalling the wrapper alone can orphan it)."""
+        if self.process is None:
+            return
+        pgid = self.process.pid  # start_new_session: the group id is our child's pid
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
             try:
-                self.process.wait(5)
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(wait)
+                break
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+                continue
+        try:
+            os.killpg(pgid, signal.SIGKILL)  # anything left in the group
+        except ProcessLookupError:
+            pass
         self.process = None
+
+    def set_interval_mining(self, seconds: int) -> None:
+        """Switches from automine (fast setup) to a block every `seconds`."""
+        w3 = self.web3()
+        w3.provider.make_request("evm_setAutomine", [False])
+        w3.provider.make_request("evm_setIntervalMining", [seconds])
 
     def __enter__(self) -> "Anvil":
         return self.start()

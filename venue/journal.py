@@ -22,10 +22,29 @@ class Journal:
         self.db.execute("CREATE TABLE IF NOT EXISTS fills (fill_seq INTEGER PRIMARY KEY, command_seq INTEGER NOT NULL, "
                         "market INTEGER, price INTEGER, size INTEGER, taker_is_buy INTEGER, maker_order INTEGER, "
                         "taker_order INTEGER, maker TEXT, taker TEXT, ts INTEGER)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS settlement (fill_seq INTEGER PRIMARY KEY, status TEXT NOT NULL, "
+                        "batch INTEGER, tx TEXT, reason TEXT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM commands").fetchone()
         self.last_seq = row[0]
         self.pending: list[tuple[int, str, bytes]] = []
         self.pending_fills: list[tuple] = []
+        self.pending_settlement: list[tuple] = []
+        self.pending_meta: dict[str, str] = {}
+
+    def set_settlement(self, fill_seq: int, status: str, batch: int | None, tx: str | None, reason: str | None) -> None:
+        """Where a fill stands on-chain: submitted (in batch, with tx), settled or rejected."""
+        self.pending_settlement.append((fill_seq, status, batch, tx, reason))
+
+    def set_meta(self, key: str, value) -> None:
+        self.pending_meta[key] = str(value)
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def settlement(self) -> dict[int, tuple]:
+        return {row[0]: row[1:] for row in self.db.execute("SELECT * FROM settlement")}
 
     def append(self, kind: str, args: tuple) -> None:
         self.last_seq += 1
@@ -37,16 +56,22 @@ class Journal:
 
     def commit(self) -> None:
         """Makes everything appended durable. Only then may the commands be acknowledged."""
-        if not self.pending:
+        if not (self.pending or self.pending_settlement or self.pending_meta):
             return
         db = self.db
         db.execute("BEGIN")
         db.executemany("INSERT INTO commands VALUES (?, ?, ?)", self.pending)
         if self.pending_fills:
             db.executemany("INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.pending_fills)
+        if self.pending_settlement:
+            db.executemany("INSERT OR REPLACE INTO settlement VALUES (?, ?, ?, ?, ?)", self.pending_settlement)
+        if self.pending_meta:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(self.pending_meta.items()))
         db.execute("COMMIT")
         self.pending.clear()
         self.pending_fills.clear()
+        self.pending_settlement.clear()
+        self.pending_meta.clear()
 
     def commands(self):
         for seq, kind, args in self.db.execute("SELECT seq, kind, args FROM commands ORDER BY seq"):

@@ -68,17 +68,26 @@ class Venue:
         self.engine = Engine(self.markets, Limits())
         Path(settings.journal).parent.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.journal)
-        replay(self.engine, self.journal)
-        self.engine.journal = self.journal
-        self.engine.listeners.append(self._on_event)
         self.fills: dict[int, FillRecord] = {}
         self.unbatched: deque[int] = deque()
         self.trades: dict[int, deque] = {m: deque(maxlen=200) for m in range(len(self.markets))}
         self.nonces_seen: set[tuple[str, int]] = set()
-        self.next_batch = self.ch.functions.nextBatchIndex().call()
-        self.last_block = self.w3.eth.block_number
-        self.haircut = self.ch.functions.haircutBps().call()
         self.subscribers: set[asyncio.Queue] = set()
+        # Replay rebuilds the book and every fill; the settlement table says which fills the chain
+        # has already taken, so nothing acknowledged is lost across a restart.
+        self.engine.listeners.append(self._on_event)
+        replay(self.engine, self.journal)
+        self.engine.journal = self.journal
+        for seq, (status, batch, tx, reason) in self.journal.settlement().items():
+            rec = self.fills.get(seq)
+            if rec is not None:
+                rec.status, rec.batch, rec.tx_hash, rec.reason = status, batch, tx, reason
+        self.next_batch = self.ch.functions.nextBatchIndex().call()
+        self._recover_submitted()
+        self.unbatched = deque(seq for seq, rec in self.fills.items() if rec.status == "pending")
+        stored = self.journal.meta("last_block")
+        self.last_block = int(stored) if stored is not None else self.w3.eth.block_number
+        self.haircut = self.ch.functions.haircutBps().call()
         self._tasks: list[asyncio.Task] = []
         self.batch_lock = asyncio.Lock()
         self.eth_price = 0
@@ -175,12 +184,14 @@ class Venue:
     def _on_event(self, event) -> None:
         if event[0] == "fill":
             fill = event[1]
+            self.nonces_seen.update(((fill.maker.account, fill.maker.nonce), (fill.taker.account, fill.taker.nonce)))
             self.fills[fill.seq] = FillRecord(fill)
             self.unbatched.append(fill.seq)
             self.trades[fill.market].append(fill)
             self._publish({"channel": "fills", "data": self.fills[fill.seq].as_json()})
         else:
             _, order, status = event
+            self.nonces_seen.add((order.account, order.nonce))
             self._publish({"channel": "orders", "data": {"id": order.id, "account": order.account, "status": status,
                                                          "remaining": str(order.remaining)}})
 
@@ -221,7 +232,18 @@ class Venue:
             index = self.next_batch
             fills = [self._chain_fill(self.fills[s].fill) for s in seqs]
             data = pack_fills(fills)
-            receipt = await asyncio.to_thread(self._submit, index, data)
+            for seq in seqs:  # durable before the transaction leaves: a restart can reconcile it
+                self.fills[seq].status, self.fills[seq].batch = "submitted", index
+                self.journal.set_settlement(seq, "submitted", index, None, None)
+            self.journal.commit()
+            try:
+                receipt = await asyncio.to_thread(self._submit, index, data)
+            except Exception:
+                for seq in seqs:
+                    self.fills[seq].status, self.fills[seq].batch = "pending", None
+                    self.journal.set_settlement(seq, "pending", None, None, None)
+                self.journal.commit()
+                raise
             self.next_batch = index + 1
             rejected = {e.args.fillIndex: RejectReason(e.args.reason)
                         for e in self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)}
@@ -240,10 +262,42 @@ class Venue:
                                                  f.maker.account, f.taker.account, f.price, f.taker_is_buy)
                 else:
                     rec.status = "settled"
+                self.journal.set_settlement(seq, rec.status, index, tx_hash, rec.reason)
                 self._publish({"channel": "fills", "data": rec.as_json()})
             self.journal.commit()
             for address in touched:
                 await asyncio.to_thread(self.sync_account, address)
+
+    def _recover_submitted(self) -> None:
+        """Fills a previous run submitted: if their batch index is below the chain's next index the
+        batch mined while we were down, and its FillRejected events say which fills failed;
+        otherwise the transaction never landed and the fills go back to pending."""
+        by_batch: dict[int, list[FillRecord]] = {}
+        for rec in self.fills.values():
+            if rec.status == "submitted":
+                by_batch.setdefault(rec.batch, []).append(rec)
+        for batch, recs in by_batch.items():
+            recs.sort(key=lambda r: r.fill.seq)
+            if batch >= self.next_batch:
+                for rec in recs:
+                    rec.status, rec.batch = "pending", None
+                    self.journal.set_settlement(rec.fill.seq, "pending", None, None, None)
+                continue
+            settled = self.ch.events.BatchSettled().get_logs(from_block=0, argument_filters={"batchIndex": batch})
+            tx = "0x" + bytes(settled[0].transactionHash).hex() if settled else None
+            rejected = {e.args.fillIndex: RejectReason(e.args.reason) for e in
+                        self.ch.events.FillRejected().get_logs(from_block=0, argument_filters={"batchIndex": batch})}
+            for i, rec in enumerate(recs):
+                f = rec.fill
+                if i in rejected:
+                    rec.status, rec.reason = "rejected", rejected[i].name
+                    self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, False, f.size, f.market,
+                                                 f.maker.account, f.taker.account, f.price, f.taker_is_buy)
+                else:
+                    rec.status = "settled"
+                rec.tx_hash = tx
+                self.journal.set_settlement(f.seq, rec.status, batch, tx, rec.reason)
+        self.journal.commit()
 
     def _culprit(self, receipt, index: int) -> str:
         for e in self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD):
@@ -260,8 +314,11 @@ class Venue:
         nonce = w3.eth.get_transaction_count(self.operator.address, "pending")
         base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
         tip = int(s.priority_fee_gwei * 10**9)
-        tx = self.ch.functions.settle(index, data).build_transaction({
-            "from": self.operator.address, "nonce": nonce, "gas": 250_000 + 60_000 * (len(data) // 246),
+        call = self.ch.functions.settle(index, data)
+        # Gas per fill varies 3x (a taker's first trade writes fresh slots): estimate, plus margin.
+        gas = call.estimate_gas({"from": self.operator.address}) * 5 // 4 + 50_000
+        tx = call.build_transaction({
+            "from": self.operator.address, "nonce": nonce, "gas": gas,
             "maxPriorityFeePerGas": tip, "maxFeePerGas": min(int(s.max_fee_gwei * 10**9), 2 * base_fee + tip),
             "chainId": self.deployment.chain_id,
         })
@@ -313,6 +370,7 @@ class Venue:
             touched.update((ev.args.account, ev.args.liquidator))
         if await asyncio.to_thread(self.ch.events.HaircutSet().get_logs, from_block=frm, to_block=to):
             self.haircut = await asyncio.to_thread(self.ch.functions.haircutBps().call)
+        self.journal.set_meta("last_block", head)
         self.journal.commit()
         for address in touched:
             if address in self.engine.accounts:

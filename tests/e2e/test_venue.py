@@ -22,12 +22,17 @@ from venue.signing import address_of
 ETH_PRICE = usdc(3_000)
 
 
+def start_server(path, rpc, tmp, port, **env):
+    return subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(path), "--rpc-url", rpc,
+                             "--port", str(port), "--journal", str(tmp / "j.sqlite")], env={**os.environ, **env})
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("venue")
     keys = dev_keys(8)
     owner, operator, keeper = (address_of(k) for k in keys[:3])
-    with Anvil(block_time=1, accounts=8) as anvil:
+    with Anvil(accounts=8) as anvil:
         w3 = anvil.web3()
         d = deploy(w3, owner, operator=operator, keepers=(keeper,))
         fund_traders(w3, d, keys[3:5], usdc(1_000_000), 0)  # maker-ish accounts
@@ -44,6 +49,7 @@ def stack(tmp_path_factory):
             return tx
 
         push(ETH_PRICE)
+        anvil.set_interval_mining(1)  # setup on automine, the tests on 1-second blocks
         path = tmp / "deployment.json"
         path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"operator": keys[1], "traders": keys[3:]}}))
         port = free_port()
@@ -173,3 +179,45 @@ def test_bad_requests_get_4xx_with_code_and_msg_and_change_nothing(stack):
     assert sorted(c.cancel()) == sorted([ok.json()["orderId"], batch["statuses"][0]["orderId"]])
     assert httpx.get(f"{api}/openapi.json").json()["paths"].keys() >= {"/orders", "/orders/batch", "/cancel",
                                                                         "/accounts/{address}", "/book/{market}"}
+
+
+def test_acknowledged_fills_survive_a_killed_venue_and_settle_after_restart(tmp_path):
+    keys = dev_keys(6)
+    owner, operator, keeper = (address_of(k) for k in keys[:3])
+    with Anvil(accounts=6) as anvil:
+        w3 = anvil.web3()
+        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
+        fund_traders(w3, d, keys[3:5], usdc(100_000), 0)
+        oracle = contract(w3, "Oracle", d.oracle)
+        w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices(
+            [0, 1], [ETH_PRICE, usdc(60_000)], w3.eth.get_block("latest").timestamp).transact({"from": keeper}))
+        anvil.set_interval_mining(1)
+        path = tmp_path / "deployment.json"
+        path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"operator": keys[1], "traders": keys[3:]}}))
+        port = free_port()
+        api = f"http://127.0.0.1:{port}"
+        # First run: batches wait a minute, so the fill is acknowledged but not yet settled.
+        server = start_server(path, anvil.url, tmp_path, port, VENUE_BATCH_INTERVAL_MS="60000")
+        try:
+            wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "venue API")
+            maker = Client.from_devnet(0, str(path), api)
+            taker = Client.from_devnet(1, str(path), api)
+            maker.place("ETH-PERP", "sell", "3000", "1", tif="Alo")
+            assert taker.place("ETH-PERP", "buy", "3000", "1", tif="Ioc")["status"] == "filled"
+            assert taker.account_state()["fills"][0]["status"] == "pending"
+        finally:
+            server.send_signal(signal.SIGKILL)
+            server.wait(10)
+        assert contract(w3, "ClearingHouse", d.clearing_house).functions.position(taker.address, 0).call()[0] == 0
+        # Second run, same journal: the fill is still owed to the chain and settles.
+        server = start_server(path, anvil.url, tmp_path, port)
+        try:
+            wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "venue API")
+            fill = settled_fill(Client.from_devnet(1, str(path), api))
+            assert fill["status"] == "settled"
+            ch = contract(w3, "ClearingHouse", d.clearing_house)
+            assert ch.functions.position(taker.address, 0).call()[0] == 10**8
+            assert ch.functions.nextBatchIndex().call() == 1  # settled once
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(20)

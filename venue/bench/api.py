@@ -1,0 +1,171 @@
+"""Signed orders per second over HTTP, and acknowledgement-to-settlement latency.
+
+Workload: a fresh Anvil with 1-second blocks, the devnet deployment, 40 funded traders, the
+venue API (`venue serve`, one uvicorn worker) as its own process. Orders are signed before the
+clock starts. Single endpoint: 4,000 post-only orders, one per request, from 8 client threads
+with keep-alive. Batch endpoint: 20,000 post-only orders in requests of 100 from 4 threads.
+Only accepted (resting) orders count. Settlement: 60 taker IOC orders crossing resting asks,
+one every 50 ms; latency runs from each acknowledgement to the websocket message that reports
+the fill settled (the receipt has been read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import websockets
+from rich.console import Console
+from rich.table import Table
+
+from venue.chain import contract, deploy
+from venue.cli import fund_traders
+from venue.devchain import Anvil, dev_keys, free_port, wait_until
+from venue.domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY
+from venue.signing import Domain, Order, address_of, sign_order
+
+N_TRADERS = 40
+ETH = 3_000 * 10**6
+TICK, LOT = DEVNET_MARKETS[0].tick_size, DEVNET_MARKETS[0].lot_size
+
+
+def body(order: Order, sig: bytes, tif: str) -> dict:
+    return {"account": order.account, "market": order.market, "isBuy": order.is_buy, "price": str(order.price),
+            "size": str(order.size), "flags": order.flags, "expiry": 0, "nonce": order.nonce,
+            "signature": "0x" + sig.hex(), "tif": tif}
+
+
+def pct(values, q):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def main() -> int:
+    keys = dev_keys(3 + N_TRADERS)
+    owner, operator, keeper = (address_of(k) for k in keys[:3])
+    traders = keys[3:]
+    with tempfile.TemporaryDirectory() as tmp, Anvil(accounts=3 + N_TRADERS) as anvil:
+        w3 = anvil.web3()
+        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
+        fund_traders(w3, d, traders, 10**13, 0)
+        oracle = contract(w3, "Oracle", d.oracle)
+        w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices(
+            [0, 1], [ETH, 60_000 * 10**6], w3.eth.get_block("latest").timestamp).transact({"from": keeper}))
+        anvil.set_interval_mining(1)  # setup ran on automine; the measured part sees 1-second blocks
+        path = Path(tmp) / "deployment.json"
+        path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"operator": keys[1]}}))
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(path),
+                                   "--rpc-url", anvil.url, "--port", str(port), "--journal", f"{tmp}/j.sqlite"],
+                                  env=dict(os.environ))
+        api = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 60, "venue API")
+            sep = Domain(d.chain_id, d.clearing_house).separator
+            nonces = {k: 0 for k in traders}
+
+            def signed(k, is_buy, price, size, flags, tif):
+                nonces[k] += 1
+                o = Order(address_of(k), 0, is_buy, price, size, flags, 0, nonces[k])
+                return body(o, sign_order(o, sep, k), tif)
+
+            # Resting bids below the market, at many prices: never crossing.
+            def passive(i):
+                return signed(traders[i % N_TRADERS], True, ETH - (1 + i % 3_000) * TICK, LOT * 10, FLAG_POST_ONLY, "Alo")
+
+            singles = [passive(i) for i in range(4_000)]
+            batches = [[passive(4_000 + b * 100 + j) for j in range(100)] for b in range(200)]
+
+            def run_single(chunk):
+                ok = 0
+                with httpx.Client(base_url=api, timeout=30) as c:
+                    for b in chunk:
+                        ok += c.post("/orders", json=b).json().get("status") == "resting"
+                return ok
+
+            def run_batch(chunk):
+                ok = 0
+                with httpx.Client(base_url=api, timeout=60) as c:
+                    for b in chunk:
+                        ok += sum(s["status"] == "resting" for s in c.post("/orders/batch", json={"orders": b}).json()["statuses"])
+                return ok
+
+            with ThreadPoolExecutor(8) as pool:
+                t = time.perf_counter()
+                accepted_single = sum(pool.map(run_single, [singles[i::8] for i in range(8)]))
+                single_s = time.perf_counter() - t
+            print(f"single: {accepted_single} accepted in {single_s:.2f} s", flush=True)
+            with ThreadPoolExecutor(4) as pool:
+                t = time.perf_counter()
+                accepted_batch = sum(pool.map(run_batch, [batches[i::4] for i in range(4)]))
+                batch_s = time.perf_counter() - t
+            print(f"batch: {accepted_batch} accepted in {batch_s:.2f} s", flush=True)
+
+            # Ack to settlement: asks from one maker, IOC buys from others, 20 per second.
+            maker = traders[0]
+            with httpx.Client(base_url=api, timeout=30) as c:
+                c.post("/orders", json=signed(maker, False, ETH + 10 * TICK, LOT * 1_000, FLAG_POST_ONLY, "Alo"))
+            settled_at: dict[int, float] = {}
+            acked_at: dict[int, float] = {}
+            done = threading.Event()
+
+            async def listen():
+                async with websockets.connect(api.replace("http", "ws") + f"/ws?account={address_of(maker)}") as ws:
+                    while not done.is_set():
+                        try:
+                            m = json.loads(await asyncio.wait_for(ws.recv(), 1))
+                        except asyncio.TimeoutError:
+                            continue
+                        if m.get("channel") == "fills" and m["data"]["status"] == "settled":
+                            settled_at.setdefault(m["data"]["seq"], time.perf_counter())
+
+            listener = threading.Thread(target=lambda: asyncio.run(listen()), daemon=True)
+            listener.start()
+            time.sleep(0.5)
+            with httpx.Client(base_url=api, timeout=30) as c:
+                for i in range(60):
+                    r = c.post("/orders", json=signed(traders[1 + i % (N_TRADERS - 1)], True, ETH + 10 * TICK,
+                                                      LOT * 10, FLAG_IOC, "Ioc"))
+                    now = time.perf_counter()
+                    seqs = [f["seq"] for f in c.get(f"/accounts/{address_of(traders[1 + i % (N_TRADERS - 1)])}").json()["fills"]]
+                    acked_at[max(seqs)] = now if r.json()["status"] == "filled" else acked_at.get(max(seqs), now)
+                    time.sleep(0.05)
+            print(f"crosses sent: {len(acked_at)} acknowledged fills", flush=True)
+            wait_until(lambda: all(s in settled_at for s in acked_at), 60, "settlements")
+            done.set()
+            lat = [(settled_at[s] - acked_at[s]) * 1000 for s in acked_at]
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    single_rate, batch_rate = accepted_single / single_s, accepted_batch / batch_s
+    table = Table(title="venue API over HTTP (1 uvicorn worker, signed EIP-712 orders)")
+    for col in ("measure", "value"):
+        table.add_column(col, justify="right")
+    table.add_row("single endpoint, accepted orders/s", f"{single_rate:,.0f} ({accepted_single:,} in {single_s:.2f} s)")
+    table.add_row("batch endpoint (100/request), accepted orders/s", f"{batch_rate:,.0f} ({accepted_batch:,} in {batch_s:.2f} s)")
+    table.add_row("ack -> settled, p50 / p99 ms", f"{statistics.median(lat):,.0f} / {pct(lat, 0.99):,.0f} (1 s blocks)")
+    Console().print(table)
+    print("workload: fresh Anvil (1 s blocks), 40 traders, post-only orders pre-signed; single: 8 threads x 500 "
+          "requests; batch: 4 threads x 50 requests of 100; settlement: 60 IOC crosses at 20/s")
+    print(json.dumps({"orders_per_s_single": round(single_rate), "orders_per_s_batch": round(batch_rate),
+                      "ack_to_settle_p50_ms": round(statistics.median(lat)), "ack_to_settle_p99_ms": round(pct(lat, 0.99))}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
