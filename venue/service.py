@@ -89,6 +89,8 @@ class Venue:
         self.last_block = int(stored) if stored is not None else self.w3.eth.block_number
         self.haircut = self.ch.functions.haircutBps().call()
         self._tasks: list[asyncio.Task] = []
+        self._flush: asyncio.Future | None = None
+        self.operator_nonce: int | None = None
         self.batch_lock = asyncio.Lock()
         self.eth_price = 0
 
@@ -136,14 +138,27 @@ class Venue:
                                 tif=tif_code, flags=order.flags, client_id=client_id, stp=stp,
                                 expiry=order.expiry * 1000, is_market=is_market, nonce=order.nonce,
                                 signature=bytes(signature))
-        self.journal.commit()
         self.nonces_seen.add(key)
-        return ack
+        return ack  # not yet acknowledged: the caller awaits durable() first
+
+    async def durable(self) -> None:
+        """Group commit: every command handled in this turn of the event loop is committed to the
+        journal together, then all their acknowledgements are released."""
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._commit_now)
+        await asyncio.shield(self._flush)
+
+    def _commit_now(self) -> None:
+        flush, self._flush = self._flush, None
+        try:
+            self.journal.commit()
+            flush.set_result(None)
+        except Exception as exc:  # the acknowledgements must not go out
+            flush.set_exception(exc)
 
     def cancel(self, account: str, order_id: int | None, client_id: str | None):
-        order = self.engine.cancel(self.now_ms(), account, order_id, client_id)
-        self.journal.commit()
-        return order
+        return self.engine.cancel(self.now_ms(), account, order_id, client_id)
 
     def _ensure_account(self, address: str) -> None:
         if address not in self.engine.accounts or not self.engine.accounts[address].collateral:
@@ -202,21 +217,28 @@ class Venue:
 
     # ------------------------------------------------------------------ settlement
     async def _batcher(self) -> None:
+        """Cuts a batch when it holds `batch_max_fills` fills or its oldest fill is
+        `batch_interval_ms` old, and sends it without waiting for earlier batches to be mined."""
         s = self.settings
+        in_flight: set[asyncio.Task] = set()
         while True:
-            await asyncio.sleep(s.batch_interval_ms / 1000 / 4)
+            await asyncio.sleep(min(s.batch_interval_ms, 50) / 1000)
             if not self.unbatched:
                 continue
             oldest = self.fills[self.unbatched[0]].acked_at
             if len(self.unbatched) < s.batch_max_fills and time.monotonic() - oldest < s.batch_interval_ms / 1000:
                 continue
             seqs = [self.unbatched.popleft() for _ in range(min(len(self.unbatched), s.batch_max_fills))]
-            try:
-                await self.settle_batch(seqs)
-            except Exception:
-                log.exception("batch failed; fills go back to the queue")
-                self.unbatched.extendleft(reversed(seqs))
-                await asyncio.sleep(1)
+            task = asyncio.create_task(self._settle_logged(seqs))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+
+    async def _settle_logged(self, seqs: list[int]) -> None:
+        try:
+            await self.settle_batch(seqs)
+        except Exception:
+            log.exception("batch of %d fills failed; they go back to the queue", len(seqs))
+            await asyncio.sleep(1)
 
     def _chain_fill(self, fill: Fill) -> ChainFill:
         return ChainFill(self._signed(fill.maker), fill.maker.signature, self._signed(fill.taker),
@@ -228,45 +250,67 @@ class Venue:
         return SignedOrder(o.account, o.market, o.is_buy, o.price, o.size, o.flags, o.expiry // 1000, o.nonce)
 
     async def settle_batch(self, seqs: list[int]) -> None:
+        """Sends the batch, then waits for its receipt without holding up the next batch: batch
+        indices and operator nonces are assigned in the same order, so pipelined batches land in
+        sequence."""
         async with self.batch_lock:
             index = self.next_batch
-            fills = [self._chain_fill(self.fills[s].fill) for s in seqs]
-            data = pack_fills(fills)
+            data = pack_fills([self._chain_fill(self.fills[s].fill) for s in seqs])
             for seq in seqs:  # durable before the transaction leaves: a restart can reconcile it
                 self.fills[seq].status, self.fills[seq].batch = "submitted", index
                 self.journal.set_settlement(seq, "submitted", index, None, None)
             self.journal.commit()
             try:
-                receipt = await asyncio.to_thread(self._submit, index, data)
+                raw, nonce = await asyncio.to_thread(self._send, index, data)
             except Exception:
-                for seq in seqs:
-                    self.fills[seq].status, self.fills[seq].batch = "pending", None
-                    self.journal.set_settlement(seq, "pending", None, None, None)
-                self.journal.commit()
+                self._requeue(seqs)
                 raise
             self.next_batch = index + 1
-            rejected = {e.args.fillIndex: RejectReason(e.args.reason)
-                        for e in self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)}
-            tx_hash = "0x" + bytes(receipt.transactionHash).hex()
-            touched = set()
-            for i, seq in enumerate(seqs):
-                rec = self.fills[seq]
-                rec.batch, rec.tx_hash, rec.settled_at = index, tx_hash, time.monotonic()
-                f = rec.fill
-                touched.update((f.maker.account, f.taker.account))
-                if i in rejected:
-                    rec.status, rec.reason = "rejected", rejected[i].name
-                    maker_ok = rejected[i] not in (RejectReason.INVALID_SIGNATURE, RejectReason.ORDER_CLOSED,
-                                                   RejectReason.EXPIRED) or f.maker.account != self._culprit(receipt, i)
-                    self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
-                                                 f.maker.account, f.taker.account, f.price, f.taker_is_buy)
-                else:
-                    rec.status = "settled"
-                self.journal.set_settlement(seq, rec.status, index, tx_hash, rec.reason)
-                self._publish({"channel": "fills", "data": rec.as_json()})
-            self.journal.commit()
-            for address in touched:
-                await asyncio.to_thread(self.sync_account, address)
+        try:
+            receipt = await asyncio.to_thread(self._wait, raw, nonce, index)
+        except Exception:
+            async with self.batch_lock:
+                # Later batches sent behind this one revert on the index check; start again from
+                # the chain's view.
+                self.next_batch = await asyncio.to_thread(self.ch.functions.nextBatchIndex().call)
+                self.operator_nonce = None
+                self._requeue(seqs)
+            raise
+        self._reconcile(seqs, index, receipt)
+        touched = {a for s in seqs for a in (self.fills[s].fill.maker.account, self.fills[s].fill.taker.account)}
+        for address in touched:
+            await asyncio.to_thread(self.sync_account, address)
+
+    def _requeue(self, seqs: list[int]) -> None:
+        for seq in seqs:
+            self.fills[seq].status, self.fills[seq].batch = "pending", None
+            self.journal.set_settlement(seq, "pending", None, None, None)
+        self.journal.commit()
+        self.unbatched.extendleft(reversed(seqs))
+
+    def _reconcile(self, seqs: list[int], index: int, receipt) -> None:
+        rejected = {e.args.fillIndex: (RejectReason(e.args.reason), e.args.account)
+                    for e in self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)}
+        tx_hash = "0x" + bytes(receipt.transactionHash).hex()
+        for i, seq in enumerate(seqs):
+            rec = self.fills[seq]
+            rec.batch, rec.tx_hash, rec.settled_at = index, tx_hash, time.monotonic()
+            f = rec.fill
+            if i in rejected:
+                reason, culprit = rejected[i]
+                rec.status, rec.reason = "rejected", reason.name
+                # The maker's size goes back on the book unless its own order is what failed.
+                maker_ok = not (culprit == f.maker.account and reason in (
+                    RejectReason.INVALID_SIGNATURE, RejectReason.ORDER_CLOSED, RejectReason.EXPIRED,
+                    RejectReason.OVERFILL, RejectReason.REDUCE_ONLY, RejectReason.POSITION_CAP,
+                    RejectReason.INSUFFICIENT_MARGIN))
+                self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
+                                             f.maker.account, f.taker.account, f.price, f.taker_is_buy)
+            else:
+                rec.status = "settled"
+            self.journal.set_settlement(seq, rec.status, index, tx_hash, rec.reason)
+            self._publish({"channel": "fills", "data": rec.as_json()})
+        self.journal.commit()
 
     def _recover_submitted(self) -> None:
         """Fills a previous run submitted: if their batch index is below the chain's next index the
@@ -299,45 +343,51 @@ class Venue:
                 self.journal.set_settlement(f.seq, rec.status, batch, tx, rec.reason)
         self.journal.commit()
 
-    def _culprit(self, receipt, index: int) -> str:
-        for e in self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD):
-            if e.args.fillIndex == index:
-                return e.args.account
-        return ""
-
-    def _submit(self, index: int, data: bytes):
-        """Signs and sends settle(index, data) from the operator; waits for the receipt, and
-        re-sends the same signed transaction if it drops out of the pool (the batch index makes a
-        duplicate harmless)."""
-        w3 = self.w3
-        s = self.settings
-        nonce = w3.eth.get_transaction_count(self.operator.address, "pending")
+    def _send(self, index: int, data: bytes) -> tuple[bytes, int]:
+        """Signs settle(index, data) from the operator with the next nonce and sends it."""
+        w3, s = self.w3, self.settings
+        if self.operator_nonce is None:
+            self.operator_nonce = w3.eth.get_transaction_count(self.operator.address, "pending")
+        nonce = self.operator_nonce
+        call = self.ch.functions.settle(index, data)
+        # Gas per fill varies 3x (a taker's first trade writes fresh slots): an estimate plus margin,
+        # or a per-fill bound when the estimate cannot see the batches still in the pool ahead.
+        try:
+            gas = call.estimate_gas({"from": self.operator.address}) * 5 // 4 + 50_000
+        except Exception:
+            gas = 200_000 + 120_000 * (len(data) // 246)
         base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
         tip = int(s.priority_fee_gwei * 10**9)
-        call = self.ch.functions.settle(index, data)
-        # Gas per fill varies 3x (a taker's first trade writes fresh slots): estimate, plus margin.
-        gas = call.estimate_gas({"from": self.operator.address}) * 5 // 4 + 50_000
         tx = call.build_transaction({
-            "from": self.operator.address, "nonce": nonce, "gas": gas,
-            "maxPriorityFeePerGas": tip, "maxFeePerGas": min(int(s.max_fee_gwei * 10**9), 2 * base_fee + tip),
-            "chainId": self.deployment.chain_id,
+            "from": self.operator.address, "nonce": nonce, "gas": gas, "maxPriorityFeePerGas": tip,
+            "maxFeePerGas": min(int(s.max_fee_gwei * 10**9), 2 * base_fee + tip), "chainId": self.deployment.chain_id,
         })
         raw = self.operator.sign_transaction(tx).raw_transaction
-        tx_hash = w3.eth.send_raw_transaction(raw)
+        w3.eth.send_raw_transaction(raw)
+        self.operator_nonce = nonce + 1
+        return raw, nonce
+
+    def _wait(self, raw: bytes, nonce: int, index: int):
+        """The receipt of a sent batch; the same signed transaction is sent again if it drops out
+        of the pool (the batch index makes a duplicate harmless)."""
+        w3 = self.w3
+        tx_hash = Web3.keccak(raw)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
                 receipt = w3.eth.get_transaction_receipt(tx_hash)
-                if receipt is not None:
-                    if receipt.status != 1:
-                        raise RuntimeError(f"settle({index}) reverted in {tx_hash.hex()}")
-                    return receipt
-            except Exception as exc:  # not mined yet
-                if "reverted" in str(exc):
-                    raise
+            except Exception:  # not mined yet
+                receipt = None
+            if receipt is not None:
+                if receipt.status != 1:
+                    raise RuntimeError(f"settle({index}) reverted in 0x{bytes(tx_hash).hex()}")
+                return receipt
             if w3.eth.get_transaction_count(self.operator.address, "pending") <= nonce:
-                w3.eth.send_raw_transaction(raw)  # dropped from the pool: send it again
-            time.sleep(s.poll_interval_ms / 1000)
+                try:
+                    w3.eth.send_raw_transaction(raw)  # dropped from the pool: send it again
+                except Exception:
+                    pass
+            time.sleep(0.025)
         raise TimeoutError(f"settle({index}) not mined in 120 s")
 
     # ------------------------------------------------------------------ chain ingestion

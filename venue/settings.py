@@ -15,7 +15,7 @@ class Settings(BaseSettings):
     port: int = 8000
     journal: str = "devnet/journal.sqlite"
     batch_max_fills: int = 64  # a batch goes out when it holds this many fills ...
-    batch_interval_ms: int = 200  # ... or when its oldest fill is this old
+    batch_interval_ms: int = 100  # ... or when its oldest fill is this old
     poll_interval_ms: int = 100  # chain events and receipts
     priority_fee_gwei: float = 1.0
     max_fee_gwei: float = 200.0

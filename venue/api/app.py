@@ -105,7 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/orders", response_model=OrderStatus, responses={400: {"model": dict}, 401: {"model": dict}})
     async def place(venue: V, body: OrderIn):
-        return place_one(venue, body)
+        status = place_one(venue, body)
+        await venue.durable()  # journalled before it is acknowledged
+        return status
 
     @app.post("/orders/batch")
     async def place_batch(venue: V, body: BatchIn):
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 statuses.append(place_one(venue, o))
             except EngineError as exc:
                 statuses.append(OrderStatus(status="error", code=exc.code, msg=exc.msg))
+        await venue.durable()
         return {"statuses": statuses}
 
     @app.post("/cancel")
@@ -129,16 +132,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         authorize(venue, account, action, body.expiry, body.signature)
         if body.orderId is None and body.clientId is None:
             orders = venue.engine.cancel_all(venue.now_ms(), account, body.market)
-            venue.journal.commit()
+            await venue.durable()
             return {"cancelled": [o.id for o in orders]}
-        return {"cancelled": [venue.cancel(account, body.orderId, body.clientId).id]}
+        order = venue.cancel(account, body.orderId, body.clientId)
+        await venue.durable()
+        return {"cancelled": [order.id]}
 
     @app.post("/deadman")
     async def deadman(venue: V, body: DeadmanIn):
         account = Web3.to_checksum_address(body.account)
         authorize(venue, account, f"deadman:{body.at}", body.expiry, body.signature)
         venue.engine.schedule_cancel(venue.now_ms(), account, body.at)
-        venue.journal.commit()
+        await venue.durable()
         return {"account": account, "cancelAt": body.at}
 
     @app.get("/accounts/{address}")
