@@ -96,7 +96,7 @@ class Venue:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        await asyncio.to_thread(self._load_prices)
+        self._apply_prices(await asyncio.to_thread(self._read_prices))
         self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._chain_poller())]
 
     async def stop(self) -> None:
@@ -164,15 +164,17 @@ class Venue:
         if address not in self.engine.accounts or not self.engine.accounts[address].collateral:
             self.sync_account(address)
 
-    def sync_account(self, address: str) -> None:
-        """The chain's account plus fills not yet settled, into the engine's risk mirror."""
+    def read_chain_account(self, address: str) -> tuple[int, int, dict[int, list[int]]]:
+        """Chain I/O only (safe in a worker thread): quote balance, WETH and positions."""
         quote, weth_wei, _ = self.ch.functions.balances(address).call()
-        collateral = quote + risk.weth_value(weth_wei // 10**9, self.eth_price, self.haircut) if self.eth_price else quote
-        positions = {}
-        for m in range(len(self.markets)):
-            v = self.ch.functions.position(address, m).call()
-            positions[m] = [v[0], v[1]]
-        fees = 0
+        positions = {m: list(self.ch.functions.position(address, m).call()[:2]) for m in range(len(self.markets))}
+        return quote, weth_wei, positions
+
+    def apply_chain_account(self, address: str, chain_state) -> None:
+        """The chain's account plus fills not yet settled, into the engine's risk mirror. Runs on
+        the event loop thread, like every engine and journal access."""
+        quote, weth_wei, positions = chain_state
+        collateral = quote + (risk.weth_value(weth_wei // 10**9, self.eth_price, self.haircut) if self.eth_price else 0)
         for rec in self.fills.values():
             if rec.status in ("pending", "submitted") and address in (rec.fill.maker.account, rec.fill.taker.account):
                 f = rec.fill
@@ -181,17 +183,27 @@ class Venue:
                 p = positions[f.market]
                 p[0], p[1], realized = risk.apply_trade(p[0], p[1], d, d * f.price // 10**8)
                 collateral += realized
-        self.engine.set_account(self.now_ms(), address, collateral, {m: tuple(v) for m, v in positions.items()}, fees)
-        self.journal.commit()
+        self.engine.set_account(self.now_ms(), address, collateral, {m: tuple(v) for m, v in positions.items()})
 
-    def _load_prices(self) -> None:
+    def sync_account(self, address: str) -> None:
+        self.apply_chain_account(address, self.read_chain_account(address))
+
+    async def sync_account_async(self, address: str) -> None:
+        self.apply_chain_account(address, await asyncio.to_thread(self.read_chain_account, address))
+
+    def _read_prices(self) -> dict[int, int]:
+        prices = {}
         for m, p in enumerate(self.markets):
             try:
-                price, _ = self.oracle.functions.getPrice(p.oracle_id).call()
-            except Exception:
+                prices[m] = self.oracle.functions.getPrice(p.oracle_id).call()[0]
+            except Exception:  # no price pushed yet
                 continue
+        return prices
+
+    def _apply_prices(self, prices: dict[int, int]) -> None:
+        for m, price in prices.items():
             self.engine.set_oracle_price(self.now_ms(), m, price)
-            if p.oracle_id == 0:
+            if self.markets[m].oracle_id == 0:
                 self.eth_price = price
         self.journal.commit()
 
@@ -279,7 +291,8 @@ class Venue:
         self._reconcile(seqs, index, receipt)
         touched = {a for s in seqs for a in (self.fills[s].fill.maker.account, self.fills[s].fill.taker.account)}
         for address in touched:
-            await asyncio.to_thread(self.sync_account, address)
+            await self.sync_account_async(address)
+        await self.durable()
 
     def _requeue(self, seqs: list[int]) -> None:
         for seq in seqs:
@@ -424,7 +437,8 @@ class Venue:
         self.journal.commit()
         for address in touched:
             if address in self.engine.accounts:
-                await asyncio.to_thread(self.sync_account, address)
+                await self.sync_account_async(address)
+        await self.durable()
 
     # ------------------------------------------------------------------ views
     def account_view(self, address: str) -> dict:
