@@ -68,6 +68,17 @@ def pack_fills(fills) -> bytes:
     return b"".join(f.pack() for f in fills)
 
 
+def fill_accounts(data: bytes) -> set[str]:
+    """Maker and taker accounts named in packed batch calldata (see OrderLib's layout)."""
+    from web3 import Web3
+
+    accounts = set()
+    for start in range(0, len(data) - FILL_BYTES + 1, FILL_BYTES):
+        for offset in (16, 16 + ORDER_BYTES):
+            accounts.add(Web3.to_checksum_address(data[start + offset:start + offset + 20]))
+    return accounts
+
+
 @dataclass
 class Deployment:
     """Addresses of a crossbook deployment."""

@@ -39,11 +39,14 @@ def stack(tmp_path_factory):
         fund_traders(w3, d, keys[5:6], usdc(1_000), 0)  # a small account for the margin test
         oracle = contract(w3, "Oracle", d.oracle)
 
+        last = [0]
+
         def push(price, wait=True):
-            ts = w3.eth.get_block("latest").timestamp
+            ts = wait_until(lambda: (t := w3.eth.get_block("latest").timestamp) > last[0] and t, 10, "a newer block")
+            last[0] = ts
             # A higher tip than the operator's, so in a shared block the update is ordered first.
             tx = oracle.functions.setPrices([0, 1], [price, usdc(60_000)], ts).transact(
-                {"from": keeper, "maxPriorityFeePerGas": 10 * 10**9, "maxFeePerGas": 100 * 10**9})
+                {"from": keeper, "maxPriorityFeePerGas": 10 * 10**9, "maxFeePerGas": 100 * 10**9, "gas": 200_000})
             if wait:
                 w3.eth.wait_for_transaction_receipt(tx)
             return tx

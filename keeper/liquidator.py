@@ -1,0 +1,163 @@
+"""Liquidator: mirrors every account from chain events, scans them all with the numba kernel
+after each oracle update, and liquidates those below maintenance margin. Several instances can
+compete; a lost race (the account already restored or closed) is logged, not fatal."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from web3 import Web3
+from web3.logs import DISCARD
+
+from venue import risk
+from venue.chain import Deployment, contract, fill_accounts
+from venue.domain import DEVNET_MARKETS
+
+from .sender import TxFailed, TxSender
+
+log = logging.getLogger("keeper.liquidator")
+
+
+class Liquidator:
+    def __init__(self, w3: Web3, deployment: Deployment, key: str, *, name: str = "liquidator",
+                 priority_fee_gwei: float = 2.0, poll_s: float = 0.05):
+        self.w3 = w3
+        self.ch = contract(w3, "ClearingHouse", deployment.clearing_house)
+        self.oracle = contract(w3, "Oracle", deployment.oracle)
+        self.sender = TxSender(w3, key, name, priority_fee_gwei=priority_fee_gwei)
+        self.name = name
+        self.poll_s = poll_s
+        self.markets = DEVNET_MARKETS
+        m = len(self.markets)
+        self.divisors = np.array([risk.lot_divisor(p.lot_size) for p in self.markets], dtype=np.int64)
+        self.caps = np.array([p.tier_cap_1 for p in self.markets], dtype=np.int64)
+        self.im1 = np.array([p.im_bps_1 for p in self.markets], dtype=np.int64)
+        self.im2 = np.array([p.im_bps_2 for p in self.markets], dtype=np.int64)
+        self.prices = np.zeros(m, dtype=np.int64)
+        self.index: dict[str, int] = {}
+        self.lots = np.zeros((0, m), dtype=np.int32)
+        self.cash = np.zeros(0, dtype=np.int64)
+        self.pending: dict[str, dict] = {}  # account -> sent liquidation, to avoid duplicate work
+        self.last_block = -1
+        self.liquidations = 0
+
+    # ------------------------------------------------------------------ mirror
+    def refresh(self, address: str) -> None:
+        """The account's state from the chain's views, into the scan arrays."""
+        if address not in self.index:
+            self.index[address] = len(self.index)
+            self.lots = np.vstack([self.lots, np.zeros((1, len(self.markets)), dtype=np.int32)])
+            self.cash = np.append(self.cash, np.int64(0))
+        i = self.index[address]
+        quote, weth_wei, _ = self.ch.functions.balances(address).call()
+        cash = quote
+        if weth_wei:
+            cash += risk.weth_value(weth_wei // 10**9, int(self.prices[0]), self.ch.functions.haircutBps().call())
+        for m, p in enumerate(self.markets):
+            size, open_notional, _, _, owed = self.ch.functions.position(address, m).call()
+            self.lots[i, m] = size // p.lot_size
+            cash -= open_notional + owed
+        self.cash[i] = cash
+
+    def scan(self) -> np.ndarray:
+        """Indices of accounts below maintenance margin (the numba kernel over all of them)."""
+        if not len(self.index):
+            return np.zeros(0, dtype=np.int64)
+        pq, pr = risk.split_prices(self.prices, self.divisors)
+        out = np.empty(len(self.index), dtype=np.int64)
+        risk.scan_margin_excess(self.lots, self.cash, pq, pr, self.divisors, self.caps, self.im1, self.im2, out)
+        return np.nonzero(out < 0)[0]
+
+    # ------------------------------------------------------------------ loop
+    def poll(self) -> None:
+        head = self.w3.eth.block_number
+        if head <= self.last_block:
+            self._check_pending()
+            return
+        frm, to = self.last_block + 1, head
+        self.last_block = head
+        touched: set[str] = set()
+        prices_moved = False
+        for ev in self.oracle.events.PriceUpdated().get_logs(from_block=frm, to_block=to):
+            for m, p in enumerate(self.markets):
+                if p.oracle_id == ev.args.id:
+                    self.prices[m] = ev.args.price
+                    prices_moved = True
+        for name in ("Deposited", "Withdrawn"):
+            touched.update(e.args.account for e in getattr(self.ch.events, name)().get_logs(from_block=frm, to_block=to))
+        for e in self.ch.events.Liquidated().get_logs(from_block=frm, to_block=to):
+            touched.update((e.args.account, e.args.liquidator))
+        for e in self.ch.events.BatchSettled().get_logs(from_block=frm, to_block=to):
+            tx = self.w3.eth.get_transaction(e.transactionHash)
+            _, args = self.ch.decode_function_input(tx.input)
+            touched.update(fill_accounts(bytes(args["fills"])))
+        if self.ch.events.FundingUpdated().get_logs(from_block=frm, to_block=to) or prices_moved:
+            touched.update(self.index)  # funding owed and WETH values moved for everyone
+        for address in touched:
+            self.refresh(address)
+        self._check_pending()
+        for i in self.scan():
+            self._liquidate(list(self.index)[i])
+
+    def _liquidate(self, account: str) -> None:
+        if account in self.pending:
+            return
+        equity, _, maintenance = self.ch.functions.health(account).call()
+        if equity >= maintenance:
+            return  # the mirror was behind the chain; it is fine
+        i = self.index[account]
+        prices = self.prices.astype(object)
+        notional = [abs(int(self.lots[i, m])) * p.lot_size * prices[m] for m, p in enumerate(self.markets)]
+        market = int(np.argmax(notional))
+        size = abs(int(self.lots[i, market])) * self.markets[market].lot_size
+        if not size:
+            return
+        try:
+            self.pending[account] = self.sender.send(self.ch.functions.liquidate(account, market, size),
+                                                     gas=600_000, label=f"liquidate {account[:10]} m{market}")
+        except Exception as exc:
+            log.info("%s: liquidation of %s not sent: %s", self.name, account, exc)
+
+    def _check_pending(self) -> None:
+        for account, pending in list(self.pending.items()):
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(pending["hash"])
+            except Exception:
+                receipt = None
+            if receipt is None:
+                if self.w3.eth.block_number - pending["sent_block"] > 10:
+                    del self.pending[account]  # give up on it; the next scan decides again
+                continue
+            del self.pending[account]
+            if receipt.status == 1:
+                self.liquidations += 1
+                events = self.ch.events.Liquidated().process_receipt(receipt, errors=DISCARD)
+                log.info("%s liquidated %s: size %s penalty %s insurance %s (block %d)", self.name, account,
+                         events[0].args.size, events[0].args.penalty, events[0].args.insuranceCut, receipt.blockNumber)
+            else:
+                log.info("%s lost the race for %s (block %d): someone else got there first", self.name, account,
+                         receipt.blockNumber)
+            self.refresh(account)
+
+    def run(self, stop) -> None:
+        # Discover every account that ever deposited, then follow the chain.
+        for e in self.ch.events.Deposited().get_logs(from_block=0):
+            self.refresh(e.args.account)
+        for m, p in enumerate(self.markets):
+            try:
+                self.prices[m] = self.oracle.functions.getPrice(p.oracle_id).call()[0]
+            except Exception:
+                pass
+        self.last_block = self.w3.eth.block_number
+        log.info("%s watching %d accounts from block %d", self.name, len(self.index), self.last_block)
+        while not stop.is_set():
+            try:
+                self.poll()
+            except TxFailed as exc:
+                log.info("%s: %s", self.name, exc)
+            except Exception:
+                log.exception("%s: poll failed", self.name)
+                time.sleep(0.5)
+            stop.wait(self.poll_s)
