@@ -12,7 +12,7 @@ from pathlib import Path
 
 from web3 import HTTPProvider, Web3
 
-from venue.chain import Deployment
+from venue.chain import Deployment, contract
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--key", default=None, help="private key (default: the deployment's keeper key)")
     p.add_argument("--name", default=None)
     p.add_argument("--tip-gwei", type=float, default=2.0, help="priority fee bid")
+    p.add_argument("--feed", default="walk", help="oracle: 'walk' or 'csv' (with --csv ID=PATH ...)")
+    p.add_argument("--csv", action="append", default=[], help="oracle: ID=PATH of a timestamp,price CSV")
+    p.add_argument("--speed", type=float, default=1.0, help="oracle csv: data seconds per second")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--heartbeat", type=float, default=30.0, help="oracle: seconds between pushes at most")
+    p.add_argument("--deviation-bps", type=int, default=50, help="oracle: push on a move this large")
+    p.add_argument("--delay", type=float, default=0.0, help="oracle: seconds of deliberate lag")
+    p.add_argument("--jitter", type=float, default=0.0, help="oracle: up to this many more seconds of lag")
+    p.add_argument("--api", default="http://127.0.0.1:8000", help="funding: the venue API")
+    p.add_argument("--interval", type=float, default=3600.0, help="funding: seconds between updates")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name or args.bot} %(message)s")
     doc = json.loads(Path(args.deployment).read_text())
@@ -37,8 +47,32 @@ def main(argv: list[str] | None = None) -> int:
 
         Liquidator(w3, deployment, key, name=args.name or "liquidator", priority_fee_gwei=args.tip_gwei).run(stop)
         return 0
-    print(f"keeper {args.bot}: not built yet (issue 6)", file=sys.stderr)
-    return 2
+    if args.bot == "oracle":
+        import time
+
+        from .feeds import CsvFeed, RandomWalkFeed
+        from .oracle import OracleKeeper
+
+        oracle = contract(w3, "Oracle", deployment.oracle)
+        if args.feed == "csv":
+            files = {int(k): Path(v) for k, v in (item.split("=", 1) for item in args.csv)}
+            feed = CsvFeed(files, time.time(), args.speed)
+        else:
+            initial = {}
+            for i in (0, 1):
+                try:
+                    initial[i] = oracle.functions.getPrice(i).call()[0]
+                except Exception:
+                    initial[i] = (3_000 if i == 0 else 60_000) * 10**6
+            feed = RandomWalkFeed(initial, seed=args.seed)
+        OracleKeeper(w3, deployment, key, feed, heartbeat_s=args.heartbeat, deviation_bps=args.deviation_bps,
+                     delay_s=args.delay, jitter_s=args.jitter, priority_fee_gwei=args.tip_gwei,
+                     seed=args.seed).run(stop)
+        return 0
+    from .funding import FundingKeeper
+
+    FundingKeeper(w3, deployment, key, args.api, interval_s=args.interval, priority_fee_gwei=args.tip_gwei).run(stop)
+    return 0
 
 
 if __name__ == "__main__":

@@ -66,8 +66,13 @@ def cmd_devnet(args) -> int:
 
         wait_until(lambda: httpx.get(f"{api_url}/health").status_code == 200, 60, "venue API")
         children.append(subprocess.Popen([sys.executable, "-m", "venue.mm", "--deployment", str(out), "--api", api_url]))
+        for bot, extra in (("oracle", ["--feed", "walk", "--heartbeat", "20"]), ("liquidator", []),
+                           ("funding", ["--api", api_url, "--interval", "600"])):
+            children.append(subprocess.Popen([sys.executable, "-m", "keeper.cli", bot, "--deployment", str(out),
+                                              *extra]))
         print(f"  API            {api_url} (docs at /docs, websocket at /ws)")
         print("  market maker   trader 0 quotes 5 levels a side on every market")
+        print("  keepers        oracle (random walk, 20 s heartbeat, 0.5 % deviation), liquidator, funding (10 min)")
         print("Ctrl-C stops everything.")
         sys.stdout.flush()
         try:
