@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--feed", default="walk", help="oracle: 'walk' or 'csv' (with --csv ID=PATH ...)")
     p.add_argument("--csv", action="append", default=[], help="oracle: ID=PATH of a timestamp,price CSV")
     p.add_argument("--speed", type=float, default=1.0, help="oracle csv: data seconds per second")
+    p.add_argument("--start-offset", type=float, default=0.0, help="oracle csv: data seconds to skip")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--heartbeat", type=float, default=30.0, help="oracle: seconds between pushes at most")
     p.add_argument("--deviation-bps", type=int, default=50, help="oracle: push on a move this large")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         oracle = contract(w3, "Oracle", deployment.oracle)
         if args.feed == "csv":
             files = {int(k): Path(v) for k, v in (item.split("=", 1) for item in args.csv)}
-            feed = CsvFeed(files, time.time(), args.speed)
+            feed = CsvFeed(files, time.time(), args.speed, args.start_offset)
         else:
             initial = {}
             for i in (0, 1):

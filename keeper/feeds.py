@@ -51,7 +51,9 @@ class CsvFeed:
     """Replays `timestamp,price` CSVs (one per oracle id) from their first row, `speed` data
     seconds per wall second; the price at a time is the last row at or before it."""
 
-    def __init__(self, files: dict[int, Path], start: float, speed: float = 1.0):
+    def __init__(self, files: dict[int, Path], start: float, speed: float = 1.0, offset_s: float = 0.0):
+        """`offset_s`: data seconds to skip, to start the replay right before the interesting part."""
+        self.offset_s = offset_s
         self.series = {}
         for k, path in files.items():
             rows = list(csv.DictReader(open(path)))
@@ -61,6 +63,6 @@ class CsvFeed:
     def price_at(self, t: float) -> dict[int, int]:
         out = {}
         for k, (times, prices) in self.series.items():
-            data_t = times[0] + (t - self.start) * self.speed
+            data_t = times[0] + self.offset_s + (t - self.start) * self.speed
             out[k] = prices[max(0, bisect.bisect_right(times, data_t) - 1)]
         return out

@@ -114,3 +114,69 @@ def test_two_competing_liquidators_one_wins_and_the_other_carries_on(crash_setup
     assert proc.returncode == 0
     assert "lost the race" in logs[1], logs[1]
     assert "liquidated" in logs[0]
+
+
+BLACK_THURSDAY = "eth_usdt_perp_binance_1m_20200312-13.csv"
+CRASH_OFFSET_S = 640 * 60  # 10:40 UTC on 2020-03-12, minutes before ETH fell from 148 to 123
+
+
+def test_lagging_oracle_on_black_thursday_leaves_a_loss_for_the_insurance_fund(tmp_path):
+    from keeper.feeds import DATA, CsvFeed
+
+    start_price = CsvFeed({0: DATA / BLACK_THURSDAY}, 0.0, 1.0, CRASH_OFFSET_S).price_at(0.0)[0]
+    keys = dev_keys(8)
+    owner, operator, keeper = (address_of(k) for k in keys[:3])
+    maker, victim, liq = keys[3], keys[4], keys[5]
+    with Anvil(accounts=8) as anvil:
+        w3 = anvil.web3()
+        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
+        fund_traders(w3, d, [maker, liq], usdc(1_000_000), 0)
+        fund_traders(w3, d, [victim], usdc(1_000), 0)
+        ch, oracle, tok = (contract(w3, n, a) for n, a in (("ClearingHouse", d.clearing_house), ("Oracle", d.oracle),
+                                                           ("MockERC20", d.usdc)))
+        for fn in (tok.functions.mint(owner, usdc(300)), tok.functions.approve(ch.address, usdc(300)),
+                   ch.functions.depositInsurance(usdc(300))):
+            w3.eth.wait_for_transaction_receipt(fn.transact({"from": owner}))
+        ts = w3.eth.get_block("latest").timestamp
+        w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices([0, 1], [start_price, usdc(60_000)], ts)
+                                            .transact({"from": keeper}))
+        sep = bytes(ch.functions.domainSeparator().call())
+        # 100 ETH long on 1,000 USDC at the replay's first price: about 15x.
+        mo = Order(address_of(maker), 0, False, start_price, base(100), 0, 0, 0)
+        to = Order(address_of(victim), 0, True, start_price, base(100), 0, 0, 0)
+        fill = Fill(mo, sign_order(mo, sep, maker), to, sign_order(to, sep, victim), base(100), start_price)
+        w3.eth.wait_for_transaction_receipt(ch.functions.settle(0, pack_fills([fill])).transact({"from": operator}))
+        anvil.set_interval_mining(1)
+        path = tmp_path / "deployment.json"
+        path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"keeper": keys[2]}}))
+        procs = []
+        try:
+            lq = subprocess.Popen([sys.executable, "-m", "keeper.cli", "liquidator", "--deployment", str(path), "--key", liq],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            procs.append(lq)
+            wait_until(lambda: "watching" in lq.stdout.readline(), 60, "liquidator")
+            start_block = w3.eth.block_number
+            # The oracle keeper replays the crash at 30x, pushing on 8 % moves, each 2 s late.
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "keeper.cli", "oracle", "--deployment", str(path), "--feed", "csv",
+                 "--csv", f"0={DATA / BLACK_THURSDAY}", "--start-offset", str(CRASH_OFFSET_S), "--speed", "30",
+                 "--deviation-bps", "800", "--heartbeat", "600", "--delay", "2"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            events = wait_until(lambda: liquidations(ch, w3, start_block, address_of(victim)), 90, "liquidation")
+            receipt = w3.eth.get_transaction_receipt(events[0].transactionHash)
+            used = ch.events.InsuranceUsed().process_receipt(receipt)
+            bad = ch.events.BadDebt().process_receipt(receipt)
+            # The lagged update moved the price past the account's bankruptcy in one step: the
+            # whole position was closed and the insurance fund paid for the rest (reported).
+            assert ch.functions.position(address_of(victim), 0).call()[0] == 0
+            assert used and used[0].args.account == address_of(victim) and used[0].args.amount > 0
+            assert ch.functions.balances(address_of(victim)).call()[0] == -(bad[0].args.amount if bad else 0)
+            # The price the chain acted on was observed at least 2 s before it arrived.
+            updates = [e for e in oracle.events.PriceUpdated().get_logs(from_block=start_block) if e.args.id == 0]
+            assert updates
+            for e in updates:
+                assert w3.eth.get_block(e.blockNumber).timestamp - e.args.timestamp >= 2
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(10)
