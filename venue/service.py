@@ -73,6 +73,8 @@ class Venue:
         self.trades: dict[int, deque] = {m: deque(maxlen=200) for m in range(len(self.markets))}
         self.nonces_seen: set[tuple[str, int]] = set()
         self.subscribers: set[asyncio.Queue] = set()
+        self.book_seq = [0] * len(self.markets)
+        self.dirty_levels: set[tuple[int, bool, int]] = set()  # L2 levels changed since the last delta
         # Replay rebuilds the book and every fill; the settlement table says which fills the chain
         # has already taken, so nothing acknowledged is lost across a restart.
         self.engine.listeners.append(self._on_event)
@@ -156,6 +158,24 @@ class Venue:
             flush.set_result(None)
         except Exception as exc:  # the acknowledgements must not go out
             flush.set_exception(exc)
+            return
+        self.publish_book_deltas()
+
+    def publish_book_deltas(self) -> None:
+        """One L2 delta per market whose levels changed since the last one: each changed level
+        with its new total size (0 = gone), numbered per market so a client can apply deltas on
+        top of the snapshot whose `seq` it got."""
+        if not self.dirty_levels:
+            return
+        by_market: dict[int, list] = {}
+        for market, is_buy, price in sorted(self.dirty_levels):
+            level = self.engine.books[market].side(is_buy).levels.get(price)
+            by_market.setdefault(market, []).append(["buy" if is_buy else "sell", str(price),
+                                                     str(level.size if level else 0)])
+        self.dirty_levels.clear()
+        for market, changes in by_market.items():
+            self.book_seq[market] += 1
+            self._publish({"channel": "l2", "market": market, "bookSeq": self.book_seq[market], "data": {"changes": changes}})
 
     def cancel(self, account: str, order_id: int | None, client_id: str | None):
         return self.engine.cancel(self.now_ms(), account, order_id, client_id)
@@ -211,6 +231,7 @@ class Venue:
     def _on_event(self, event) -> None:
         if event[0] == "fill":
             fill = event[1]
+            self.dirty_levels.add((fill.market, fill.maker.is_buy, fill.price))
             self.nonces_seen.update(((fill.maker.account, fill.maker.nonce), (fill.taker.account, fill.taker.nonce)))
             self.fills[fill.seq] = FillRecord(fill)
             self.unbatched.append(fill.seq)
@@ -219,6 +240,7 @@ class Venue:
         else:
             _, order, status = event
             self.nonces_seen.add((order.account, order.nonce))
+            self.dirty_levels.add((order.market, order.is_buy, order.price))
             self._publish({"channel": "orders", "data": {"id": order.id, "account": order.account, "status": status,
                                                          "remaining": str(order.remaining)}})
 
@@ -319,6 +341,7 @@ class Venue:
                     RejectReason.INSUFFICIENT_MARGIN))
                 self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
                                              f.maker.account, f.taker.account, f.price, f.taker_is_buy)
+                self.dirty_levels.add((f.market, f.maker.is_buy, f.price))
             else:
                 rec.status = "settled"
             self.journal.set_settlement(seq, rec.status, index, tx_hash, rec.reason)

@@ -132,6 +132,12 @@ def test_a_cross_settles_within_two_blocks_and_api_websocket_and_chain_agree(sta
     fills = [m for m in messages[1:] if m.get("channel") == "fills"]
     assert [f["data"]["status"] for f in fills] == ["pending", "settled"]
     assert [m["channel"] for m in messages[1:3]] == ["book", "book"]  # snapshots first
+    # L2 deltas for ETH-PERP follow the snapshot's bookSeq one by one: the ask appears, then shrinks.
+    snapshot_seq = messages[1]["bookSeq"]
+    deltas = [m for m in messages[1:] if m.get("channel") == "l2" and m["market"] == 0]
+    assert [d["bookSeq"] for d in deltas] == list(range(snapshot_seq + 1, snapshot_seq + 1 + len(deltas)))
+    assert [d["data"]["changes"] for d in deltas][:2] == [[["sell", str(usdc(3_001)), "200000000"]],
+                                                          [["sell", str(usdc(3_001)), "50000000"]]]
     assert all(f["data"]["taker"] == taker.address for f in fills)
     seqs = [m["seq"] for m in messages[1:]]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)

@@ -154,8 +154,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket, account: str | None = None):
-        """Book snapshots on connect, then fills and order updates (all, or one account's) with a
-        sequence number."""
+        """Book snapshots on connect (with each market's `bookSeq`), then L2 deltas (`l2`, numbered
+        per market by `bookSeq`), fills and order updates (all, or one account's); every message
+        carries the connection's own `seq`."""
         await socket.accept()
         venue: Venue = socket.app.state.venue
         queue: asyncio.Queue = asyncio.Queue()
@@ -165,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for m in range(len(venue.markets)):
                 bids, asks = venue.engine.l2(m, 50)
                 seq += 1
-                await socket.send_json({"seq": seq, "channel": "book", "market": m,
+                await socket.send_json({"seq": seq, "channel": "book", "market": m, "bookSeq": venue.book_seq[m],
                                         "bids": [[str(p), str(s)] for p, s in bids],
                                         "asks": [[str(p), str(s)] for p, s in asks]})
             if account:
@@ -175,7 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             while True:
                 message = await queue.get()
                 data = message["data"]
-                if account and account not in (data.get("account"), data.get("maker"), data.get("taker")):
+                private = message["channel"] in ("fills", "orders")
+                if account and private and account not in (data.get("account"), data.get("maker"), data.get("taker")):
                     continue
                 seq += 1
                 await socket.send_json({"seq": seq, **message})
