@@ -114,6 +114,19 @@ class Anvil:
         self.stop()
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int:
+    """Asks a process we started to stop (SIGINT, as Ctrl-C would), and kills it if it has not
+    within `timeout` seconds. Returns its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    return process.returncode
+
+
 def dev_keys(count: int) -> list[str]:
     """Private keys of the first `count` accounts of the dev mnemonic (the ones Anvil unlocks)."""
     from eth_account import Account

@@ -6,11 +6,12 @@ import sys
 
 import pytest
 
-from venue.chain import Fill, contract, deploy, pack_fills
-from venue.cli import fund_traders
-from venue.devchain import Anvil, dev_keys, wait_until
+from venue.chain import contract
+from venue.devchain import Anvil, wait_until
 from venue.domain import base, usdc
-from venue.signing import Order, address_of, sign_order
+from venue.signing import address_of
+
+from .scenario import leveraged_long
 
 ETH_PRICE = usdc(3_000)
 
@@ -18,16 +19,10 @@ ETH_PRICE = usdc(3_000)
 @pytest.fixture
 def crash_setup(tmp_path):
     """A 6 ETH long on 1,000 USDC (20x at 3,000), two funded liquidators, an insurance fund."""
-    keys = dev_keys(8)
-    owner, operator, keeper = (address_of(k) for k in keys[:3])
-    maker, victim, liq1, liq2 = keys[3], keys[4], keys[5], keys[6]
     with Anvil(accounts=8) as anvil:
-        w3 = anvil.web3()
-        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
-        fund_traders(w3, d, [maker, liq1, liq2], usdc(1_000_000), 0)
-        fund_traders(w3, d, [victim], usdc(1_000), 0)
-        ch, oracle = contract(w3, "ClearingHouse", d.clearing_house), contract(w3, "Oracle", d.oracle)
-
+        s = leveraged_long(anvil, base(6), ETH_PRICE)
+        w3, ch, oracle, keys, d = s.w3, s.ch, s.oracle, s.keys, s.deployment
+        keeper, victim, liq1, liq2 = address_of(keys[2]), keys[4], keys[5], keys[6]
         last = [0]
 
         def push(price):
@@ -37,13 +32,6 @@ def crash_setup(tmp_path):
             tx = oracle.functions.setPrices([0, 1], [price, usdc(60_000)], ts).transact({"from": keeper, "gas": 200_000})
             return w3.eth.wait_for_transaction_receipt(tx)
 
-        push(ETH_PRICE)
-        sep = bytes(ch.functions.domainSeparator().call())
-        mo = Order(address_of(maker), 0, False, ETH_PRICE, base(6), 0, 0, 0)
-        to = Order(address_of(victim), 0, True, ETH_PRICE, base(6), 0, 0, 0)
-        fill = Fill(mo, sign_order(mo, sep, maker), to, sign_order(to, sep, victim), base(6), ETH_PRICE)
-        w3.eth.wait_for_transaction_receipt(ch.functions.settle(0, pack_fills([fill])).transact({"from": operator}))
-        assert ch.functions.position(address_of(victim), 0).call()[0] == base(6)
         anvil.set_interval_mining(1)
         path = tmp_path / "deployment.json"
         path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"keeper": keys[2]}}))
@@ -124,28 +112,15 @@ def test_lagging_oracle_on_black_thursday_leaves_a_loss_for_the_insurance_fund(t
     from keeper.feeds import DATA, CsvFeed
 
     start_price = CsvFeed({0: DATA / BLACK_THURSDAY}, 0.0, 1.0, CRASH_OFFSET_S).price_at(0.0)[0]
-    keys = dev_keys(8)
-    owner, operator, keeper = (address_of(k) for k in keys[:3])
-    maker, victim, liq = keys[3], keys[4], keys[5]
     with Anvil(accounts=8) as anvil:
-        w3 = anvil.web3()
-        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
-        fund_traders(w3, d, [maker, liq], usdc(1_000_000), 0)
-        fund_traders(w3, d, [victim], usdc(1_000), 0)
-        ch, oracle, tok = (contract(w3, n, a) for n, a in (("ClearingHouse", d.clearing_house), ("Oracle", d.oracle),
-                                                           ("MockERC20", d.usdc)))
+        # 100 ETH long on 1,000 USDC at the replay's first price: about 15x.
+        s = leveraged_long(anvil, base(100), start_price)
+        w3, ch, oracle, keys, d = s.w3, s.ch, s.oracle, s.keys, s.deployment
+        owner, victim, liq = address_of(keys[0]), keys[4], keys[5]
+        tok = contract(w3, "MockERC20", d.usdc)
         for fn in (tok.functions.mint(owner, usdc(300)), tok.functions.approve(ch.address, usdc(300)),
                    ch.functions.depositInsurance(usdc(300))):
             w3.eth.wait_for_transaction_receipt(fn.transact({"from": owner}))
-        ts = w3.eth.get_block("latest").timestamp
-        w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices([0, 1], [start_price, usdc(60_000)], ts)
-                                            .transact({"from": keeper}))
-        sep = bytes(ch.functions.domainSeparator().call())
-        # 100 ETH long on 1,000 USDC at the replay's first price: about 15x.
-        mo = Order(address_of(maker), 0, False, start_price, base(100), 0, 0, 0)
-        to = Order(address_of(victim), 0, True, start_price, base(100), 0, 0, 0)
-        fill = Fill(mo, sign_order(mo, sep, maker), to, sign_order(to, sep, victim), base(100), start_price)
-        w3.eth.wait_for_transaction_receipt(ch.functions.settle(0, pack_fills([fill])).transact({"from": operator}))
         anvil.set_interval_mining(1)
         path = tmp_path / "deployment.json"
         path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"keeper": keys[2]}}))

@@ -5,11 +5,12 @@ import pytest
 from web3.exceptions import ContractCustomError
 
 from keeper.sender import TxSender
-from venue.chain import Fill, contract, deploy, pack_fills
-from venue.cli import fund_traders
-from venue.devchain import Anvil, dev_keys
+from venue.chain import Fill, pack_fills
+from venue.devchain import Anvil
 from venue.domain import RejectReason, base, usdc
 from venue.signing import Order, address_of, sign_order
+
+from .scenario import leveraged_long
 
 ETH_PRICE = usdc(3_000)
 GWEI = 10**9
@@ -17,23 +18,10 @@ GWEI = 10**9
 
 @pytest.fixture
 def chain():
-    keys = dev_keys(8)
-    owner, operator, keeper = (address_of(k) for k in keys[:3])
-    maker, victim, liq = keys[3], keys[4], keys[5]
     with Anvil(accounts=8, extra_args=("--order", "fees")) as anvil:
-        w3 = anvil.web3()
-        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
-        fund_traders(w3, d, [maker, liq], usdc(1_000_000), 0)
-        fund_traders(w3, d, [victim], usdc(1_000), 0)
-        ch, oracle = contract(w3, "ClearingHouse", d.clearing_house), contract(w3, "Oracle", d.oracle)
-        ts = w3.eth.get_block("latest").timestamp
-        w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices([0, 1], [ETH_PRICE, usdc(60_000)], ts)
-                                            .transact({"from": keeper}))
-        sep = bytes(ch.functions.domainSeparator().call())
-        mo = Order(address_of(maker), 0, False, ETH_PRICE, base(6), 0, 0, 0)
-        to = Order(address_of(victim), 0, True, ETH_PRICE, base(6), 0, 0, 0)
-        fill = Fill(mo, sign_order(mo, sep, maker), to, sign_order(to, sep, victim), base(6), ETH_PRICE)
-        w3.eth.wait_for_transaction_receipt(ch.functions.settle(0, pack_fills([fill])).transact({"from": operator}))
+        s = leveraged_long(anvil, base(6), ETH_PRICE)
+        w3, ch, oracle, keys, sep = s.w3, s.ch, s.oracle, s.keys, s.separator
+        operator, maker, victim, liq = address_of(keys[1]), keys[3], keys[4], keys[5]
         w3.provider.make_request("evm_setAutomine", [False])
 
         def mine(timestamp_step=1):

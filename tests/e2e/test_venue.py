@@ -15,7 +15,7 @@ import websockets
 from venue.chain import contract, deploy
 from venue.cli import fund_traders
 from venue.client import Client
-from venue.devchain import Anvil, dev_keys, free_port, wait_until
+from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
 from venue.domain import usdc
 from venue.signing import address_of
 
@@ -66,13 +66,7 @@ def stack(tmp_path_factory):
             yield {"api": api, "w3": w3, "deployment": d, "path": path, "push": push,
                    "ch": contract(w3, "ClearingHouse", d.clearing_house)}
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(5)
-                raise
+            assert stop_process(server) == 0, "the venue did not stop cleanly on SIGINT"
 
 
 def clients(stack, *indices):
@@ -228,5 +222,4 @@ def test_acknowledged_fills_survive_a_killed_venue_and_settle_after_restart(tmp_
             assert ch.functions.position(taker.address, 0).call()[0] == 10**8
             assert ch.functions.nextBatchIndex().call() == 1  # settled once
         finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(20)
+            stop_process(server)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from rich.table import Table
 
 from venue.chain import contract, deploy
 from venue.cli import fund_traders
-from venue.devchain import Anvil, dev_keys, free_port, wait_until
+from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
 from venue.domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY
 from venue.signing import Domain, Order, address_of, sign_order
 
@@ -146,11 +145,7 @@ def main() -> int:
             done.set()
             lat = [(settled_at[s] - acked_at[s]) * 1000 for s in acked_at]
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_process(server)
 
     single_rate, batch_rate = accepted_single / single_s, accepted_batch / batch_s
     table = Table(title="venue API over HTTP (1 uvicorn worker, signed EIP-712 orders)")

@@ -1,0 +1,46 @@
+"""The setup the keeper and mempool scenarios share: a deployment on a given Anvil, funded
+accounts, a first oracle price, and one leveraged long settled on-chain."""
+
+from dataclasses import dataclass
+
+from venue.chain import Deployment, Fill, contract, deploy, pack_fills
+from venue.cli import fund_traders
+from venue.devchain import dev_keys
+from venue.domain import usdc
+from venue.signing import Order, address_of, sign_order
+
+
+@dataclass
+class LeveragedLong:
+    w3: object
+    deployment: Deployment
+    ch: object
+    oracle: object
+    keys: list  # 0 owner, 1 operator, 2 keeper, 3 maker, 4 the long, 5-6 funded liquidators
+    separator: bytes
+
+    @property
+    def victim(self) -> str:
+        return address_of(self.keys[4])
+
+
+def leveraged_long(anvil, size: int, price: int, collateral: int = usdc(1_000)) -> LeveragedLong:
+    """Account 4 goes long `size` at `price` on `collateral` against account 3 (automine)."""
+    keys = dev_keys(8)
+    owner, operator, keeper = (address_of(k) for k in keys[:3])
+    w3 = anvil.web3()
+    d = deploy(w3, owner, operator=operator, keepers=(keeper,))
+    fund_traders(w3, d, [keys[3], keys[5], keys[6]], usdc(1_000_000), 0)
+    fund_traders(w3, d, [keys[4]], collateral, 0)
+    ch, oracle = contract(w3, "ClearingHouse", d.clearing_house), contract(w3, "Oracle", d.oracle)
+    ts = w3.eth.get_block("latest").timestamp
+    w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices([0, 1], [price, usdc(60_000)], ts)
+                                        .transact({"from": keeper}))
+    sep = bytes(ch.functions.domainSeparator().call())
+    maker, victim = keys[3], keys[4]
+    mo = Order(address_of(maker), 0, False, price, size, 0, 0, 0)
+    to = Order(address_of(victim), 0, True, price, size, 0, 0, 0)
+    fill = Fill(mo, sign_order(mo, sep, maker), to, sign_order(to, sep, victim), size, price)
+    w3.eth.wait_for_transaction_receipt(ch.functions.settle(0, pack_fills([fill])).transact({"from": operator}))
+    assert ch.functions.position(address_of(victim), 0).call()[0] == size
+    return LeveragedLong(w3, d, ch, oracle, keys, sep)
