@@ -57,7 +57,8 @@ class Venue:
         self.settings = settings
         doc = json.loads(Path(settings.deployment).read_text())
         self.deployment = Deployment.from_json(doc)
-        self.w3 = Web3(HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
+        rpc_url = settings.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")
+        self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
         self.ch = contract(self.w3, "ClearingHouse", self.deployment.clearing_house)
         self.oracle = contract(self.w3, "Oracle", self.deployment.oracle)
         key = settings.operator_key or doc["keys"]["operator"]

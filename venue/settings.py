@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VENUE_")
 
-    rpc_url: str = "http://127.0.0.1:8545"
+    rpc_url: str | None = None  # default: the deployment file's "rpc", else http://127.0.0.1:8545
     deployment: str = "devnet/deployment.json"
     operator_key: str = ""  # defaults to the deployment file's operator key
     host: str = "127.0.0.1"

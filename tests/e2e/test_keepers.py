@@ -155,3 +155,47 @@ def test_lagging_oracle_on_black_thursday_leaves_a_loss_for_the_insurance_fund(t
             for proc in procs:
                 proc.terminate()
                 proc.wait(10)
+
+
+def test_funding_keeper_posts_the_books_premium_on_schedule(tmp_path):
+    """Bids and asks both above the oracle: longs pay. The keeper process reads the venue's book
+    over HTTP and posts premium / 8 per hour, every interval."""
+    import httpx
+
+    from keeper.funding import premium_rate
+    from venue.client import Client
+    from venue.devchain import free_port, stop_process
+
+    with Anvil(accounts=8) as anvil:
+        s = leveraged_long(anvil, base(1), ETH_PRICE, collateral=usdc(100_000))
+        anvil.set_interval_mining(1)
+        path = tmp_path / "deployment.json"
+        path.write_text(json.dumps({**s.deployment.to_json(), "rpc": anvil.url,
+                                    "keys": {"operator": s.keys[1], "keeper": s.keys[2], "traders": s.keys[3:]}}))
+        port = free_port()
+        api = f"http://127.0.0.1:{port}"
+        procs = [subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(path), "--port",
+                                   str(port), "--journal", str(tmp_path / "j.sqlite")])]
+        try:
+            wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "venue API")
+            mm = Client.from_devnet(0, str(path), api)
+            mm.place("ETH-PERP", "buy", "3030", "1", tif="Alo")  # the book trades 1-2 % over the oracle
+            mm.place("ETH-PERP", "sell", "3060", "1", tif="Alo")
+            book = httpx.get(f"{api}/book/0", params={"depth": 100}).json()
+            expected = premium_rate(book, ETH_PRICE, 1_000 * 10**6)
+            assert expected > 0
+            start = s.w3.eth.block_number
+            procs.append(subprocess.Popen([sys.executable, "-m", "keeper.cli", "funding", "--deployment", str(path),
+                                           "--api", api, "--interval", "2"], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+
+            def eth_updates():
+                return [e for e in s.ch.events.FundingUpdated().get_logs(from_block=start) if e.args.marketId == 0]
+
+            updates = wait_until(lambda: len(eth_updates()) >= 2 and eth_updates(), 40, "two funding updates")
+            assert all(e.args.ratePerHour == expected for e in updates)
+            assert updates[1].args.fundingIndex > updates[0].args.fundingIndex  # longs pay: the index rises
+            assert s.ch.functions.position(s.victim, 0).call()[4] > 0  # the long owes funding
+        finally:
+            for proc in procs:
+                stop_process(proc)
