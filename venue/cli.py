@@ -56,6 +56,9 @@ def cmd_devnet(args) -> int:
             return 0
         import subprocess
 
+        # A devnet is a fresh chain: a journal from an earlier devnet describes another chain.
+        for stale in out.parent.glob("journal.sqlite*"):
+            stale.unlink()
         api = subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(out),
                                 "--rpc-url", anvil.url, "--port", str(args.api_port),
                                 "--journal", str(out.parent / "journal.sqlite")])
