@@ -141,7 +141,16 @@ class Liquidator:
                          receipt.blockNumber)
             self.refresh(account)
 
+    def warm_up(self) -> None:
+        """Compiles the scan kernel now (numba JIT, seconds on a cold cache) rather than at the
+        first price drop, when every block counts."""
+        m = len(self.markets)
+        pq, pr = risk.split_prices(np.full(m, 10**9, dtype=np.int64), self.divisors)
+        risk.scan_margin_excess(np.zeros((1, m), dtype=np.int32), np.zeros(1, dtype=np.int64), pq, pr, self.divisors,
+                                self.caps, self.im1, self.im2, np.empty(1, dtype=np.int64))
+
     def run(self, stop) -> None:
+        self.warm_up()
         # Discover every account that ever deposited, then follow the chain.
         for e in self.ch.events.Deposited().get_logs(from_block=0):
             self.refresh(e.args.account)
