@@ -6,7 +6,7 @@ mirror's positions, balances, fees, funding and account health equal the chain's
 import random
 
 from venue import risk
-from venue.domain import DEVNET_MARKETS, base, usdc
+from venue.domain import DEVNET_MARKETS, usdc
 
 from .conftest import BTC, BTC_PRICE, ETH, ETH_PRICE
 

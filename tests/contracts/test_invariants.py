@@ -8,7 +8,7 @@ from ape.exceptions import ContractLogicError
 from hypothesis import HealthCheck, Phase, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from venue.domain import DEVNET_MARKETS, base, usdc
+from venue.domain import DEVNET_MARKETS, usdc
 
 from .conftest import BTC, BTC_PRICE, ETH, ETH_PRICE
 

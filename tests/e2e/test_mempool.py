@@ -112,7 +112,7 @@ def test_congestion_delays_the_oracle_update_and_with_it_the_liquidation(chain):
         c["mine"]()
     included = None
     for _ in range(5):
-        block = c["mine"]()
+        c["mine"]()
         try:
             included = w3.eth.get_transaction_receipt(crash["hash"])
             break

@@ -4,7 +4,7 @@ import pytest
 
 from venue.domain import DEVNET_MARKETS, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, base, usdc
 from venue.engine import (
-    CANCELLED, FILLED, FOK, GTC, IOC, RESTING, STP_CANCEL_BOTH, STP_CANCEL_TAKER, Engine, Limits, OrderRejected,
+    CANCELLED, FILLED, FOK, IOC, RESTING, STP_CANCEL_BOTH, STP_CANCEL_TAKER, Engine, Limits, OrderRejected,
     RateLimited, UnknownOrder,
 )
 

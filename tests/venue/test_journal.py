@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from venue.domain import DEVNET_MARKETS, FLAG_POST_ONLY, base, usdc
+from venue.domain import DEVNET_MARKETS, FLAG_POST_ONLY, usdc
 from venue.engine import IOC, Engine, EngineError, Limits
 from venue.journal import Journal, replay
 

@@ -17,9 +17,11 @@ from ..engine import EngineError
 from ..service import SignatureRejected, Venue, order_json
 from ..settings import Settings
 from ..signing import EIP712_TYPES, ORDER_TYPE, Order, recover_action_signer
-from .schemas import BatchIn, CancelIn, DeadmanIn, OrderIn, OrderStatus
+from .schemas import BatchIn, CancelIn, DeadmanIn, Error, OrderIn, OrderStatus
 
 STP = {"expireMaker": 0, "cancelTaker": 1, "cancelBoth": 2}
+# Every error body is {code, msg}; listed so the OpenAPI schema documents them.
+ERRORS = {status: {"model": Error} for status in (400, 401, 404, 422, 429)}
 
 
 def get_venue(request: Request) -> Venue:
@@ -88,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"domain": venue.domain.as_dict(), "types": EIP712_TYPES, "primaryType": "Order",
                 "orderType": ORDER_TYPE}
 
-    @app.get("/book/{market}")
+    @app.get("/book/{market}", responses=ERRORS)
     async def book(venue: V, market: int, depth: Annotated[int, Query(ge=1, le=500)] = 20):
         if not 0 <= market < len(venue.markets):
             raise EngineError("UNKNOWN_MARKET", f"no market {market}")
@@ -96,20 +98,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"market": market, "bids": [[str(p), str(s)] for p, s in bids],
                 "asks": [[str(p), str(s)] for p, s in asks]}
 
-    @app.get("/trades/{market}")
+    @app.get("/trades/{market}", responses=ERRORS)
     async def trades(venue: V, market: int):
         if not 0 <= market < len(venue.markets):
             raise EngineError("UNKNOWN_MARKET", f"no market {market}")
         return [{"seq": f.seq, "price": str(f.price), "size": str(f.size), "side": "buy" if f.taker_is_buy else "sell",
                  "ts": f.ts} for f in reversed(venue.trades[market])]
 
-    @app.post("/orders", response_model=OrderStatus, responses={400: {"model": dict}, 401: {"model": dict}})
+    @app.post("/orders", response_model=OrderStatus, responses=ERRORS)
     async def place(venue: V, body: OrderIn):
         status = place_one(venue, body)
         await venue.durable()  # journalled before it is acknowledged
         return status
 
-    @app.post("/orders/batch")
+    @app.post("/orders/batch", responses=ERRORS)
     async def place_batch(venue: V, body: BatchIn):
         statuses = []
         for o in body.orders:
@@ -120,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await venue.durable()
         return {"statuses": statuses}
 
-    @app.post("/cancel")
+    @app.post("/cancel", responses=ERRORS)
     async def cancel(venue: V, body: CancelIn):
         account = Web3.to_checksum_address(body.account)
         if body.orderId is not None:
@@ -138,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await venue.durable()
         return {"cancelled": [order.id]}
 
-    @app.post("/deadman")
+    @app.post("/deadman", responses=ERRORS)
     async def deadman(venue: V, body: DeadmanIn):
         account = Web3.to_checksum_address(body.account)
         authorize(venue, account, f"deadman:{body.at}", body.expiry, body.signature)
@@ -146,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await venue.durable()
         return {"account": account, "cancelAt": body.at}
 
-    @app.get("/accounts/{address}")
+    @app.get("/accounts/{address}", responses=ERRORS)
     async def account(venue: V, address: str):
         if not Web3.is_address(address):
             raise EngineError("INVALID_ADDRESS", f"{address} is not an address")
