@@ -518,10 +518,13 @@ contract ClearingHouse is IClearingHouse {
         return s != 0 && (s > 0) != (p.delta > 0) && MathLib.abs(p.delta) <= MathLib.abs(s);
     }
 
-    /// @dev True when the trade opened, grew or flipped the position.
     function _grew(Party memory p) internal pure returns (bool) {
-        return MathLib.abs(p.pos.size) > MathLib.abs(p.oldSize) || (p.oldSize > 0 && p.pos.size < 0)
-            || (p.oldSize < 0 && p.pos.size > 0);
+        return _riskGrew(p.oldSize, p.pos.size);
+    }
+
+    /// @dev True when a position went from `oldSize` to `newSize` by opening, growing or flipping.
+    function _riskGrew(int256 oldSize, int256 newSize) internal pure returns (bool) {
+        return MathLib.abs(newSize) > MathLib.abs(oldSize) || (oldSize > 0 && newSize < 0) || (oldSize < 0 && newSize > 0);
     }
 
     function _trade(Party memory p, int256 price) internal pure {
@@ -628,7 +631,7 @@ contract ClearingHouse is IClearingHouse {
         _applyTrade(l, lp, -delta, -quote);
         l.quote -= int256(insuranceCut);
         l.mask = _maskWith(l.mask, marketId, lp.size);
-        if (MathLib.abs(lp.size) > MathLib.abs(liquidatorOldSize) || (liquidatorOldSize != 0 && (liquidatorOldSize > 0) != (lp.size > 0) && lp.size != 0)) {
+        if (_riskGrew(liquidatorOldSize, lp.size)) {
             if (MathLib.abs(lp.size) > m.maxPosition) revert InsufficientMargin(msg.sender, 0, 0);
             (, int256 lEquity, uint256 lRaw) = _health(msg.sender, l, marketId, lp, cache);
             uint256 im = MarginLib.initialMargin(lRaw);

@@ -170,7 +170,7 @@ class Engine:
         p = ms.params
         if ms.halted:
             raise OrderRejected("MARKET_HALTED", f"{p.symbol} is halted")
-        acct = self.accounts.get(account) or self.account(account)
+        acct = self.account(account)
         if not self.replaying:
             self._take_token(acct, ts)
         oracle = ms.oracle_price
@@ -439,7 +439,7 @@ class Engine:
         delta = fill.size if fill.taker_is_buy else -fill.size
         quote = delta * fill.price // 100_000_000
         taker = self.accounts[fill.taker.account]
-        maker = self.accounts.get(fill.maker.account) or self.account(fill.maker.account)
+        maker = self.account(fill.maker.account)
         tp = taker.positions[fill.market]
         tp[0], tp[1], realized = apply_trade(tp[0], tp[1], delta, quote)
         taker.collateral += realized

@@ -42,7 +42,6 @@ class FillRecord:
     tx_hash: str | None = None
     reason: str | None = None
     acked_at: float = field(default_factory=time.monotonic)
-    settled_at: float | None = None
 
     def as_json(self) -> dict:
         f = self.fill
@@ -330,7 +329,7 @@ class Venue:
         tx_hash = "0x" + bytes(receipt.transactionHash).hex()
         for i, seq in enumerate(seqs):
             rec = self.fills[seq]
-            rec.batch, rec.tx_hash, rec.settled_at = index, tx_hash, time.monotonic()
+            rec.batch, rec.tx_hash = index, tx_hash
             f = rec.fill
             if i in rejected:
                 reason, culprit = rejected[i]
