@@ -31,10 +31,8 @@ class Liquidator:
         self.poll_s = poll_s
         self.markets = DEVNET_MARKETS
         m = len(self.markets)
-        self.divisors = np.array([risk.lot_divisor(p.lot_size) for p in self.markets], dtype=np.int64)
-        self.caps = np.array([p.tier_cap_1 for p in self.markets], dtype=np.int64)
-        self.im1 = np.array([p.im_bps_1 for p in self.markets], dtype=np.int64)
-        self.im2 = np.array([p.im_bps_2 for p in self.markets], dtype=np.int64)
+        self.scan_markets = risk.ScanMarkets(self.markets)
+        self.risk_params = tuple(self.ch.functions.riskParams().call())
         self.prices = np.zeros(m, dtype=np.int64)
         self.index: dict[str, int] = {}
         self.lots = np.zeros((0, m), dtype=np.int32)
@@ -65,10 +63,8 @@ class Liquidator:
         """Indices of accounts below maintenance margin (the numba kernel over all of them)."""
         if not len(self.index):
             return np.zeros(0, dtype=np.int64)
-        pq, pr = risk.split_prices(self.prices, self.divisors)
-        out = np.empty(len(self.index), dtype=np.int64)
-        risk.scan_margin_excess(self.lots, self.cash, pq, pr, self.divisors, self.caps, self.im1, self.im2, out)
-        return np.nonzero(out < 0)[0]
+        flags, _ = self.scan_markets.liquidatable(self.lots, self.cash, self.prices)
+        return np.nonzero(flags)[0]
 
     # ------------------------------------------------------------------ loop
     def poll(self) -> None:
@@ -111,12 +107,18 @@ class Liquidator:
         prices = self.prices.astype(object)
         notional = [abs(int(self.lots[i, m])) * p.lot_size * prices[m] for m, p in enumerate(self.markets)]
         market = int(np.argmax(notional))
-        size = abs(int(self.lots[i, market])) * self.markets[market].lot_size
-        if not size:
+        p = self.markets[market]
+        held = abs(int(self.lots[i, market])) * p.lot_size
+        if not held:
             return
+        # Sized to restore health (the contract's own rule, mirrored): partial unless past the
+        # full-close threshold. The contract clamps too, so a mirror a block behind is harmless.
+        _, _, buffer_bps, full_close_bps = self.risk_params
+        size = risk.max_liquidation(held, equity, maintenance, int(prices[market]), p.lot_size, p.im_bps_1,
+                                    p.liquidation_penalty_bps, buffer_bps, full_close_bps)
         try:
             self.pending[account] = self.sender.send(self.ch.functions.liquidate(account, market, size),
-                                                     gas=600_000, label=f"liquidate {account[:10]} m{market}")
+                                                     gas=600_000, label=f"liquidate {account[:10]} m{market} size {size}")
         except Exception as exc:
             log.info("%s: liquidation of %s not sent: %s", self.name, account, exc)
 
@@ -142,12 +144,9 @@ class Liquidator:
             self.refresh(account)
 
     def warm_up(self) -> None:
-        """Compiles the scan kernel now (numba JIT, seconds on a cold cache) rather than at the
+        """Compiles the scan kernels now (numba JIT, seconds on a cold cache) rather than at the
         first price drop, when every block counts."""
-        m = len(self.markets)
-        pq, pr = risk.split_prices(np.full(m, 10**9, dtype=np.int64), self.divisors)
-        risk.scan_margin_excess(np.zeros((1, m), dtype=np.int32), np.zeros(1, dtype=np.int64), pq, pr, self.divisors,
-                                self.caps, self.im1, self.im2, np.empty(1, dtype=np.int64))
+        self.scan_markets.warm_up()
 
     def run(self, stop) -> None:
         self.warm_up()

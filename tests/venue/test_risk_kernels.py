@@ -39,3 +39,35 @@ def test_kernels_match_the_integer_mirror_on_random_accounts():
             assert excess[i] == h.equity - h.maintenance_margin
             e, im, mm = risk.account_health_lots(lots[i], cash[i], pq, pr, divisors, caps, im1, im2)
             assert (e, im, mm) == (h.equity, h.initial_margin, h.maintenance_margin)
+
+
+def test_liquidatable_scan_equals_the_exact_sign_even_at_the_boundary():
+    """The float32 pass decides only what its error bound allows; accounts placed exactly at, one
+    unit above and one unit below maintenance margin must go to the exact path and come out right."""
+    rng = np.random.default_rng(5)
+    for k in (1, 8):  # 2 and 16 markets: one compiled kernel each
+        scan = risk.ScanMarkets(list(DEVNET_MARKETS) * k)
+        n, m = 3_000, 2 * k
+        prices = rng.integers(10**6, 10**11, size=m) + rng.integers(0, 997, size=m)
+        lots = rng.integers(-10**6, 10**6, size=(n, m), dtype=np.int32)
+        lots[rng.random((n, m)) > 0.4] = 0
+        cash = rng.integers(-10**12, 10**13, size=n)
+        # a third of the accounts sit at the boundary: cash such that the exact excess is -1, 0 or 1
+        at_zero = scan.excess(lots, np.zeros(n, dtype=np.int64), prices)
+        edge = np.arange(0, n, 3)
+        cash[edge] = -at_zero[edge] + rng.integers(-1, 2, size=len(edge))
+        exact = scan.excess(lots, cash, prices)
+        assert set(exact[edge].tolist()) == {-1, 0, 1}
+        flags, borderline = scan.liquidatable(lots, cash, prices)
+        assert np.array_equal(flags.astype(bool), exact < 0)
+        assert borderline >= len(edge)  # the boundary accounts were decided in integers
+        assert borderline < len(edge) + n // 100  # and almost nothing else was
+
+
+def test_scan_refuses_margin_rates_its_float_bound_does_not_cover():
+    import dataclasses
+
+    import pytest
+
+    with pytest.raises(ValueError, match="100 %"):
+        risk.ScanMarkets([dataclasses.replace(DEVNET_MARKETS[0], im_bps_2=15_000)])
