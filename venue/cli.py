@@ -100,6 +100,7 @@ def cmd_devnet(args) -> int:
 
 def cmd_serve(args) -> int:
     """The API, engine and settlement pipeline against a running deployment."""
+    import gc
     import logging
 
     import uvicorn
@@ -111,6 +112,10 @@ def cmd_serve(args) -> int:
     overrides = {k: v for k, v in (("deployment", args.deployment), ("rpc_url", args.rpc_url),
                                    ("port", args.port), ("journal", args.journal)) if v is not None}
     settings = Settings(**overrides)
+    # The venue holds a large, long-lived heap (books, fills) and allocates per request: the
+    # default gen0 threshold of 700 makes the cyclic GC a visible share of each request
+    # (`make bench-api`: batch 5.7k -> 7.2k orders/s with this setting).
+    gc.set_threshold(50_000, 50, 1_000)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
                 loop="uvloop", ws="websockets-sansio",
                 timeout_graceful_shutdown=5)

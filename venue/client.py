@@ -31,13 +31,17 @@ class VenueError(Exception):
 
 
 class Client:
-    def __init__(self, api_url: str, rpc_url: str, deployment: Deployment, private_key: str):
+    def __init__(self, api_url: str, rpc_url: str, deployment: Deployment, private_key: str,
+                 agent_key: str | None = None):
+        """`private_key` owns the account (deposits, agent approvals, cancels); orders are signed
+        with `agent_key` when given (a hot key the account approved with `set_agent`)."""
         self.http = httpx.Client(base_url=api_url, timeout=30)
         self.w3 = Web3(HTTPProvider(rpc_url))
         self.deployment = deployment
         self.account = Account.from_key(private_key)
         self.address = self.account.address
         self.key = private_key
+        self.order_key = agent_key or private_key
         self.domain = Domain(deployment.chain_id, deployment.clearing_house)
         self.separator = self.domain.separator
         self.markets = {m["symbol"]: m for m in self._get("/markets")}
@@ -45,9 +49,9 @@ class Client:
 
     @classmethod
     def from_devnet(cls, trader: int = 0, path: str = "devnet/deployment.json",
-                    api_url: str = "http://127.0.0.1:8000") -> "Client":
+                    api_url: str = "http://127.0.0.1:8000", agent_key: str | None = None) -> "Client":
         doc = json.loads(Path(path).read_text())
-        return cls(api_url, doc["rpc"], Deployment.from_json(doc), doc["keys"]["traders"][trader])
+        return cls(api_url, doc["rpc"], Deployment.from_json(doc), doc["keys"]["traders"][trader], agent_key)
 
     # ------------------------------------------------------------------ chain
     def _transact(self, fn) -> None:
@@ -70,6 +74,11 @@ class Client:
             self._transact(erc20.functions.approve(ch.address, units))
             self._transact(ch.functions.deposit(token, units))
 
+    def set_agent(self, agent: str, approved: bool = True) -> None:
+        """Approves (or revokes) `agent` to sign orders for this account, on-chain."""
+        self._transact(contract(self.w3, "ClearingHouse", self.deployment.clearing_house).functions.setAgent(
+            agent, approved))
+
     # ------------------------------------------------------------------ orders
     def next_nonce(self) -> int:
         self._nonce += 1
@@ -82,7 +91,7 @@ class Client:
             FLAG_REDUCE_ONLY if reduce_only else 0)
         order = Order(self.address, m["id"], side == "buy", int(Decimal(price) * 10**QUOTE_DECIMALS),
                       int(Decimal(size) * SIZE_SCALE), flags, expiry, self.next_nonce())
-        sig = sign_order(order, self.separator, self.key)
+        sig = sign_order(order, self.separator, self.order_key)
         return {"account": order.account, "market": order.market, "isBuy": order.is_buy, "price": str(order.price),
                 "size": str(order.size), "flags": flags, "expiry": expiry, "nonce": order.nonce,
                 "signature": "0x" + sig.hex(), "tif": tif, "clientId": client_id}

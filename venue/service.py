@@ -25,7 +25,9 @@ from .domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY, RejectReason
 from .engine import FOK, GTC, IOC, Engine, EngineError, Fill, Limits, OrderRejected
 from .journal import Journal, replay
 from .settings import Settings
-from .signing import Domain, Order as SignedOrder, SignatureError, order_digest, recover_signer
+from .signing import (
+    Domain, Order as SignedOrder, SignatureError, address_bytes, order_digest, recover_address, to_checksum,
+)
 
 log = logging.getLogger("venue")
 
@@ -95,6 +97,8 @@ class Venue:
         self.operator_nonce: int | None = None
         self.batch_lock = asyncio.Lock()
         self.eth_price = 0
+        self.agents: dict[str, set[bytes]] = {}  # account -> approved agent addresses (20 bytes)
+        self._syncing: dict[str, asyncio.Future] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -111,23 +115,32 @@ class Venue:
         return int(time.time() * 1000)
 
     # ------------------------------------------------------------------ orders
-    def verify(self, order: SignedOrder, signature: bytes) -> None:
+    async def verify(self, order: SignedOrder, signature: bytes) -> None:
+        """The signer must be the account or one of its agents. Agents come from `AgentSet`
+        events (read when the account is first seen, then followed by the chain poller); one the
+        venue has not seen yet is asked of the chain, off the event loop."""
         digest = order_digest(order, self.domain_separator)
         try:
-            signer = recover_signer(digest, signature)
+            signer = recover_address(digest, signature)
         except SignatureError as exc:
             raise SignatureRejected("BAD_SIGNATURE", str(exc)) from exc
-        if signer != order.account and not self.ch.functions.isAgent(order.account, signer).call():
-            raise SignatureRejected("BAD_SIGNATURE", f"signed by {signer}, not by {order.account} or its agent")
+        await self.check_signer(order.account, signer)
 
-    def place(self, order: SignedOrder, signature: bytes, tif: str = "Gtc", client_id: str | None = None,
-              stp: int = 0, is_market: bool = False):
+    async def check_signer(self, account: str, signer: bytes) -> None:
+        """Raises unless `signer` (20 bytes) is `account` or an agent it approved."""
+        if signer == address_bytes(account) or signer in self.agents.get(account, ()):
+            return
+        signer_address = to_checksum(signer)
+        if await asyncio.to_thread(self.ch.functions.isAgent(account, signer_address).call):
+            if account in self.agents:  # else the first sync of the account reads all its agents
+                self.agents[account].add(signer)
+            return
+        raise SignatureRejected("BAD_SIGNATURE", f"signed by {signer_address}, not by {account} or its agent")
+
+    async def place(self, order: SignedOrder, signature: bytes, tif: str = "Gtc", client_id: str | None = None,
+                    stp: int = 0, is_market: bool = False):
         """Checks the signature and the order's own terms, then hands it to the engine. The
         acknowledgement is returned only after the journal commit."""
-        self.verify(order, signature)
-        key = (order.account, order.nonce)
-        if key in self.nonces_seen:
-            raise OrderRejected("DUPLICATE_NONCE", f"nonce {order.nonce} was already used by {order.account}")
         tif_code = {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK}[tif]
         if tif in ("Ioc", "Fok") and not order.flags & FLAG_IOC:
             raise OrderRejected("TIF_MISMATCH", f"{tif} orders must be signed with the IOC flag")
@@ -135,7 +148,12 @@ class Venue:
             raise OrderRejected("TIF_MISMATCH", "an order signed IOC cannot rest")
         if tif == "Alo" and not order.flags & FLAG_POST_ONLY:
             raise OrderRejected("TIF_MISMATCH", "Alo orders must be signed post-only")
-        self._ensure_account(order.account)
+        await self.verify(order, signature)
+        await self._ensure_account(order.account)
+        # No await from here on: the nonce check, the engine and the bookkeeping are one step.
+        key = (order.account, order.nonce)
+        if key in self.nonces_seen:
+            raise OrderRejected("DUPLICATE_NONCE", f"nonce {order.nonce} was already used by {order.account}")
         ack = self.engine.place(self.now_ms(), order.account, order.market, order.is_buy, order.price, order.size,
                                 tif=tif_code, flags=order.flags, client_id=client_id, stp=stp,
                                 expiry=order.expiry * 1000, is_market=is_market, nonce=order.nonce,
@@ -180,20 +198,31 @@ class Venue:
     def cancel(self, account: str, order_id: int | None, client_id: str | None):
         return self.engine.cancel(self.now_ms(), account, order_id, client_id)
 
-    def _ensure_account(self, address: str) -> None:
-        if address not in self.engine.accounts or not self.engine.accounts[address].collateral:
-            self.sync_account(address)
+    async def _ensure_account(self, address: str) -> None:
+        """An account the venue has not seen is read from the chain (off the event loop) before
+        its first order; concurrent first orders share one read."""
+        if address in self.engine.accounts and self.engine.accounts[address].collateral:
+            return
+        pending = self._syncing.get(address)
+        if pending is None:
+            pending = self._syncing[address] = asyncio.ensure_future(self.sync_account_async(address))
+            pending.add_done_callback(lambda _: self._syncing.pop(address, None))
+        await asyncio.shield(pending)
 
     def read_chain_account(self, address: str) -> tuple[int, int, dict[int, list[int]]]:
         """Chain I/O only (safe in a worker thread): quote balance, WETH and positions."""
         quote, weth_wei, _ = self.ch.functions.balances(address).call()
         positions = {m: list(self.ch.functions.position(address, m).call()[:2]) for m in range(len(self.markets))}
-        return quote, weth_wei, positions
+        agents = {}
+        for ev in self.ch.events.AgentSet().get_logs(from_block=0, argument_filters={"account": address}):
+            agents[address_bytes(ev.args.agent)] = ev.args.approved
+        return quote, weth_wei, positions, {agent for agent, approved in agents.items() if approved}
 
     def apply_chain_account(self, address: str, chain_state) -> None:
         """The chain's account plus fills not yet settled, into the engine's risk mirror. Runs on
         the event loop thread, like every engine and journal access."""
-        quote, weth_wei, positions = chain_state
+        quote, weth_wei, positions, agents = chain_state
+        self.agents[address] = agents
         collateral = quote + (risk.weth_value(weth_wei // 10**9, self.eth_price, self.haircut) if self.eth_price else 0)
         for rec in self.fills.values():
             if rec.status in ("pending", "submitted") and address in (rec.fill.maker.account, rec.fill.taker.account):
@@ -204,9 +233,6 @@ class Venue:
                 p[0], p[1], realized = risk.apply_trade(p[0], p[1], d, d * f.price // 10**8)
                 collateral += realized
         self.engine.set_account(self.now_ms(), address, collateral, {m: tuple(v) for m, v in positions.items()})
-
-    def sync_account(self, address: str) -> None:
-        self.apply_chain_account(address, self.read_chain_account(address))
 
     async def sync_account_async(self, address: str) -> None:
         self.apply_chain_account(address, await asyncio.to_thread(self.read_chain_account, address))
@@ -454,6 +480,10 @@ class Venue:
                 touched.add(ev.args.account)
         for ev in await asyncio.to_thread(self.ch.events.Liquidated().get_logs, from_block=frm, to_block=to):
             touched.update((ev.args.account, ev.args.liquidator))
+        for ev in await asyncio.to_thread(self.ch.events.AgentSet().get_logs, from_block=frm, to_block=to):
+            if ev.args.account in self.agents:
+                (self.agents[ev.args.account].add if ev.args.approved else
+                 self.agents[ev.args.account].discard)(address_bytes(ev.args.agent))
         if await asyncio.to_thread(self.ch.events.HaircutSet().get_logs, from_block=frm, to_block=to):
             self.haircut = await asyncio.to_thread(self.ch.functions.haircutBps().call)
         self.journal.set_meta("last_block", head)

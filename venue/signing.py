@@ -138,7 +138,12 @@ def sign_order(order: Order, domain_separator: bytes, private_key: bytes | str) 
 
 
 def recover_signer(digest: bytes, signature: bytes) -> str:
-    """Address that produced a compact (64-byte) or classic (65-byte r||s||v) signature."""
+    """Address (EIP-55) that produced a compact (64-byte) or classic (65-byte r||s||v) signature."""
+    return to_checksum(recover_address(digest, signature))
+
+
+def recover_address(digest: bytes, signature: bytes) -> bytes:
+    """`recover_signer` as 20 raw bytes: the hot path compares bytes and skips the checksum."""
     if len(signature) == 65:
         v = signature[64]
         recid = v - 27 if v >= 27 else v
@@ -155,7 +160,7 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
                                                    digest, hasher=None)
     except Exception as exc:  # coincurve raises a bare Exception on unrecoverable input
         raise SignatureError(f"signature does not recover: {exc}") from exc
-    return to_checksum(keccak(pub.format(compressed=False)[1:])[-20:])
+    return keccak(pub.format(compressed=False)[1:])[-20:]
 
 
 def recover_signer_reference(order: Order, domain: Domain, signature: bytes) -> str:

@@ -14,7 +14,7 @@ import websockets
 
 from venue.chain import contract, deploy
 from venue.cli import fund_traders
-from venue.client import Client
+from venue.client import Client, VenueError
 from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
 from venue.domain import usdc
 from venue.signing import address_of
@@ -223,3 +223,31 @@ def test_acknowledged_fills_survive_a_killed_venue_and_settle_after_restart(tmp_
             assert ch.functions.nextBatchIndex().call() == 1  # settled once
         finally:
             stop_process(server)
+
+
+def test_orders_signed_by_an_approved_agent_are_accepted_until_it_is_revoked(stack):
+    agent_key, stranger_key = "0x" + "a1" * 32, "0x" + "b2" * 32  # hot keys with no funds of their own
+    owner, = clients(stack, 1)
+    hot = Client.from_devnet(trader=1, path=str(stack["path"]), api_url=stack["api"], agent_key=agent_key)
+    stranger = Client.from_devnet(trader=1, path=str(stack["path"]), api_url=stack["api"], agent_key=stranger_key)
+    with pytest.raises(VenueError) as refused:
+        hot.place("ETH-PERP", "buy", "2990", "0.1")
+    assert refused.value.status == 401 and refused.value.code == "BAD_SIGNATURE"
+    owner.set_agent(address_of(agent_key))
+    ack = hot.place("ETH-PERP", "buy", "2990", "0.1")
+    assert ack["status"] == "resting"
+    assert any(o["id"] == ack["orderId"] for o in owner.account_state()["openOrders"])
+    with pytest.raises(VenueError) as refused:
+        stranger.place("ETH-PERP", "buy", "2990", "0.1")
+    assert refused.value.code == "BAD_SIGNATURE" and address_of(stranger_key) in refused.value.msg
+    owner.set_agent(address_of(agent_key), False)
+    placed = [ack["orderId"]]  # orders the venue took before it saw the revocation block
+
+    def refused_now():
+        try:
+            placed.append(hot.place("ETH-PERP", "buy", "2990", "0.1")["orderId"])
+        except VenueError as exc:
+            return exc.code == "BAD_SIGNATURE"
+        return False
+    wait_until(refused_now, 10, "the venue to follow the revocation", interval=0.2)
+    assert sorted(owner.cancel()) == sorted(placed)

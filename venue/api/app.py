@@ -4,24 +4,36 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
 from web3 import Web3
 
 from ..engine import EngineError
 from ..service import SignatureRejected, Venue, order_json
 from ..settings import Settings
-from ..signing import EIP712_TYPES, ORDER_TYPE, Order, recover_action_signer
-from .schemas import BatchIn, CancelIn, DeadmanIn, Error, OrderIn, OrderStatus
+from ..signing import EIP712_TYPES, ORDER_TYPE, Order, address_bytes, recover_action_signer, to_checksum
+from .schemas import BatchIn, BatchStatus, CancelIn, DeadmanIn, Error, OrderIn, OrderStatus
 
 STP = {"expireMaker": 0, "cancelTaker": 1, "cancelBoth": 2}
 # Every error body is {code, msg}; listed so the OpenAPI schema documents them.
 ERRORS = {status: {"model": Error} for status in (400, 401, 404, 422, 429)}
+
+
+_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def checksum(address: str) -> str:
+    """EIP-55 form of an address as clients send it (cached: the same accounts trade all day)."""
+    return to_checksum(address_bytes(address))
 
 
 def get_venue(request: Request) -> Venue:
@@ -56,21 +68,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"code": "INVALID_REQUEST", "msg": f"{where}: {first.get('msg', 'invalid')}"},
                             status_code=422)
 
-    def authorize(venue: Venue, account: str, action: str, expiry: int, signature: str) -> None:
+    async def authorize(venue: Venue, account: str, action: str, expiry: int, signature: str) -> None:
         if expiry < time.time():
             raise SignatureRejected("EXPIRED", "the signed request has expired")
         signer = recover_action_signer(account, action, expiry, venue.domain, bytes.fromhex(signature[2:]))
-        if signer.lower() != account.lower() and not venue.ch.functions.isAgent(account, signer).call():
-            raise SignatureRejected("BAD_SIGNATURE", f"signed by {signer}, not by {account} or its agent")
+        await venue.check_signer(account, address_bytes(signer))
 
     def to_order(o: OrderIn) -> Order:
-        return Order(Web3.to_checksum_address(o.account), o.market, o.isBuy, int(o.price), int(o.size), o.flags, o.expiry,
+        return Order(checksum(o.account), o.market, o.isBuy, int(o.price), int(o.size), o.flags, o.expiry,
                      o.nonce)
 
-    def place_one(venue: Venue, o: OrderIn) -> OrderStatus:
-        ack = venue.place(to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId, STP[o.stp])
-        return OrderStatus(status=ack.status, orderId=ack.order_id, filled=str(ack.filled),
-                           remaining=str(ack.remaining), reason=ack.cancel_reason)
+    async def place_one(venue: Venue, o: OrderIn) -> dict:
+        ack = await venue.place(to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId, STP[o.stp])
+        status = {"status": ack.status, "orderId": ack.order_id, "filled": str(ack.filled),
+                  "remaining": str(ack.remaining)}
+        if ack.cancel_reason:
+            status["reason"] = ack.cancel_reason
+        return status
+
+    async def parse(request: Request, model: type[BaseModel]):
+        """The hot routes validate the raw body in one pydantic-core call (no FastAPI body
+        solving); errors take the same {code, msg} path as every other route."""
+        try:
+            return model.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+    def body_schema(model: type[BaseModel]) -> dict:
+        return {"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
     @app.get("/health")
     async def health(venue: V):
@@ -105,22 +131,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return [{"seq": f.seq, "price": str(f.price), "size": str(f.size), "side": "buy" if f.taker_is_buy else "sell",
                  "ts": f.ts} for f in reversed(venue.trades[market])]
 
-    @app.post("/orders", response_model=OrderStatus, responses=ERRORS)
-    async def place(venue: V, body: OrderIn):
-        status = place_one(venue, body)
+    @app.post("/orders", response_model=OrderStatus, responses=ERRORS, openapi_extra=body_schema(OrderIn))
+    async def place(request: Request):
+        venue: Venue = request.app.state.venue
+        status = await place_one(venue, await parse(request, OrderIn))
         await venue.durable()  # journalled before it is acknowledged
-        return status
+        return Response(_json(status), media_type="application/json")
 
-    @app.post("/orders/batch", responses=ERRORS)
-    async def place_batch(venue: V, body: BatchIn):
+    @app.post("/orders/batch", response_model=BatchStatus, responses=ERRORS, openapi_extra=body_schema(BatchIn))
+    async def place_batch(request: Request):
+        venue: Venue = request.app.state.venue
         statuses = []
-        for o in body.orders:
+        for o in (await parse(request, BatchIn)).orders:
             try:
-                statuses.append(place_one(venue, o))
+                statuses.append(await place_one(venue, o))
             except EngineError as exc:
-                statuses.append(OrderStatus(status="error", code=exc.code, msg=exc.msg))
+                statuses.append({"status": "error", "code": exc.code, "msg": exc.msg})
         await venue.durable()
-        return {"statuses": statuses}
+        return Response(_json({"statuses": statuses}), media_type="application/json")
 
     @app.post("/cancel", responses=ERRORS)
     async def cancel(venue: V, body: CancelIn):
@@ -131,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             action = f"cancelClient:{body.clientId}"
         else:
             action = f"cancelAll:{'*' if body.market is None else body.market}"
-        authorize(venue, account, action, body.expiry, body.signature)
+        await authorize(venue, account, action, body.expiry, body.signature)
         if body.orderId is None and body.clientId is None:
             orders = venue.engine.cancel_all(venue.now_ms(), account, body.market)
             await venue.durable()
@@ -143,7 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/deadman", responses=ERRORS)
     async def deadman(venue: V, body: DeadmanIn):
         account = Web3.to_checksum_address(body.account)
-        authorize(venue, account, f"deadman:{body.at}", body.expiry, body.signature)
+        await authorize(venue, account, f"deadman:{body.at}", body.expiry, body.signature)
         venue.engine.schedule_cancel(venue.now_ms(), account, body.at)
         await venue.durable()
         return {"account": account, "cancelAt": body.at}

@@ -64,6 +64,10 @@ class OrderStatus(BaseModel):
     msg: str | None = None
 
 
+class BatchStatus(BaseModel):
+    statuses: list[OrderStatus]
+
+
 class Error(BaseModel):
     code: str
     msg: str

@@ -1,10 +1,12 @@
 """Signed orders per second over HTTP, and acknowledgement-to-settlement latency.
 
-Workload: a fresh Anvil with 1-second blocks, the devnet deployment, 40 funded traders, the
-venue API (`venue serve`, one uvicorn worker) as its own process. Orders are signed before the
-clock starts. Single endpoint: 4,000 post-only orders, one per request, from 8 client threads
-with keep-alive. Batch endpoint: 20,000 post-only orders in requests of 100 from 4 threads.
-Only accepted (resting) orders count. Settlement: 60 taker IOC orders crossing resting asks,
+Workload: a fresh Anvil with 1-second blocks, the devnet deployment, 60 funded traders, the
+venue API (`venue serve`, one uvicorn worker) as its own process. Orders are signed and their
+HTTP requests encoded before the clock starts; the load generator (bench/loadgen.py) is a lean
+asyncio client in this process. Single endpoint: 10,000 post-only orders, one per request, over
+8 keep-alive connections with 4 requests in flight on each. Batch endpoint: 30,000 post-only
+orders in requests of 100 over 4 connections. Only accepted (resting) orders count; the server's
+CPU time per order (from /proc) shows whether the server or the client was the limit. Settlement: 60 taker IOC orders crossing resting asks,
 one every 50 ms; latency runs from each acknowledgement to the websocket message that reports
 the fill settled (the receipt has been read).
 """
@@ -20,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -34,7 +35,11 @@ from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
 from venue.domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY
 from venue.signing import Domain, Order, address_of, sign_order
 
-N_TRADERS = 40
+from .loadgen import encode_post, hammer
+
+N_TRADERS = 60
+SINGLE_CONNECTIONS, BATCH_CONNECTIONS, DEPTH = 8, 4, 4
+N_SINGLE, N_BATCHES = 10_000, 300
 ETH = 3_000 * 10**6
 TICK, LOT = DEVNET_MARKETS[0].tick_size, DEVNET_MARKETS[0].lot_size
 
@@ -43,6 +48,12 @@ def body(order: Order, sig: bytes, tif: str) -> dict:
     return {"account": order.account, "market": order.market, "isBuy": order.is_buy, "price": str(order.price),
             "size": str(order.size), "flags": order.flags, "expiry": 0, "nonce": order.nonce,
             "signature": "0x" + sig.hex(), "tif": tif}
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values, q):
@@ -65,10 +76,11 @@ def main() -> int:
         path = Path(tmp) / "deployment.json"
         path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"operator": keys[1]}}))
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(path),
+        server = subprocess.Popen([sys.executable, *os.environ.get("BENCH_SERVER_PREFIX", "").split(), "-m", "venue.cli", "serve", "--deployment", str(path),
                                    "--rpc-url", anvil.url, "--port", str(port), "--journal", f"{tmp}/j.sqlite"],
                                   env=dict(os.environ))
         api = f"http://127.0.0.1:{port}"
+        print(f"venue server pid {server.pid} on {api}", flush=True)
         try:
             wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 60, "venue API")
             sep = Domain(d.chain_id, d.clearing_house).separator
@@ -83,32 +95,20 @@ def main() -> int:
             def passive(i):
                 return signed(traders[i % N_TRADERS], True, ETH - (1 + i % 3_000) * TICK, LOT * 10, FLAG_POST_ONLY, "Alo")
 
-            singles = [passive(i) for i in range(4_000)]
-            batches = [[passive(4_000 + b * 100 + j) for j in range(100)] for b in range(200)]
+            singles = [passive(i) for i in range(N_SINGLE)]
+            batches = [[passive(N_SINGLE + b * 100 + j) for j in range(100)] for b in range(N_BATCHES)]
 
-            def run_single(chunk):
-                ok = 0
-                with httpx.Client(base_url=api, timeout=30) as c:
-                    for b in chunk:
-                        ok += c.post("/orders", json=b).json().get("status") == "resting"
-                return ok
-
-            def run_batch(chunk):
-                ok = 0
-                with httpx.Client(base_url=api, timeout=60) as c:
-                    for b in chunk:
-                        ok += sum(s["status"] == "resting" for s in c.post("/orders/batch", json={"orders": b}).json()["statuses"])
-                return ok
-
-            with ThreadPoolExecutor(8) as pool:
-                t = time.perf_counter()
-                accepted_single = sum(pool.map(run_single, [singles[i::8] for i in range(8)]))
-                single_s = time.perf_counter() - t
+            host, _ = api[len("http://"):].split(":")
+            single_requests = [encode_post("/orders", b) for b in singles]
+            batch_requests = [encode_post("/orders/batch", {"orders": b}) for b in batches]
+            cpu = server_cpu_s(server.pid)
+            single_s, replies = hammer(host, port, single_requests, connections=SINGLE_CONNECTIONS, depth=DEPTH)
+            accepted_single = sum(body.count(b'"status":"resting"') for status, body in replies if status == 200)
+            single_cpu, cpu = server_cpu_s(server.pid) - cpu, server_cpu_s(server.pid)
             print(f"single: {accepted_single} accepted in {single_s:.2f} s", flush=True)
-            with ThreadPoolExecutor(4) as pool:
-                t = time.perf_counter()
-                accepted_batch = sum(pool.map(run_batch, [batches[i::4] for i in range(4)]))
-                batch_s = time.perf_counter() - t
+            batch_s, replies = hammer(host, port, batch_requests, connections=BATCH_CONNECTIONS, depth=2)
+            accepted_batch = sum(body.count(b'"status":"resting"') for status, body in replies if status == 200)
+            batch_cpu = server_cpu_s(server.pid) - cpu
             print(f"batch: {accepted_batch} accepted in {batch_s:.2f} s", flush=True)
 
             # Ack to settlement: asks from one maker, IOC buys from others, 20 per second.
@@ -152,11 +152,16 @@ def main() -> int:
     for col in ("measure", "value"):
         table.add_column(col, justify="right")
     table.add_row("single endpoint, accepted orders/s", f"{single_rate:,.0f} ({accepted_single:,} in {single_s:.2f} s)")
+    table.add_row("  server CPU per order (busy share of one core)",
+                  f"{single_cpu / accepted_single * 1e6:,.0f} µs ({single_cpu / single_s:.0%})")
     table.add_row("batch endpoint (100/request), accepted orders/s", f"{batch_rate:,.0f} ({accepted_batch:,} in {batch_s:.2f} s)")
+    table.add_row("  server CPU per order (busy share of one core)",
+                  f"{batch_cpu / accepted_batch * 1e6:,.0f} µs ({batch_cpu / batch_s:.0%})")
     table.add_row("ack -> settled, p50 / p99 ms", f"{statistics.median(lat):,.0f} / {pct(lat, 0.99):,.0f} (1 s blocks)")
     Console().print(table)
-    print("workload: fresh Anvil (1 s blocks), 40 traders, post-only orders pre-signed; single: 8 threads x 500 "
-          "requests; batch: 4 threads x 50 requests of 100; settlement: 60 IOC crosses at 20/s")
+    print(f"workload: fresh Anvil (1 s blocks), {N_TRADERS} traders, post-only orders pre-signed; single: {N_SINGLE:,} "
+          f"requests over {SINGLE_CONNECTIONS} connections x {DEPTH} in flight; batch: {N_BATCHES} requests of 100 over "
+          f"{BATCH_CONNECTIONS} connections; settlement: 60 IOC crosses at 20/s")
     print(json.dumps({"orders_per_s_single": round(single_rate), "orders_per_s_batch": round(batch_rate),
                       "ack_to_settle_p50_ms": round(statistics.median(lat)), "ack_to_settle_p99_ms": round(pct(lat, 0.99))}))
     return 0
