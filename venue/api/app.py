@@ -191,6 +191,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         venue: Venue = socket.app.state.venue
         queue: asyncio.Queue = asyncio.Queue()
         venue.subscribers.add(queue)
+
+        async def watch_close():
+            """A closed connection (the client left, or the server is shutting down) wakes the
+            sender with None, so the handler ends instead of waiting for the next message."""
+            try:
+                while (await socket.receive())["type"] != "websocket.disconnect":
+                    pass
+            finally:
+                queue.put_nowait(None)
+
+        watcher = asyncio.create_task(watch_close())
         seq = 0
         try:
             for m in range(len(venue.markets)):
@@ -203,8 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 seq += 1
                 await socket.send_json({"seq": seq, "channel": "openOrders",
                                         "data": [order_json(o) for o in venue.engine.open_orders(account)]})
-            while True:
-                message = await queue.get()
+            while (message := await queue.get()) is not None:
                 data = message["data"]
                 private = message["channel"] in ("fills", "orders")
                 if account and private and account not in (data.get("account"), data.get("maker"), data.get("taker")):
@@ -215,5 +225,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pass
         finally:
             venue.subscribers.discard(queue)
+            watcher.cancel()
 
     return app

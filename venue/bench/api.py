@@ -150,6 +150,7 @@ def main() -> int:
             print(f"crosses sent: {len(acked_at)} acknowledged fills", flush=True)
             wait_until(lambda: all(s in settled_at for s in acked_at), 60, "settlements")
             done.set()
+            listener.join(5)  # its socket closes before the server stops
             lat = [(settled_at[s] - acked_at[s]) * 1000 for s in acked_at]
         finally:
             stop_process(server)
