@@ -9,8 +9,8 @@ import logging
 
 import httpx
 
-from venue.chain import Deployment, contract
-from venue.domain import DEVNET_MARKETS, SIZE_SCALE, WAD
+from venue.chain import Deployment, contract, read_markets
+from venue.domain import SIZE_SCALE, WAD
 
 from .sender import TxFailed, TxSender
 
@@ -48,9 +48,10 @@ class FundingKeeper:
         self.sender = TxSender(w3, key, "funding", priority_fee_gwei=priority_fee_gwei)
         self.api = httpx.Client(base_url=api_url, timeout=10)
         self.interval_s, self.impact_notional = interval_s, impact_notional
+        self.markets = read_markets(self.ch, deployment.markets)
 
     def step(self) -> None:
-        for m, params in enumerate(DEVNET_MARKETS):
+        for m, params in enumerate(self.markets):
             oracle_price = self.oracle.functions.getPrice(params.oracle_id).call()[0]
             rate = premium_rate(self.api.get(f"/book/{m}", params={"depth": 100}).json(), oracle_price,
                                 self.impact_notional)

@@ -12,8 +12,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from venue import risk
-from venue.chain import Deployment, contract, fill_accounts
-from venue.domain import DEVNET_MARKETS
+from venue.chain import Deployment, contract, fill_accounts, read_markets
 
 from .sender import TxFailed, TxSender
 
@@ -29,7 +28,9 @@ class Liquidator:
         self.sender = TxSender(w3, key, name, priority_fee_gwei=priority_fee_gwei)
         self.name = name
         self.poll_s = poll_s
-        self.markets = DEVNET_MARKETS
+        self.markets = read_markets(self.ch, deployment.markets)
+        self.weth_oracle_id = self.ch.functions.wethOracleId().call()
+        self.weth_price = 0
         m = len(self.markets)
         self.scan_markets = risk.ScanMarkets(self.markets)
         self.risk_params = tuple(self.ch.functions.riskParams().call())
@@ -52,7 +53,7 @@ class Liquidator:
         quote, weth_wei, _ = self.ch.functions.balances(address).call()
         cash = quote
         if weth_wei:
-            cash += risk.weth_value(weth_wei // 10**9, int(self.prices[0]), self.ch.functions.haircutBps().call())
+            cash += risk.weth_value(weth_wei // 10**9, self.weth_price, self.ch.functions.haircutBps().call())
         for m, p in enumerate(self.markets):
             size, open_notional, _, _, owed = self.ch.functions.position(address, m).call()
             self.lots[i, m] = size // p.lot_size
@@ -77,10 +78,7 @@ class Liquidator:
         touched: set[str] = set()
         prices_moved = False
         for ev in self.oracle.events.PriceUpdated().get_logs(from_block=frm, to_block=to):
-            for m, p in enumerate(self.markets):
-                if p.oracle_id == ev.args.id:
-                    self.prices[m] = ev.args.price
-                    prices_moved = True
+            prices_moved |= self._on_price(ev.args.id, ev.args.price)
         for name in ("Deposited", "Withdrawn"):
             touched.update(e.args.account for e in getattr(self.ch.events, name)().get_logs(from_block=frm, to_block=to))
         for e in self.ch.events.Liquidated().get_logs(from_block=frm, to_block=to):
@@ -96,6 +94,17 @@ class Liquidator:
         self._check_pending()
         for i in self.scan():
             self._liquidate(list(self.index)[i])
+
+    def _on_price(self, oracle_id: int, price: int) -> bool:
+        """Records a price; True if any market or WETH collateral uses it."""
+        used = oracle_id == self.weth_oracle_id
+        if used:
+            self.weth_price = price
+        for m, p in enumerate(self.markets):
+            if p.oracle_id == oracle_id:
+                self.prices[m] = price
+                used = True
+        return used
 
     def _liquidate(self, account: str) -> None:
         if account in self.pending:
@@ -150,15 +159,16 @@ class Liquidator:
 
     def run(self, stop) -> None:
         self.warm_up()
-        # Discover every account that ever deposited, then follow the chain.
-        for e in self.ch.events.Deposited().get_logs(from_block=0):
-            self.refresh(e.args.account)
-        for m, p in enumerate(self.markets):
-            try:
-                self.prices[m] = self.oracle.functions.getPrice(p.oracle_id).call()[0]
-            except Exception:
-                pass
+        # Prices first (WETH collateral is valued at its oracle price), then every account that
+        # ever deposited, then follow the chain from here.
         self.last_block = self.w3.eth.block_number
+        for oracle_id in {p.oracle_id for p in self.markets} | {self.weth_oracle_id}:
+            try:
+                self._on_price(oracle_id, self.oracle.functions.getPrice(oracle_id).call()[0])
+            except Exception:  # no price pushed yet
+                pass
+        for e in self.ch.events.Deposited().get_logs(from_block=0, to_block=self.last_block):
+            self.refresh(e.args.account)
         log.info("%s watching %d accounts from block %d", self.name, len(self.index), self.last_block)
         while not stop.is_set():
             try:

@@ -107,6 +107,26 @@ def contract(w3, name: str, address: str):
     return w3.eth.contract(address=address, abi=artifact(name)["abi"])
 
 
+def read_markets(ch, symbols: list[str] | tuple[str, ...] = ()) -> tuple[MarketParams, ...]:
+    """Every listed market's parameters as the ClearingHouse `ch` holds them, so the venue and
+    the keepers work against any deployment; symbols come from the deployment file (the chain
+    has none), `MARKET-<id>` where it names none."""
+    (view,) = [f for f in ch.abi if f.get("type") == "function" and f["name"] == "market"]
+    names = [c["name"] for c in view["outputs"][0]["components"]]
+    markets = []
+    for i in range(ch.functions.marketCount().call()):
+        m = dict(zip(names, ch.functions.market(i).call()))
+        markets.append(MarketParams(
+            symbol=symbols[i] if i < len(symbols) else f"MARKET-{i}", oracle_id=m["oracleId"],
+            tick_size=m["tickSize"], lot_size=m["lotSize"], min_notional=m["minNotional"], band_bps=m["bandBps"],
+            maker_fee_bps=m["makerFeeBps"], taker_fee_bps=m["takerFeeBps"], im_bps_1=m["imBps1"],
+            im_bps_2=m["imBps2"], tier_cap_1=m["tierCap1"], liquidation_penalty_bps=m["liquidationPenaltyBps"],
+            max_position=m["maxPosition"], open_interest_cap=m["openInterestCap"],
+            max_funding_rate_per_hour=m["maxFundingRatePerHour"],
+        ))
+    return tuple(markets)
+
+
 def _send(w3, tx_fn, sender: str):
     tx_hash = tx_fn.transact({"from": sender})
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)

@@ -20,8 +20,8 @@ from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
 from . import risk
-from .chain import Deployment, Fill as ChainFill, contract, pack_fills
-from .domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY, RejectReason
+from .chain import Deployment, Fill as ChainFill, contract, pack_fills, read_markets
+from .domain import FLAG_IOC, FLAG_POST_ONLY, RejectReason
 from .engine import FOK, GTC, IOC, Engine, EngineError, Fill, Limits, OrderRejected
 from .journal import Journal, replay
 from .settings import Settings
@@ -66,7 +66,8 @@ class Venue:
         self.operator = Account.from_key(key)
         self.domain = Domain(self.deployment.chain_id, self.deployment.clearing_house)
         self.domain_separator = self.domain.separator
-        self.markets = DEVNET_MARKETS
+        self.markets = read_markets(self.ch, self.deployment.markets)
+        self.weth_oracle_id = self.ch.functions.wethOracleId().call()
         self.engine = Engine(self.markets, Limits())
         Path(settings.journal).parent.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.journal)
@@ -238,20 +239,26 @@ class Venue:
         self.apply_chain_account(address, await asyncio.to_thread(self.read_chain_account, address))
 
     def _read_prices(self) -> dict[int, int]:
+        """Oracle id -> price for every oracle the venue uses (the markets' and WETH's)."""
         prices = {}
-        for m, p in enumerate(self.markets):
+        for oracle_id in {p.oracle_id for p in self.markets} | {self.weth_oracle_id}:
             try:
-                prices[m] = self.oracle.functions.getPrice(p.oracle_id).call()[0]
+                prices[oracle_id] = self.oracle.functions.getPrice(oracle_id).call()[0]
             except Exception:  # no price pushed yet
                 continue
         return prices
 
     def _apply_prices(self, prices: dict[int, int]) -> None:
-        for m, price in prices.items():
-            self.engine.set_oracle_price(self.now_ms(), m, price)
-            if self.markets[m].oracle_id == 0:
-                self.eth_price = price
+        for oracle_id, price in prices.items():
+            self._on_price(oracle_id, price)
         self.journal.commit()
+
+    def _on_price(self, oracle_id: int, price: int) -> None:
+        for m, p in enumerate(self.markets):
+            if p.oracle_id == oracle_id:
+                self.engine.set_oracle_price(self.now_ms(), m, price)
+        if oracle_id == self.weth_oracle_id:
+            self.eth_price = price
 
     # ------------------------------------------------------------------ events out
     def _on_event(self, event) -> None:
@@ -468,12 +475,8 @@ class Venue:
         frm, to = self.last_block + 1, head
         self.last_block = head
         prices = await asyncio.to_thread(self.oracle.events.PriceUpdated().get_logs, from_block=frm, to_block=to)
-        ids = {p.oracle_id: m for m, p in enumerate(self.markets)}
         for ev in prices:
-            if ev.args.id in ids:
-                self.engine.set_oracle_price(self.now_ms(), ids[ev.args.id], ev.args.price)
-            if ev.args.id == 0:
-                self.eth_price = ev.args.price
+            self._on_price(ev.args.id, ev.args.price)
         touched = set()
         for name in ("Deposited", "Withdrawn"):
             for ev in await asyncio.to_thread(getattr(self.ch.events, name)().get_logs, from_block=frm, to_block=to):
