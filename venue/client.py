@@ -87,7 +87,7 @@ class Client:
     def order_body(self, market: str, side: str, price: str, size: str, *, tif: str = "Gtc",
                    reduce_only: bool = False, client_id: str | None = None, expiry: int = 0) -> dict:
         m = self.markets[market]
-        flags = (FLAG_POST_ONLY if tif == "Alo" else 0) | (FLAG_IOC if tif in ("Ioc", "Fok") else 0) | (
+        flags = (FLAG_POST_ONLY if tif == "Alo" else 0) | (FLAG_IOC if tif in ("Ioc", "Fok", "Market") else 0) | (
             FLAG_REDUCE_ONLY if reduce_only else 0)
         order = Order(self.address, m["id"], side == "buy", int(Decimal(price) * 10**QUOTE_DECIMALS),
                       int(Decimal(size) * SIZE_SCALE), flags, expiry, self.next_nonce())

@@ -178,7 +178,9 @@ class Engine:
             if oracle <= 0:
                 raise OrderRejected("NO_ORACLE_PRICE", f"{p.symbol} has no oracle price")
             cap = oracle * self.limits.market_slippage_bps // BPS
-            price = (oracle + cap) // p.tick_size * p.tick_size if is_buy else -(-(oracle - cap) // p.tick_size) * p.tick_size
+            capped = (oracle + cap) // p.tick_size * p.tick_size if is_buy else -(-(oracle - cap) // p.tick_size) * p.tick_size
+            # A signed limit (the chain checks it) stays the bound when it is the tighter one.
+            price = capped if price <= 0 else (min(price, capped) if is_buy else max(price, capped))
             tif = IOC
         if size <= 0:
             raise OrderRejected("INVALID_SIZE", "size must be positive")

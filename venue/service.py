@@ -142,8 +142,9 @@ class Venue:
                     stp: int = 0, is_market: bool = False):
         """Checks the signature and the order's own terms, then hands it to the engine. The
         acknowledgement is returned only after the journal commit."""
-        tif_code = {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK}[tif]
-        if tif in ("Ioc", "Fok") and not order.flags & FLAG_IOC:
+        tif_code = {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK, "Market": IOC}[tif]
+        is_market = is_market or tif == "Market"
+        if tif in ("Ioc", "Fok", "Market") and not order.flags & FLAG_IOC:
             raise OrderRejected("TIF_MISMATCH", f"{tif} orders must be signed with the IOC flag")
         if tif in ("Gtc", "Alo") and order.flags & FLAG_IOC:
             raise OrderRejected("TIF_MISMATCH", "an order signed IOC cannot rest")
@@ -269,6 +270,7 @@ class Venue:
             self.fills[fill.seq] = FillRecord(fill)
             self.unbatched.append(fill.seq)
             self.trades[fill.market].append(fill)
+            self._publish({"channel": "trades", "market": fill.market, "data": trade_json(fill)})
             self._publish({"channel": "fills", "data": self.fills[fill.seq].as_json()})
         else:
             _, order, status = event
@@ -497,6 +499,9 @@ class Venue:
         await self.durable()
 
     # ------------------------------------------------------------------ views
+    def account_fills(self, address: str) -> list[FillRecord]:
+        return [r for r in self.fills.values() if address in (r.fill.maker.account, r.fill.taker.account)]
+
     def account_view(self, address: str) -> dict:
         quote, weth_wei, _ = self.ch.functions.balances(address).call()
         equity, im, mm = self.ch.functions.health(address).call()
@@ -506,7 +511,7 @@ class Venue:
             if v[0]:
                 positions.append({"market": m, "symbol": p.symbol, "size": str(v[0]), "openNotional": str(v[1]),
                                   "entryPrice": str(v[2]), "unrealizedPnl": str(v[3]), "fundingOwed": str(v[4])})
-        mine = [r for r in self.fills.values() if address in (r.fill.maker.account, r.fill.taker.account)]
+        mine = self.account_fills(address)
         return {
             "address": address, "collateral": {"quote": str(quote), "wethWei": str(weth_wei)},
             "equity": str(equity), "initialMargin": str(im), "maintenanceMargin": str(mm), "positions": positions,
@@ -514,6 +519,12 @@ class Venue:
             "fills": [r.as_json() for r in mine[-200:]],
             "pendingFills": [r.fill.seq for r in mine if r.status in ("pending", "submitted")],
         }
+
+
+def trade_json(f) -> dict:
+    """A public trade: the side is the taker's."""
+    return {"seq": f.seq, "market": f.market, "price": str(f.price), "size": str(f.size),
+            "side": "buy" if f.taker_is_buy else "sell", "ts": f.ts}
 
 
 def order_json(o) -> dict:

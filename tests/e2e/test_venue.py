@@ -251,3 +251,44 @@ def test_orders_signed_by_an_approved_agent_are_accepted_until_it_is_revoked(sta
         return False
     wait_until(refused_now, 10, "the venue to follow the revocation", interval=0.2)
     assert sorted(owner.cancel()) == sorted(placed)
+
+
+def test_websocket_snapshots_on_subscribe_then_public_trades_and_only_own_fills(stack):
+    maker, taker, other = clients(stack, 0, 1, 2)
+    maker.place("ETH-PERP", "sell", "3002", "0.2", tif="Alo")
+    assert taker.place("ETH-PERP", "buy", "3002", "0.1", tif="Ioc")["status"] == "filled"  # before subscribing
+    url = stack["api"].replace("http", "ws") + f"/ws?account={taker.address}"
+
+    async def session():
+        async with websockets.connect(url) as ws:
+            snapshot = [json.loads(await ws.recv()) for _ in range(4)]
+            await asyncio.to_thread(other.place, "ETH-PERP", "buy", "3002", "0.01", tif="Ioc")  # not ours
+            await asyncio.to_thread(taker.place, "ETH-PERP", "buy", "3002", "0.05", tif="Ioc")  # ours
+            live = []
+            while sum(m["channel"] == "trades" for m in live) < 2 or not any(m["channel"] == "fills" for m in live):
+                live.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            return snapshot, live
+
+    snapshot, live = asyncio.run(session())
+    assert [m["channel"] for m in snapshot] == ["book", "book", "openOrders", "recentFills"]
+    assert any(f["taker"] == taker.address and f["size"] == "10000000" for f in snapshot[3]["data"])
+    trades = [m["data"] for m in live if m["channel"] == "trades"]
+    assert [(t["size"], t["side"], t["price"]) for t in trades] == [("1000000", "buy", "3002000000"),
+                                                                     ("5000000", "buy", "3002000000")]
+    fills = [m["data"] for m in live if m["channel"] == "fills"]
+    assert fills and all(taker.address in (f["maker"], f["taker"]) for f in fills)  # the other's fill is private
+    seqs = [m["seq"] for m in snapshot + live]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    maker.cancel()
+
+
+def test_market_order_over_http_fills_what_the_book_has_inside_its_bounds_and_cancels_the_rest(stack):
+    maker, taker = clients(stack, 0, 1)
+    maker.place("ETH-PERP", "sell", "3002", "0.1", tif="Alo")
+    maker.place("ETH-PERP", "sell", "3020", "0.1", tif="Alo")  # beyond the signed limit of 3010
+    ack = taker.place("ETH-PERP", "buy", "3010", "0.3", tif="Market")
+    assert (ack["status"], ack["filled"], ack["remaining"]) == ("cancelled", "10000000", "20000000")
+    with pytest.raises(VenueError) as refused:  # a market order must be signed IOC
+        taker._post("/orders", dict(taker.order_body("ETH-PERP", "buy", "3010", "0.1"), tif="Market"))
+    assert refused.value.code == "TIF_MISMATCH"
+    maker.cancel()

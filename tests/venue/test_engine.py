@@ -79,6 +79,14 @@ def test_market_order_is_an_ioc_capped_by_slippage_from_the_oracle(eng):
     assert ack.fills[0].price == PX + usdc(100)
 
 
+def test_market_order_keeps_a_tighter_signed_limit(eng):
+    eng.place(1, A, ETH, False, PX + usdc(10), base(1))
+    eng.place(2, A, ETH, False, PX + usdc(20), base(1))
+    ack = eng.place(3, B, ETH, True, PX + usdc(15), base(2), is_market=True)  # the oracle cap is PX + 5 %
+    assert (ack.filled, ack.status) == (base(1), CANCELLED)
+    assert [f.price for f in ack.fills] == [PX + usdc(10)]
+
+
 def test_self_trade_prevention_expires_the_maker_by_default(eng):
     own = eng.place(1, A, ETH, False, PX, base(1)).order_id
     other = eng.place(2, B, ETH, False, PX, base(1)).order_id

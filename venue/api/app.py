@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from web3 import Web3
 
 from ..engine import EngineError
-from ..service import SignatureRejected, Venue, order_json
+from ..service import SignatureRejected, Venue, order_json, trade_json
 from ..settings import Settings
 from ..signing import EIP712_TYPES, ORDER_TYPE, Order, address_bytes, recover_action_signer, to_checksum
 from .schemas import BatchIn, BatchStatus, CancelIn, DeadmanIn, Error, OrderIn, OrderStatus
@@ -128,8 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def trades(venue: V, market: int):
         if not 0 <= market < len(venue.markets):
             raise EngineError("UNKNOWN_MARKET", f"no market {market}")
-        return [{"seq": f.seq, "price": str(f.price), "size": str(f.size), "side": "buy" if f.taker_is_buy else "sell",
-                 "ts": f.ts} for f in reversed(venue.trades[market])]
+        return [trade_json(f) for f in reversed(venue.trades[market])]
 
     @app.post("/orders", response_model=OrderStatus, responses=ERRORS, openapi_extra=body_schema(OrderIn))
     async def place(request: Request):
@@ -184,9 +183,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket, account: str | None = None):
-        """Book snapshots on connect (with each market's `bookSeq`), then L2 deltas (`l2`, numbered
-        per market by `bookSeq`), fills and order updates (all, or one account's); every message
-        carries the connection's own `seq`."""
+        """On connect: book snapshots (with each market's `bookSeq`) and, for an account, its open
+        orders and recent fills; then L2 deltas (`l2`, numbered per market by `bookSeq`), public
+        trades, fill and order updates (all, or the account's); every message carries the
+        connection's own `seq`."""
         await socket.accept()
         venue: Venue = socket.app.state.venue
         queue: asyncio.Queue = asyncio.Queue()
@@ -214,6 +214,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 seq += 1
                 await socket.send_json({"seq": seq, "channel": "openOrders",
                                         "data": [order_json(o) for o in venue.engine.open_orders(account)]})
+                seq += 1
+                await socket.send_json({"seq": seq, "channel": "recentFills",
+                                        "data": [r.as_json() for r in venue.account_fills(account)[-100:]]})
             while (message := await queue.get()) is not None:
                 data = message["data"]
                 private = message["channel"] in ("fills", "orders")

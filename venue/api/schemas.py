@@ -27,7 +27,9 @@ class OrderIn(BaseModel):
     nonce: int = Field(ge=0, lt=2**56)
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{128}([0-9a-fA-F]{2})?$",
                            description="EIP-712 signature: 64-byte compact (r, vs) or 65-byte (r, s, v)")
-    tif: Literal["Gtc", "Ioc", "Fok", "Alo"] = "Gtc"
+    tif: Literal["Gtc", "Ioc", "Fok", "Alo", "Market"] = Field(
+        "Gtc", description="Market: an IOC (signed with the IOC flag) bounded by the signed price and by the "
+                           "venue's slippage cap from the oracle price, whichever is tighter")
     clientId: str | None = Field(None, max_length=64)
     stp: Literal["expireMaker", "cancelTaker", "cancelBoth"] = "expireMaker"
 
