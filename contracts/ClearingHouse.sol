@@ -393,121 +393,127 @@ contract ClearingHouse is IClearingHouse {
 
     /// @dev Checks one packed fill and applies it, or returns why not without writing anything.
     function _settleFill(uint256 start, PriceCache memory cache) internal returns (RejectReason, address) {
-        uint256 size;
-        uint256 price;
-        assembly ("memory-safe") {
-            size := shr(192, calldataload(start))
-            price := shr(192, calldataload(add(start, 8)))
+        // Unchecked: sizes and prices are uint64 (calldata), oracle prices <= 2^64, balances int96, positions int64; no product or sum here exceeds 2^200.
+        unchecked {
+            uint256 size;
+            uint256 price;
+            assembly ("memory-safe") {
+                size := shr(192, calldataload(start))
+                price := shr(192, calldataload(add(start, 8)))
+            }
+            Party memory maker;
+            Party memory taker;
+            OrderLib.decodeInto(maker.order, start + 16); // in place: `Party memory` allocated them
+            OrderLib.decodeInto(taker.order, start + 16 + OrderLib.ORDER_BYTES);
+            OrderLib.Order memory mo = maker.order;
+            OrderLib.Order memory to = taker.order;
+
+            uint256 marketId = mo.market;
+            if (marketId != to.market || marketId >= marketCount) return (RejectReason.MarketNotListed, to.account);
+            MarketView memory m = _view(cache, marketId);
+            if (m.halted) return (RejectReason.MarketNotListed, to.account);
+            if (mo.isBuy == to.isBuy) return (RejectReason.SameSide, to.account);
+            if (mo.account == to.account) return (RejectReason.SelfTrade, to.account);
+            if (mo.flags & OrderLib.FLAG_IOC != 0) return (RejectReason.IocMaker, mo.account);
+            if (to.flags & OrderLib.FLAG_POST_ONLY != 0) return (RejectReason.PostOnlyTaker, to.account);
+            if (mo.expiry != 0 && mo.expiry < block.timestamp) return (RejectReason.Expired, mo.account);
+            if (to.expiry != 0 && to.expiry < block.timestamp) return (RejectReason.Expired, to.account);
+            if (mo.isBuy ? price > mo.price : price < mo.price) return (RejectReason.PriceNotCrossing, mo.account);
+            if (to.isBuy ? price > to.price : price < to.price) return (RejectReason.PriceNotCrossing, to.account);
+            if (price == 0 || price % m.tickSize != 0) return (RejectReason.TickSize, to.account);
+            if (size == 0 || size % m.lotSize != 0) return (RejectReason.LotSize, to.account);
+            uint256 notional = size * price / uint256(SIZE_SCALE); // exact: lotSize * tickSize % 1e8 == 0
+            if (notional < m.minNotional) return (RejectReason.MinNotional, to.account);
+            {
+                (uint256 oraclePrice, bool fresh) = _price(cache, marketId);
+                if (!fresh) return (RejectReason.OracleStale, to.account);
+                uint256 diff = price > oraclePrice ? price - oraclePrice : oraclePrice - price;
+                if (diff * BPS > oraclePrice * m.bandBps) return (RejectReason.PriceOutsideBand, to.account);
+            }
+
+            bytes32 domain = _domainSeparatorV4();
+            _readAccount(maker.account, mo.account);
+            _readAccount(taker.account, to.account);
+            RejectReason reason = _checkOrder(maker, domain, size);
+            if (reason != RejectReason.None) return (reason, mo.account);
+            reason = _checkOrder(taker, domain, size);
+            if (reason != RejectReason.None) return (reason, to.account);
+
+            // Positions, with funding settled up to now.
+            int256 index = m.fundingIndex;
+            _loadParty(maker, marketId, index);
+            _loadParty(taker, marketId, index);
+            taker.delta = to.isBuy ? int256(size) : -int256(size);
+            maker.delta = -taker.delta;
+            if (!_reduceOnlyOk(maker)) return (RejectReason.ReduceOnly, mo.account);
+            if (!_reduceOnlyOk(taker)) return (RejectReason.ReduceOnly, to.account);
+            _trade(maker, int256(price));
+            _trade(taker, int256(price));
+
+            // Fees: the taker pays (rounded up); the maker pays (up) or earns a rebate (down).
+            int256 takerFee = int256(notional.mulDivUp(m.takerFeeBps, BPS));
+            int256 makerFeeBps = m.makerFeeBps;
+            int256 makerFee = makerFeeBps >= 0
+                ? int256(notional.mulDivUp(uint256(makerFeeBps), BPS))
+                : -int256(notional.mulDivDown(uint256(-makerFeeBps), BPS));
+            taker.account.quote -= takerFee;
+            maker.account.quote -= makerFee;
+
+            // Caps.
+            uint256 maxPosition = m.maxPosition;
+            if (_grew(maker) && MathLib.abs(maker.pos.size) > maxPosition) return (RejectReason.PositionCap, mo.account);
+            if (_grew(taker) && MathLib.abs(taker.pos.size) > maxPosition) return (RejectReason.PositionCap, to.account);
+            int256 openInterest = m.openInterest + MathLib.max0(maker.pos.size) - MathLib.max0(maker.oldSize)
+                + MathLib.max0(taker.pos.size) - MathLib.max0(taker.oldSize);
+            if (openInterest > m.openInterest && openInterest > int256(m.openInterestCap)) {
+                return (RejectReason.OpenInterestCap, to.account);
+            }
+
+            // Margin for every account whose risk grew.
+            if (_grew(maker) && !_meetsInitialMargin(maker, marketId, cache)) {
+                return (RejectReason.InsufficientMargin, mo.account);
+            }
+            if (_grew(taker) && !_meetsInitialMargin(taker, marketId, cache)) {
+                return (RejectReason.InsufficientMargin, to.account);
+            }
+
+            // Effects.
+            _commitParty(maker, marketId, size);
+            _commitParty(taker, marketId, size);
+            m.openInterest = openInterest;
+            m.openInterestChanged = true;
+            cache.feeDelta += takerFee + makerFee;
+            return (RejectReason.None, address(0));
         }
-        Party memory maker;
-        Party memory taker;
-        maker.order = OrderLib.decode(start + 16);
-        taker.order = OrderLib.decode(start + 16 + OrderLib.ORDER_BYTES);
-        OrderLib.Order memory mo = maker.order;
-        OrderLib.Order memory to = taker.order;
-
-        uint256 marketId = mo.market;
-        if (marketId != to.market || marketId >= marketCount) return (RejectReason.MarketNotListed, to.account);
-        MarketView memory m = _view(cache, marketId);
-        if (m.halted) return (RejectReason.MarketNotListed, to.account);
-        if (mo.isBuy == to.isBuy) return (RejectReason.SameSide, to.account);
-        if (mo.account == to.account) return (RejectReason.SelfTrade, to.account);
-        if (mo.flags & OrderLib.FLAG_IOC != 0) return (RejectReason.IocMaker, mo.account);
-        if (to.flags & OrderLib.FLAG_POST_ONLY != 0) return (RejectReason.PostOnlyTaker, to.account);
-        if (mo.expiry != 0 && mo.expiry < block.timestamp) return (RejectReason.Expired, mo.account);
-        if (to.expiry != 0 && to.expiry < block.timestamp) return (RejectReason.Expired, to.account);
-        if (mo.isBuy ? price > mo.price : price < mo.price) return (RejectReason.PriceNotCrossing, mo.account);
-        if (to.isBuy ? price > to.price : price < to.price) return (RejectReason.PriceNotCrossing, to.account);
-        if (price == 0 || price % m.tickSize != 0) return (RejectReason.TickSize, to.account);
-        if (size == 0 || size % m.lotSize != 0) return (RejectReason.LotSize, to.account);
-        uint256 notional = size * price / uint256(SIZE_SCALE); // exact: lotSize * tickSize % 1e8 == 0
-        if (notional < m.minNotional) return (RejectReason.MinNotional, to.account);
-        {
-            (uint256 oraclePrice, bool fresh) = _price(cache, marketId);
-            if (!fresh) return (RejectReason.OracleStale, to.account);
-            uint256 diff = price > oraclePrice ? price - oraclePrice : oraclePrice - price;
-            if (diff * BPS > oraclePrice * m.bandBps) return (RejectReason.PriceOutsideBand, to.account);
-        }
-
-        bytes32 domain = _domainSeparatorV4();
-        maker.account = _loadAccount(mo.account);
-        taker.account = _loadAccount(to.account);
-        RejectReason reason = _checkOrder(maker, domain, size);
-        if (reason != RejectReason.None) return (reason, mo.account);
-        reason = _checkOrder(taker, domain, size);
-        if (reason != RejectReason.None) return (reason, to.account);
-
-        // Positions, with funding settled up to now.
-        int256 index = m.fundingIndex;
-        _loadParty(maker, marketId, index);
-        _loadParty(taker, marketId, index);
-        taker.delta = to.isBuy ? int256(size) : -int256(size);
-        maker.delta = -taker.delta;
-        if (!_reduceOnlyOk(maker)) return (RejectReason.ReduceOnly, mo.account);
-        if (!_reduceOnlyOk(taker)) return (RejectReason.ReduceOnly, to.account);
-        _trade(maker, int256(price));
-        _trade(taker, int256(price));
-
-        // Fees: the taker pays (rounded up); the maker pays (up) or earns a rebate (down).
-        int256 takerFee = int256(notional.mulDivUp(m.takerFeeBps, BPS));
-        int256 makerFeeBps = m.makerFeeBps;
-        int256 makerFee = makerFeeBps >= 0
-            ? int256(notional.mulDivUp(uint256(makerFeeBps), BPS))
-            : -int256(notional.mulDivDown(uint256(-makerFeeBps), BPS));
-        taker.account.quote -= takerFee;
-        maker.account.quote -= makerFee;
-
-        // Caps.
-        uint256 maxPosition = m.maxPosition;
-        if (_grew(maker) && MathLib.abs(maker.pos.size) > maxPosition) return (RejectReason.PositionCap, mo.account);
-        if (_grew(taker) && MathLib.abs(taker.pos.size) > maxPosition) return (RejectReason.PositionCap, to.account);
-        int256 openInterest = m.openInterest + MathLib.max0(maker.pos.size) - MathLib.max0(maker.oldSize)
-            + MathLib.max0(taker.pos.size) - MathLib.max0(taker.oldSize);
-        if (openInterest > m.openInterest && openInterest > int256(m.openInterestCap)) {
-            return (RejectReason.OpenInterestCap, to.account);
-        }
-
-        // Margin for every account whose risk grew.
-        if (_grew(maker) && !_meetsInitialMargin(maker, marketId, cache)) {
-            return (RejectReason.InsufficientMargin, mo.account);
-        }
-        if (_grew(taker) && !_meetsInitialMargin(taker, marketId, cache)) {
-            return (RejectReason.InsufficientMargin, to.account);
-        }
-
-        // Effects.
-        _commitParty(maker, marketId, size);
-        _commitParty(taker, marketId, size);
-        m.openInterest = openInterest;
-        m.openInterestChanged = true;
-        cache.feeDelta += takerFee + makerFee;
-        return (RejectReason.None, address(0));
     }
 
     /// @dev Signature, order state and remaining size of one order.
     function _checkOrder(Party memory p, bytes32 domain, uint256 size) internal view returns (RejectReason) {
-        OrderLib.Order memory o = p.order;
-        bytes32 d = OrderLib.digest(o, domain);
-        address signer = OrderLib.recover(d, o.r, o.vs);
-        if (signer == address(0) || (signer != o.account && !isAgent[o.account][signer])) {
-            return RejectReason.InvalidSignature;
+        // Unchecked: filled <= order size < 2^64.
+        unchecked {
+            OrderLib.Order memory o = p.order;
+            bytes32 d = OrderLib.digest(o, domain);
+            address signer = OrderLib.recover(d, o.r, o.vs);
+            if (signer == address(0) || (signer != o.account && !isAgent[o.account][signer])) {
+                return RejectReason.InvalidSignature;
+            }
+            p.digest = d;
+            if (o.nonce < p.account.minNonce) return RejectReason.OrderClosed;
+            if (p.account.flags & FLAG_ORDER_WORDS != 0) {
+                p.wordIndex = o.nonce >> 7;
+                p.word = _orderWords[o.account][p.wordIndex];
+                p.state = (p.word >> ((o.nonce & 127) << 1)) & 3;
+                if (p.state == STATE_CLOSED) return RejectReason.OrderClosed;
+                if (p.state == STATE_PARTIAL) p.filled = filledAmount[d];
+            }
+            if (p.filled + size > o.size) return RejectReason.Overfill;
+            return RejectReason.None;
         }
-        p.digest = d;
-        if (o.nonce < p.account.minNonce) return RejectReason.OrderClosed;
-        if (p.account.flags & FLAG_ORDER_WORDS != 0) {
-            p.wordIndex = o.nonce >> 7;
-            p.word = _orderWords[o.account][p.wordIndex];
-            p.state = (p.word >> ((o.nonce & 127) << 1)) & 3;
-            if (p.state == STATE_CLOSED) return RejectReason.OrderClosed;
-            if (p.state == STATE_PARTIAL) p.filled = filledAmount[d];
-        }
-        if (p.filled + size > o.size) return RejectReason.Overfill;
-        return RejectReason.None;
     }
 
     function _loadParty(Party memory p, uint256 marketId, int256 index) internal view {
         address account = p.order.account;
-        p.pos = _loadPosition(account, marketId);
+        _readPosition(p.pos, account, marketId);
         p.oldSize = p.pos.size;
         _settleFunding(p.account, p.pos, index);
     }
@@ -528,7 +534,10 @@ contract ClearingHouse is IClearingHouse {
     }
 
     function _trade(Party memory p, int256 price) internal pure {
-        _applyTrade(p.account, p.pos, p.delta, p.delta * price / SIZE_SCALE);
+        // Unchecked: |delta| < 2^64 and price < 2^64.
+        unchecked {
+            _applyTrade(p.account, p.pos, p.delta, p.delta * price / SIZE_SCALE);
+        }
     }
 
     function _meetsInitialMargin(Party memory p, uint256 marketId, PriceCache memory cache)
@@ -542,26 +551,29 @@ contract ClearingHouse is IClearingHouse {
     }
 
     function _commitParty(Party memory p, uint256 marketId, uint256 size) internal {
-        OrderLib.Order memory o = p.order;
-        uint256 filled = p.filled + size;
-        uint256 state = filled == o.size ? STATE_CLOSED : STATE_PARTIAL;
-        AccountMem memory a = p.account;
-        if (state == STATE_CLOSED && o.nonce == a.minNonce && o.nonce < type(uint56).max) {
-            a.minNonce = o.nonce + 1; // closed in nonce order: no word to write
-        } else if (state != p.state) {
-            if (a.flags & FLAG_ORDER_WORDS == 0) {
-                a.flags |= FLAG_ORDER_WORDS;
-                p.wordIndex = o.nonce >> 7;
-                p.word = _orderWords[o.account][p.wordIndex];
+        // Unchecked: filled <= order size < 2^64; minNonce < 2^56 - 1 here.
+        unchecked {
+            OrderLib.Order memory o = p.order;
+            uint256 filled = p.filled + size;
+            uint256 state = filled == o.size ? STATE_CLOSED : STATE_PARTIAL;
+            AccountMem memory a = p.account;
+            if (state == STATE_CLOSED && o.nonce == a.minNonce && o.nonce < type(uint56).max) {
+                a.minNonce = o.nonce + 1; // closed in nonce order: no word to write
+            } else if (state != p.state) {
+                if (a.flags & FLAG_ORDER_WORDS == 0) {
+                    a.flags |= FLAG_ORDER_WORDS;
+                    p.wordIndex = o.nonce >> 7;
+                    p.word = _orderWords[o.account][p.wordIndex];
+                }
+                uint256 shift = (o.nonce & 127) << 1;
+                _orderWords[o.account][p.wordIndex] = (p.word & ~(uint256(3) << shift)) | (state << shift);
             }
-            uint256 shift = (o.nonce & 127) << 1;
-            _orderWords[o.account][p.wordIndex] = (p.word & ~(uint256(3) << shift)) | (state << shift);
+            if (state == STATE_PARTIAL) filledAmount[p.digest] = filled;
+            else if (p.state == STATE_PARTIAL) delete filledAmount[p.digest];
+            p.account.mask = _maskWith(p.account.mask, marketId, p.pos.size);
+            _storeAccount(o.account, p.account);
+            _storePosition(o.account, marketId, p.pos);
         }
-        if (state == STATE_PARTIAL) filledAmount[p.digest] = filled;
-        else if (p.state == STATE_PARTIAL) delete filledAmount[p.digest];
-        p.account.mask = _maskWith(p.account.mask, marketId, p.pos.size);
-        _storeAccount(o.account, p.account);
-        _storePosition(o.account, marketId, p.pos);
     }
 
     /* FUNDING */
@@ -709,26 +721,29 @@ contract ClearingHouse is IClearingHouse {
         PositionMem memory overridePos,
         PriceCache memory cache
     ) internal view returns (bool fresh, int256 equity, uint256 raw) {
-        fresh = true;
-        equity = a.quote;
-        if (a.wethGwei != 0) {
-            (uint256 ethPrice, bool ok) = _price(cache, cache.price.length - 1);
-            fresh = fresh && ok;
-            equity += int256(MarginLib.wethValue(a.wethGwei, ethPrice, haircutBps));
-        }
-        uint256 mask = a.mask;
-        while (mask != 0) {
-            uint256 i = _lowestBit(mask);
-            mask &= mask - 1;
-            PositionMem memory p = i == overrideMarket ? overridePos : _loadPosition(account, i);
-            MarketView memory m = _view(cache, i);
-            (uint256 price, bool ok) = _price(cache, i);
-            fresh = fresh && ok;
-            equity += MarginLib.positionValue(p.size, price) - p.openNotional
-                - FundingLib.owed(p.size, m.fundingIndex, p.fundingSnapshot);
-            raw += MarginLib.marginRaw(
-                MarginLib.notionalUp(MathLib.abs(p.size), price), m.tierCap1, m.imBps1, m.imBps2
-            );
+        // Unchecked: at most 32 markets of terms below 2^200 (int64 sizes x uint64 prices, int96 balances, int128 funding indices).
+        unchecked {
+            fresh = true;
+            equity = a.quote;
+            if (a.wethGwei != 0) {
+                (uint256 ethPrice, bool ok) = _price(cache, cache.price.length - 1);
+                fresh = fresh && ok;
+                equity += int256(MarginLib.wethValue(a.wethGwei, ethPrice, haircutBps));
+            }
+            uint256 mask = a.mask;
+            while (mask != 0) {
+                uint256 i = _lowestBit(mask);
+                mask &= mask - 1;
+                PositionMem memory p = i == overrideMarket ? overridePos : _loadPosition(account, i);
+                MarketView memory m = _view(cache, i);
+                (uint256 price, bool ok) = _price(cache, i);
+                fresh = fresh && ok;
+                equity += MarginLib.positionValue(p.size, price) - p.openNotional
+                    - FundingLib.owed(p.size, m.fundingIndex, p.fundingSnapshot);
+                raw += MarginLib.marginRaw(
+                    MarginLib.notionalUp(MathLib.abs(p.size), price), m.tierCap1, m.imBps1, m.imBps2
+                );
+            }
         }
     }
 
@@ -745,17 +760,20 @@ contract ClearingHouse is IClearingHouse {
 
     /// @dev Applies a trade; a trade through zero closes, then opens, splitting `quote` pro rata.
     function _applyTrade(AccountMem memory a, PositionMem memory p, int256 delta, int256 quote) internal pure {
-        int256 size = p.size;
-        if (size != 0 && (size > 0) != (delta > 0) && MathLib.abs(delta) > MathLib.abs(size)) {
-            int256 closeQuote = MathLib.floorDiv(quote * -size, delta);
-            _applyTrade(a, p, -size, closeQuote);
-            _applyTrade(a, p, delta + size, quote - closeQuote);
-            return;
+        // Unchecked: |quote| < 2^128 and |size|, |delta| < 2^65.
+        unchecked {
+            int256 size = p.size;
+            if (size != 0 && (size > 0) != (delta > 0) && MathLib.abs(delta) > MathLib.abs(size)) {
+                int256 closeQuote = MathLib.floorDiv(quote * -size, delta);
+                _applyTrade(a, p, -size, closeQuote);
+                _applyTrade(a, p, delta + size, quote - closeQuote);
+                return;
+            }
+            (int256 newSize, int256 newOpen, int256 realized) = PositionLib.applyTrade(size, p.openNotional, delta, quote);
+            p.size = newSize;
+            p.openNotional = newOpen;
+            a.quote += realized;
         }
-        (int256 newSize, int256 newOpen, int256 realized) = PositionLib.applyTrade(size, p.openNotional, delta, quote);
-        p.size = newSize;
-        p.openNotional = newOpen;
-        a.quote += realized;
     }
 
     function _settleFunding(AccountMem memory a, PositionMem memory p, int256 index) internal pure {
@@ -816,6 +834,11 @@ contract ClearingHouse is IClearingHouse {
     /// @dev Account slot, low to high bits: quote int96 | wethGwei uint64 | marketMask uint32 |
     ///      minNonce uint56 | flags uint8. Read and written whole, one SLOAD and one SSTORE.
     function _loadAccount(address account) internal view returns (AccountMem memory a) {
+        _readAccount(a, account);
+    }
+
+    /// @dev `_loadAccount` into an existing struct (the settlement path allocates nothing).
+    function _readAccount(AccountMem memory a, address account) internal view {
         Account storage ref = _accounts[account];
         uint256 w;
         assembly ("memory-safe") {
@@ -841,6 +864,10 @@ contract ClearingHouse is IClearingHouse {
 
     /// @dev Position slot, low to high bits: size int64 | openNotional int96 | fundingSnapshot int96.
     function _loadPosition(address account, uint256 marketId) internal view returns (PositionMem memory p) {
+        _readPosition(p, account, marketId);
+    }
+
+    function _readPosition(PositionMem memory p, address account, uint256 marketId) internal view {
         Position storage ref = _positions[account][marketId];
         uint256 w;
         assembly ("memory-safe") {

@@ -39,8 +39,9 @@ library OrderLib {
         bytes32 vs; // 0x120
     }
 
-    /// @notice Reads the packed order that starts at `start` in calldata.
-    function decode(uint256 start) internal pure returns (Order memory o) {
+    /// @notice Reads the packed order that starts at `start` in calldata into `o` (in place:
+    ///         settlement decodes two orders per fill and allocates nothing for them).
+    function decodeInto(Order memory o, uint256 start) internal pure {
         assembly ("memory-safe") {
             let w := calldataload(start)
             mstore(o, shr(96, w))
