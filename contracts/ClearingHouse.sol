@@ -90,6 +90,9 @@ contract ClearingHouse is IClearingHouse {
         PositionMem pos;
         int256 oldSize;
         int256 delta;
+        bool grew; // opened, grew or flipped: caps and initial margin apply
+        uint256 accountSlot; // storage slots, computed once for the read and the write
+        uint256 positionSlot;
     }
 
     /// @dev A market's parameters and mutable totals, read from storage once per call.
@@ -367,12 +370,16 @@ contract ClearingHouse is IClearingHouse {
         assembly ("memory-safe") {
             start := fills.offset
         }
+        // One pair of working structs for the whole batch; `_settleFill` overwrites or resets
+        // every field it reads.
+        Party memory maker;
+        Party memory taker;
         for (uint256 i; i < count; ++i) {
             uint256 freeMemory;
             assembly ("memory-safe") {
                 freeMemory := mload(0x40)
             }
-            (RejectReason reason, address culprit) = _settleFill(start + i * OrderLib.FILL_BYTES, cache);
+            (RejectReason reason, address culprit) = _settleFill(start + i * OrderLib.FILL_BYTES, cache, maker, taker);
             if (reason == RejectReason.None) {
                 ++settled;
             } else {
@@ -392,7 +399,10 @@ contract ClearingHouse is IClearingHouse {
     }
 
     /// @dev Checks one packed fill and applies it, or returns why not without writing anything.
-    function _settleFill(uint256 start, PriceCache memory cache) internal returns (RejectReason, address) {
+    function _settleFill(uint256 start, PriceCache memory cache, Party memory maker, Party memory taker)
+        internal
+        returns (RejectReason, address)
+    {
         // Unchecked: sizes and prices are uint64 (calldata), oracle prices <= 2^64, balances int96, positions int64; no product or sum here exceeds 2^200.
         unchecked {
             uint256 size;
@@ -401,9 +411,9 @@ contract ClearingHouse is IClearingHouse {
                 size := shr(192, calldataload(start))
                 price := shr(192, calldataload(add(start, 8)))
             }
-            Party memory maker;
-            Party memory taker;
-            OrderLib.decodeInto(maker.order, start + 16); // in place: `Party memory` allocated them
+            // Order state is read only for accounts with FLAG_ORDER_WORDS; start from "fresh".
+            (maker.state, maker.filled, taker.state, taker.filled) = (STATE_FRESH, 0, STATE_FRESH, 0);
+            OrderLib.decodeInto(maker.order, start + 16);
             OrderLib.decodeInto(taker.order, start + 16 + OrderLib.ORDER_BYTES);
             OrderLib.Order memory mo = maker.order;
             OrderLib.Order memory to = taker.order;
@@ -432,8 +442,10 @@ contract ClearingHouse is IClearingHouse {
             }
 
             bytes32 domain = _domainSeparatorV4();
-            _readAccount(maker.account, mo.account);
-            _readAccount(taker.account, to.account);
+            maker.accountSlot = _accountSlot(mo.account);
+            taker.accountSlot = _accountSlot(to.account);
+            _readAccount(maker.account, maker.accountSlot);
+            _readAccount(taker.account, taker.accountSlot);
             RejectReason reason = _checkOrder(maker, domain, size);
             if (reason != RejectReason.None) return (reason, mo.account);
             reason = _checkOrder(taker, domain, size);
@@ -449,6 +461,8 @@ contract ClearingHouse is IClearingHouse {
             if (!_reduceOnlyOk(taker)) return (RejectReason.ReduceOnly, to.account);
             _trade(maker, int256(price));
             _trade(taker, int256(price));
+            maker.grew = _riskGrew(maker.oldSize, maker.pos.size);
+            taker.grew = _riskGrew(taker.oldSize, taker.pos.size);
 
             // Fees: the taker pays (rounded up); the maker pays (up) or earns a rebate (down).
             int256 takerFee = int256(notional.mulDivUp(m.takerFeeBps, BPS));
@@ -461,8 +475,8 @@ contract ClearingHouse is IClearingHouse {
 
             // Caps.
             uint256 maxPosition = m.maxPosition;
-            if (_grew(maker) && MathLib.abs(maker.pos.size) > maxPosition) return (RejectReason.PositionCap, mo.account);
-            if (_grew(taker) && MathLib.abs(taker.pos.size) > maxPosition) return (RejectReason.PositionCap, to.account);
+            if (maker.grew && MathLib.abs(maker.pos.size) > maxPosition) return (RejectReason.PositionCap, mo.account);
+            if (taker.grew && MathLib.abs(taker.pos.size) > maxPosition) return (RejectReason.PositionCap, to.account);
             int256 openInterest = m.openInterest + MathLib.max0(maker.pos.size) - MathLib.max0(maker.oldSize)
                 + MathLib.max0(taker.pos.size) - MathLib.max0(taker.oldSize);
             if (openInterest > m.openInterest && openInterest > int256(m.openInterestCap)) {
@@ -470,10 +484,10 @@ contract ClearingHouse is IClearingHouse {
             }
 
             // Margin for every account whose risk grew.
-            if (_grew(maker) && !_meetsInitialMargin(maker, marketId, cache)) {
+            if (maker.grew && !_meetsInitialMargin(maker, marketId, cache)) {
                 return (RejectReason.InsufficientMargin, mo.account);
             }
-            if (_grew(taker) && !_meetsInitialMargin(taker, marketId, cache)) {
+            if (taker.grew && !_meetsInitialMargin(taker, marketId, cache)) {
                 return (RejectReason.InsufficientMargin, to.account);
             }
 
@@ -513,7 +527,8 @@ contract ClearingHouse is IClearingHouse {
 
     function _loadParty(Party memory p, uint256 marketId, int256 index) internal view {
         address account = p.order.account;
-        _readPosition(p.pos, account, marketId);
+        p.positionSlot = _positionSlot(account, marketId);
+        _readPosition(p.pos, p.positionSlot);
         p.oldSize = p.pos.size;
         _settleFunding(p.account, p.pos, index);
     }
@@ -522,10 +537,6 @@ contract ClearingHouse is IClearingHouse {
         if (p.order.flags & OrderLib.FLAG_REDUCE_ONLY == 0) return true;
         int256 s = p.oldSize;
         return s != 0 && (s > 0) != (p.delta > 0) && MathLib.abs(p.delta) <= MathLib.abs(s);
-    }
-
-    function _grew(Party memory p) internal pure returns (bool) {
-        return _riskGrew(p.oldSize, p.pos.size);
     }
 
     /// @dev True when a position went from `oldSize` to `newSize` by opening, growing or flipping.
@@ -571,8 +582,8 @@ contract ClearingHouse is IClearingHouse {
             if (state == STATE_PARTIAL) filledAmount[p.digest] = filled;
             else if (p.state == STATE_PARTIAL) delete filledAmount[p.digest];
             p.account.mask = _maskWith(p.account.mask, marketId, p.pos.size);
-            _storeAccount(o.account, p.account);
-            _storePosition(o.account, marketId, p.pos);
+            _writeAccount(p.accountSlot, p.account);
+            _writePosition(p.positionSlot, p.pos);
         }
     }
 
@@ -834,15 +845,21 @@ contract ClearingHouse is IClearingHouse {
     /// @dev Account slot, low to high bits: quote int96 | wethGwei uint64 | marketMask uint32 |
     ///      minNonce uint56 | flags uint8. Read and written whole, one SLOAD and one SSTORE.
     function _loadAccount(address account) internal view returns (AccountMem memory a) {
-        _readAccount(a, account);
+        _readAccount(a, _accountSlot(account));
     }
 
     /// @dev `_loadAccount` into an existing struct (the settlement path allocates nothing).
-    function _readAccount(AccountMem memory a, address account) internal view {
+    function _accountSlot(address account) internal view returns (uint256 slot) {
         Account storage ref = _accounts[account];
+        assembly ("memory-safe") {
+            slot := ref.slot
+        }
+    }
+
+    function _readAccount(AccountMem memory a, uint256 slot) internal view {
         uint256 w;
         assembly ("memory-safe") {
-            w := sload(ref.slot)
+            w := sload(slot)
         }
         a.quote = int256(int96(uint96(w)));
         a.wethGwei = uint64(w >> 96);
@@ -852,26 +869,35 @@ contract ClearingHouse is IClearingHouse {
     }
 
     function _storeAccount(address account, AccountMem memory a) internal {
+        _writeAccount(_accountSlot(account), a);
+    }
+
+    function _writeAccount(uint256 slot, AccountMem memory a) internal {
         int256 quote = a.quote;
         if (quote > type(int96).max || quote < type(int96).min) revert Overflow(quote);
         uint256 w = uint256(uint96(int96(quote))) | (uint256(uint64(a.wethGwei)) << 96)
             | (uint256(uint32(a.mask)) << 160) | (uint256(uint56(a.minNonce)) << 192) | (uint256(uint8(a.flags)) << 248);
-        Account storage ref = _accounts[account];
         assembly ("memory-safe") {
-            sstore(ref.slot, w)
+            sstore(slot, w)
         }
     }
 
     /// @dev Position slot, low to high bits: size int64 | openNotional int96 | fundingSnapshot int96.
     function _loadPosition(address account, uint256 marketId) internal view returns (PositionMem memory p) {
-        _readPosition(p, account, marketId);
+        _readPosition(p, _positionSlot(account, marketId));
     }
 
-    function _readPosition(PositionMem memory p, address account, uint256 marketId) internal view {
+    function _positionSlot(address account, uint256 marketId) internal view returns (uint256 slot) {
         Position storage ref = _positions[account][marketId];
+        assembly ("memory-safe") {
+            slot := ref.slot
+        }
+    }
+
+    function _readPosition(PositionMem memory p, uint256 slot) internal view {
         uint256 w;
         assembly ("memory-safe") {
-            w := sload(ref.slot)
+            w := sload(slot)
         }
         p.size = int256(int64(uint64(w)));
         p.openNotional = int256(int96(uint96(w >> 64)));
@@ -879,6 +905,10 @@ contract ClearingHouse is IClearingHouse {
     }
 
     function _storePosition(address account, uint256 marketId, PositionMem memory p) internal {
+        _writePosition(_positionSlot(account, marketId), p);
+    }
+
+    function _writePosition(uint256 slot, PositionMem memory p) internal {
         int256 size = p.size;
         int256 openNotional = p.openNotional;
         int256 snapshot = p.fundingSnapshot;
@@ -887,9 +917,8 @@ contract ClearingHouse is IClearingHouse {
         if (snapshot > type(int96).max || snapshot < type(int96).min) revert Overflow(snapshot);
         uint256 w = uint256(uint64(int64(size))) | (uint256(uint96(int96(openNotional))) << 64)
             | (uint256(uint96(int96(snapshot))) << 160);
-        Position storage ref = _positions[account][marketId];
         assembly ("memory-safe") {
-            sstore(ref.slot, w)
+            sstore(slot, w)
         }
     }
 
