@@ -117,7 +117,7 @@ def cmd_serve(args) -> int:
     # (`make bench-api`: batch 5.7k -> 7.2k orders/s with this setting).
     gc.set_threshold(50_000, 50, 1_000)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                loop="uvloop", ws="websockets-sansio",
+                loop="uvloop", ws="websockets-sansio", proxy_headers=False, server_header=False,
                 timeout_graceful_shutdown=5)
     return 0
 

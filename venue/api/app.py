@@ -54,7 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await venue.stop()
 
+    # OpenTelemetry off: nothing here exports it, and FastAPI's per-request check for configured
+    # providers is a measurable share of a request.
     app = FastAPI(title="crossbook venue", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
                   description="Signed perpetual-futures orders, matched off-chain, settled on Anvil.")
 
     @app.exception_handler(EngineError)
