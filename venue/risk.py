@@ -132,6 +132,60 @@ def account_health(
     return Health(equity, initial_margin(raw), maintenance_margin(raw))
 
 
+MAX_ORACLE_PRICE = 2**64 - 1  # the Oracle stores prices as uint64
+
+
+def liquidation_price(
+    quote: int,
+    weth_gwei: int,
+    positions: dict[int, tuple[int, int, int]],
+    prices: dict[int, int],
+    markets: dict[int, MarketRisk],
+    eth_price: int,
+    haircut_bps: int,
+    market: int,
+    weth_follows_market: bool = False,
+) -> int | None:
+    """The oracle price of `market`, every other price held, at which the account is below
+    maintenance margin: for a long the highest such price, for a short the lowest; the current
+    price if it already is; None if no price the oracle can report gets there. Exact: it
+    searches the integers with `account_health`, the contracts' own math. `weth_follows_market`
+    when WETH collateral is valued by this market's oracle (it then moves with the price).
+
+    Equity is linear in the price and maintenance margin is convex (its tiers only steepen), so
+    equity - maintenance margin is concave: on each side of the current price the liquidatable
+    prices form one interval, and a binary search finds its edge: a price at which the account
+    is liquidatable next to one (toward the current price) at which it is not. The integer
+    floors and ceilings can make that edge ragged by a unit or two of price."""
+    size = positions.get(market, (0, 0, 0))[0]
+    if size == 0:
+        return None
+
+    def liquidatable(price: int) -> bool:
+        h = account_health(quote, weth_gwei, positions, {**prices, market: price}, markets,
+                           price if weth_follows_market else eth_price, haircut_bps)
+        return h.equity < h.maintenance_margin
+
+    current = prices[market]
+    if liquidatable(current):
+        return current
+    if size > 0:  # the highest liquidatable price below the current one
+        if not liquidatable(1):
+            return None
+        lo, hi = 1, current  # liquidatable(lo), not liquidatable(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if liquidatable(mid) else (lo, mid)
+        return lo
+    if not liquidatable(MAX_ORACLE_PRICE):  # a short: the lowest liquidatable price above
+        return None
+    lo, hi = current, MAX_ORACLE_PRICE  # not liquidatable(lo), liquidatable(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if liquidatable(mid) else (mid, hi)
+    return hi
+
+
 def max_liquidation(
     held: int, equity: int, maintenance: int, price: int, lot_size: int, im_bps_1: int,
     penalty_bps: int, buffer_bps: int, full_close_threshold_bps: int,

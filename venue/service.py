@@ -505,12 +505,23 @@ class Venue:
     def account_view(self, address: str) -> dict:
         quote, weth_wei, _ = self.ch.functions.balances(address).call()
         equity, im, mm = self.ch.functions.health(address).call()
+        views = {m: self.ch.functions.position(address, m).call() for m in range(len(self.markets))}
+        # Liquidation prices from the mirror of the contracts' math: funding owed is fixed in
+        # quote, each market's oracle price moves alone (WETH collateral with its own oracle).
+        cash = quote - sum(v[4] for v in views.values())
+        held = {m: (v[0], v[1], 0) for m, v in views.items() if v[0]}
+        prices = {m: ms.oracle_price for m, ms in enumerate(self.engine.markets)}
+        tiers = {m: risk.MarketRisk(p.tier_cap_1, p.im_bps_1, p.im_bps_2) for m, p in enumerate(self.markets)}
         positions = []
-        for m, p in enumerate(self.markets):
-            v = self.ch.functions.position(address, m).call()
-            if v[0]:
-                positions.append({"market": m, "symbol": p.symbol, "size": str(v[0]), "openNotional": str(v[1]),
-                                  "entryPrice": str(v[2]), "unrealizedPnl": str(v[3]), "fundingOwed": str(v[4])})
+        for m, v in views.items():
+            if not v[0]:
+                continue
+            p = self.markets[m]
+            liq = risk.liquidation_price(cash, weth_wei // 10**9, held, prices, tiers, self.eth_price, self.haircut, m,
+                                         weth_follows_market=p.oracle_id == self.weth_oracle_id) if prices[m] else None
+            positions.append({"market": m, "symbol": p.symbol, "size": str(v[0]), "openNotional": str(v[1]),
+                              "entryPrice": str(v[2]), "unrealizedPnl": str(v[3]), "fundingOwed": str(v[4]),
+                              "liquidationPrice": None if liq is None else str(liq)})
         mine = self.account_fills(address)
         return {
             "address": address, "collateral": {"quote": str(quote), "wethWei": str(weth_wei)},

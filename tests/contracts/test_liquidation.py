@@ -5,7 +5,7 @@ import ape
 from venue import risk
 from venue.domain import DEVNET_MARKETS, DEVNET_RISK, base, usdc
 
-from .conftest import ETH, ETH_PRICE
+from .conftest import BTC, BTC_PRICE, ETH, ETH_PRICE
 
 ETH_MARKET = DEVNET_MARKETS[ETH]
 
@@ -124,3 +124,65 @@ def test_liquidator_without_margin_cannot_take_the_position(venue, maker):
     with ape.reverts(venue.ch.InsufficientMargin):
         venue.ch.liquidate(t.address, ETH, base(6), sender=poor.account)
     assert venue.position(t).size == base(6)
+
+
+def liquidation_price(venue, t, market):
+    """risk.liquidation_price from the account's state as the contract reports it."""
+    quote, weth_wei, _ = venue.ch.balances(t.address)
+    views = {m: venue.ch.position(t.address, m) for m in range(len(DEVNET_MARKETS))}
+    held = {m: (v.size, v.openNotional, 0) for m, v in views.items() if v.size}
+    prices = {m: venue.oracle.getPrice(p.oracle_id)[0] for m, p in enumerate(DEVNET_MARKETS)}
+    tiers = {m: risk.MarketRisk(p.tier_cap_1, p.im_bps_1, p.im_bps_2) for m, p in enumerate(DEVNET_MARKETS)}
+    cash = quote - sum(v.fundingOwed for v in views.values())
+    return risk.liquidation_price(cash, weth_wei // 10**9, held, prices, tiers, prices[ETH], venue.ch.haircutBps(),
+                                  market, weth_follows_market=market == ETH)
+
+
+def liquidatable_at(venue, t, eth, btc=BTC_PRICE):
+    venue.push_prices(eth=eth, btc=btc)
+    h = venue.ch.health(t.address)
+    return h.equity < h.maintenanceMargin
+
+
+def test_liquidation_price_of_a_long_is_where_the_contract_starts_to_liquidate(venue, maker):
+    t = open_long(venue, maker)  # 1,000 USDC, 6 ETH long at 3,000
+    price = liquidation_price(venue, t, ETH)
+    assert usdc(2_800) < price < usdc(3_000)
+    assert liquidatable_at(venue, t, price)
+    assert not liquidatable_at(venue, t, price + 1)
+
+
+def test_liquidation_price_of_a_short_backed_by_weth_is_where_the_contract_starts_to_liquidate(venue, maker):
+    t = venue.traders[1]
+    venue.fund(t, usdc(500), weth_wei=10**18)  # 500 USDC and 1 WETH (valued at the ETH oracle, after haircut)
+    size = base(1)
+    receipt = venue.settle(venue.fill(venue.order(maker, True, BTC_PRICE, size // 10, market=BTC),
+                                      venue.order(t, False, BTC_PRICE, size // 10, market=BTC)))
+    assert venue.rejections(receipt) == []
+    price = liquidation_price(venue, t, BTC)  # short 0.1 BTC: rising BTC price liquidates
+    assert BTC_PRICE < price < usdc(100_000)
+    assert liquidatable_at(venue, t, ETH_PRICE, price)
+    assert not liquidatable_at(venue, t, ETH_PRICE, price - 1)
+    assert liquidation_price(venue, t, ETH) is None  # no ETH position: nothing to price
+
+
+def test_a_fully_collateralised_long_has_no_liquidation_price(venue, maker):
+    t = open_long(venue, maker, collateral=usdc(50_000), size=base(1))
+    assert liquidation_price(venue, t, ETH) is None
+
+
+def test_liquidation_price_of_a_long_backed_by_weth_moves_the_collateral_with_the_price(venue, maker):
+    t = venue.traders[1]
+    venue.fund(t, usdc(10), weth_wei=10**18)
+    receipt = venue.settle(venue.fill(venue.order(maker, False, ETH_PRICE, base(3)), venue.order(t, True, ETH_PRICE, base(3))))
+    assert venue.rejections(receipt) == []
+    price = liquidation_price(venue, t, ETH)  # WETH is priced by the ETH oracle: both legs fall together
+    assert liquidatable_at(venue, t, price)
+    assert not liquidatable_at(venue, t, price + 1)
+    venue.push_prices()
+    quote, weth_wei, _ = venue.ch.balances(t.address)
+    held = {ETH: (venue.position(t).size, venue.position(t).openNotional, 0)}
+    tiers = {m: risk.MarketRisk(p.tier_cap_1, p.im_bps_1, p.im_bps_2) for m, p in enumerate(DEVNET_MARKETS)}
+    collateral_held = risk.liquidation_price(quote, weth_wei // 10**9, held, {ETH: ETH_PRICE, BTC: BTC_PRICE}, tiers,
+                                             ETH_PRICE, venue.ch.haircutBps(), ETH, weth_follows_market=False)
+    assert collateral_held < price  # ignoring the collateral's fall would promise too much room

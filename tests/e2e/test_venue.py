@@ -118,6 +118,9 @@ def test_a_cross_settles_within_two_blocks_and_api_websocket_and_chain_agree(sta
         chain_pos = ch.functions.position(client.address, 0).call()
         assert chain_pos[0] == size and int(view["positions"][0]["size"]) == size
         assert int(view["positions"][0]["entryPrice"]) == chain_pos[2] == usdc(3_001)
+        # 1M USDC behind 1.5 ETH: the long cannot be liquidated by any price, the short only far up.
+        liq = view["positions"][0]["liquidationPrice"]
+        assert liq is None if size > 0 else usdc(500_000) < int(liq) < usdc(1_000_000)
         assert int(view["collateral"]["quote"]) == ch.functions.balances(client.address).call()[0] == quote
     # The maker's rest is still on the book.
     book = httpx.get(f"{stack['api']}/book/0").json()
