@@ -100,6 +100,11 @@ class Client:
         """Price in quote units (USDC), size in base units (ETH), both as decimal strings."""
         return self._post("/orders", self.order_body(market, side, price, size, **kw))
 
+    def modify(self, order_id: int, market: str, side: str, price: str, size: str, **kw) -> dict:
+        """Replaces a resting order with a newly signed one; same price and side with a smaller
+        size keeps its place in the queue."""
+        return self._post("/modify", {"orderId": order_id, "order": self.order_body(market, side, price, size, **kw)})
+
     def place_batch(self, bodies: list[dict]) -> list[dict]:
         return self._post("/orders/batch", {"orders": bodies})["statuses"]
 

@@ -260,8 +260,7 @@ class Engine:
                 raise OrderRejected("LOT_SIZE", f"size {size} is not a multiple of the lot {p.lot_size}")
             self._log("modify", (ts, account, order_id, price, size))
             delta = order.remaining - size
-            order.remaining = size
-            order.size -= delta
+            order.remaining = size  # `size` stays the signed size: what settles is still bounded by it
             self.books[order.market].side(order.is_buy).levels[price].size -= delta
             acct = self.accounts[account]
             if order.is_buy:

@@ -22,7 +22,7 @@ from web3.logs import DISCARD
 from . import risk
 from .chain import Deployment, Fill as ChainFill, contract, pack_fills, read_markets
 from .domain import FLAG_IOC, FLAG_POST_ONLY, RejectReason
-from .engine import FOK, GTC, IOC, Engine, EngineError, Fill, Limits, OrderRejected
+from .engine import FOK, GTC, IOC, Engine, EngineError, Fill, Limits, OrderRejected, UnknownOrder
 from .journal import Journal, replay
 from .settings import Settings
 from .signing import (
@@ -162,6 +162,27 @@ class Venue:
                                 signature=bytes(signature))
         self.nonces_seen.add(key)
         return ack  # not yet acknowledged: the caller awaits durable() first
+
+    async def modify(self, order_id: int, order: SignedOrder, signature: bytes, tif: str = "Gtc",
+                     client_id: str | None = None):
+        """Replaces resting order `order_id` with the newly signed `order`. Same market, side and
+        price with a size no larger than what remains keeps the queue position (the original
+        signature, for a larger size, still bounds what settles); anything else cancels the old
+        order and places the new one at the back of the queue."""
+        old = self.engine.orders.get(order_id)
+        if old is None or old.account != order.account:
+            raise UnknownOrder("UNKNOWN_ORDER", f"no open order {order_id} of {order.account}")
+        same_terms = (order.market, order.is_buy, order.price) == (old.market, old.is_buy, old.price)
+        if not (same_terms and 0 < order.size <= old.remaining):
+            self.engine.cancel(self.now_ms(), order.account, order_id)
+            return await self.place(order, signature, tif, client_id if client_id is not None else old.client_id)
+        await self.verify(order, signature)  # the new terms, signed, authorise the change
+        key = (order.account, order.nonce)
+        if key in self.nonces_seen:
+            raise OrderRejected("DUPLICATE_NONCE", f"nonce {order.nonce} was already used by {order.account}")
+        ack = self.engine.modify(self.now_ms(), order.account, order_id, old.price, order.size)
+        self.nonces_seen.add(key)
+        return ack
 
     async def durable(self) -> None:
         """Group commit: every command handled in this turn of the event loop is committed to the

@@ -295,3 +295,24 @@ def test_market_order_over_http_fills_what_the_book_has_inside_its_bounds_and_ca
         taker._post("/orders", dict(taker.order_body("ETH-PERP", "buy", "3010", "0.1"), tif="Market"))
     assert refused.value.code == "TIF_MISMATCH"
     maker.cancel()
+
+
+def test_modify_keeps_queue_priority_when_only_the_size_goes_down_and_settles_on_chain(stack):
+    maker, other, taker = clients(stack, 0, 2, 1)
+    ack = maker.place("ETH-PERP", "sell", "3004", "1", tif="Alo")
+    behind = other.place("ETH-PERP", "sell", "3004", "1", tif="Alo")
+    kept = maker.modify(ack["orderId"], "ETH-PERP", "sell", "3004", "0.4", tif="Alo")
+    assert (kept["orderId"], kept["status"], kept["remaining"]) == (ack["orderId"], "resting", "40000000")
+    assert httpx.get(f"{stack['api']}/book/0").json()["asks"][0] == [str(usdc(3_004)), "140000000"]
+    cross = taker.place("ETH-PERP", "buy", "3004", "0.4", tif="Ioc")  # meets the modified order first
+    assert cross["status"] == "filled"
+    (seq,) = [f["seq"] for f in taker.account_state()["fills"] if f["takerOrderId"] == cross["orderId"]]
+    fill = settled_fill(taker, seq)  # the original signature (1 ETH) still bounds the 0.4 that settles
+    assert fill["status"] == "settled" and fill["makerOrderId"] == ack["orderId"]
+    moved = other.modify(behind["orderId"], "ETH-PERP", "sell", "3005", "1", tif="Alo")  # new price: new order
+    assert moved["orderId"] != behind["orderId"] and moved["status"] == "resting"
+    with pytest.raises(VenueError) as refused:
+        taker.modify(behind["orderId"], "ETH-PERP", "sell", "3005", "1", tif="Alo")
+    assert refused.value.status == 404 and refused.value.code == "UNKNOWN_ORDER"
+    assert other.cancel() == [moved["orderId"]]
+    maker.cancel()

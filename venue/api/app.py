@@ -20,7 +20,7 @@ from ..engine import EngineError
 from ..service import SignatureRejected, Venue, order_json, trade_json
 from ..settings import Settings
 from ..signing import EIP712_TYPES, ORDER_TYPE, Order, address_bytes, recover_action_signer, to_checksum
-from .schemas import BatchIn, BatchStatus, CancelIn, DeadmanIn, Error, OrderIn, OrderStatus
+from .schemas import BatchIn, BatchStatus, CancelIn, DeadmanIn, Error, ModifyIn, OrderIn, OrderStatus
 
 STP = {"expireMaker": 0, "cancelTaker": 1, "cancelBoth": 2}
 # Every error body is {code, msg}; listed so the OpenAPI schema documents them.
@@ -82,7 +82,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                      o.nonce)
 
     async def place_one(venue: Venue, o: OrderIn) -> dict:
-        ack = await venue.place(to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId, STP[o.stp])
+        return status_json(await venue.place(to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId,
+                                             STP[o.stp]))
+
+    def status_json(ack) -> dict:
         status = {"status": ack.status, "orderId": ack.order_id, "filled": str(ack.filled),
                   "remaining": str(ack.remaining)}
         if ack.cancel_reason:
@@ -151,6 +154,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 statuses.append({"status": "error", "code": exc.code, "msg": exc.msg})
         await venue.durable()
         return Response(_json({"statuses": statuses}), media_type="application/json")
+
+    @app.post("/modify", response_model=OrderStatus, responses=ERRORS)
+    async def modify(venue: V, body: ModifyIn):
+        o = body.order
+        ack = await venue.modify(body.orderId, to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId)
+        await venue.durable()
+        return Response(_json(status_json(ack)), media_type="application/json")
 
     @app.post("/cancel", responses=ERRORS)
     async def cancel(venue: V, body: CancelIn):

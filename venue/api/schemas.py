@@ -40,6 +40,12 @@ class BatchIn(BaseModel):
     orders: list[OrderIn] = Field(min_length=1, max_length=100)
 
 
+class ModifyIn(BaseModel):
+    orderId: int = Field(description="the resting order to replace")
+    order: OrderIn = Field(description="the new order, signed; same price, side and a size no larger than what "
+                                       "remains keeps queue priority")
+
+
 class CancelIn(BaseModel):
     account: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
     orderId: int | None = None
