@@ -156,7 +156,13 @@ def liquidation_price(
     equity - maintenance margin is concave: on each side of the current price the liquidatable
     prices form one interval, and a binary search finds its edge: a price at which the account
     is liquidatable next to one (toward the current price) at which it is not. The integer
-    floors and ceilings can make that edge ragged by a unit or two of price."""
+    floors and ceilings can make that edge ragged by a unit or two of price.
+
+    Worked example (ETH-PERP, 5 % initial so 2.5 % maintenance margin below the 1M tier): 1,000
+    USDC of cash, long 6 ETH bought for 18,000 USDC, no other position. At price P, equity is
+    1,000 + 6P - 18,000 and maintenance margin 6P x 2.5 % = 0.15P, so the account is liquidatable
+    while 5.85P < 17,000, i.e. P < 2,905.982905...: the function returns 2,905,982,905 (USDC
+    units), the highest price at which equity < maintenance margin."""
     size = positions.get(market, (0, 0, 0))[0]
     if size == 0:
         return None
