@@ -71,3 +71,24 @@ def test_scan_refuses_margin_rates_its_float_bound_does_not_cover():
 
     with pytest.raises(ValueError, match="100 %"):
         risk.ScanMarkets([dataclasses.replace(DEVNET_MARKETS[0], im_bps_2=15_000)])
+
+
+def test_liquidation_price_worked_example_and_edges():
+    eth = DEVNET_MARKETS[0]
+    tiers = {0: risk.MarketRisk(eth.tier_cap_1, eth.im_bps_1, eth.im_bps_2)}
+    long6 = {0: (6 * 10**8, 18_000 * 10**6, 0)}
+    price = risk.liquidation_price(1_000 * 10**6, 0, long6, {0: 3_000 * 10**6}, tiers, 0, 0, 0)
+    assert price == 2_905_982_905  # the docstring's example: 17,000 / 5.85
+    h = risk.account_health(1_000 * 10**6, 0, long6, {0: price}, tiers, 0, 0)
+    assert h.equity < h.maintenance_margin
+    h = risk.account_health(1_000 * 10**6, 0, long6, {0: price + 1}, tiers, 0, 0)
+    assert h.equity >= h.maintenance_margin
+    # already below maintenance margin: the current price; no position: none
+    assert risk.liquidation_price(1_000 * 10**6, 0, long6, {0: 2_800 * 10**6}, tiers, 0, 0, 0) == 2_800 * 10**6
+    assert risk.liquidation_price(1_000 * 10**6, 0, {}, {0: 3_000 * 10**6}, tiers, 0, 0, 0) is None
+    # a short: the lowest liquidatable price above
+    short6 = {0: (-6 * 10**8, -18_000 * 10**6, 0)}
+    up = risk.liquidation_price(1_000 * 10**6, 0, short6, {0: 3_000 * 10**6}, tiers, 0, 0, 0)
+    assert 3_000 * 10**6 < up < 3_200 * 10**6
+    h = risk.account_health(1_000 * 10**6, 0, short6, {0: up - 1}, tiers, 0, 0)
+    assert h.equity >= h.maintenance_margin
