@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from .chain import REPO_ROOT, contract, deploy
-from .devchain import Anvil, dev_keys
+from .devchain import Anvil, PortInUse, dev_keys, ensure_port_free
 
 DEVNET_DIR = REPO_ROOT / "devnet"
 
@@ -24,8 +24,12 @@ def cmd_devnet(args) -> int:
 
     addresses = [address_of(k) for k in keys]
     owner, operator, keeper = addresses[0], addresses[1], addresses[2]
-    anvil = Anvil(port=args.port, block_time=args.block_time, log_path=out.parent / "anvil.log")
-    anvil.start()
+    try:
+        ensure_port_free("127.0.0.1", args.api_port, "the API (--api-port)")
+        anvil = Anvil(port=args.port, block_time=args.block_time, log_path=out.parent / "anvil.log").start()
+    except (PortInUse, RuntimeError) as exc:
+        print(f"venue devnet: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
     children = []
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

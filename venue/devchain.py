@@ -34,14 +34,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
-    """Polls `predicate` until it returns a truthy value or `timeout` seconds pass."""
+class PortInUse(RuntimeError):
+    """A port a service should listen on is taken."""
+
+
+def ensure_port_free(host: str, port: int, what: str) -> None:
+    """Raises PortInUse, naming the service, if something already listens on host:port."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise PortInUse(f"{host}:{port} is already in use; stop what runs there or give {what} another "
+                            "port") from None
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.02, fatal: tuple = ()):
+    """Polls `predicate` until it returns a truthy value or `timeout` seconds pass. Exceptions
+    mean "not yet", except those in `fatal`, which end the wait."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             value = predicate()
             if value:
                 return value
+        except fatal:
+            raise
         except Exception:  # not up yet
             pass
         if time.monotonic() > deadline:
@@ -69,11 +87,19 @@ class Anvil:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> "Anvil":
+        ensure_port_free(self.host, self.port, "Anvil")
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         w3 = self.web3()
-        wait_until(lambda: w3.is_connected() and w3.eth.block_number >= 0, 20, f"anvil on {self.url}")
+
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"anvil exited with code {self.process.returncode}"
+                                   + (f"; see {self.log_path}" if self.log_path else ""))
+            return w3.is_connected() and w3.eth.block_number >= 0
+
+        wait_until(up, 20, f"anvil on {self.url}", fatal=(RuntimeError,))
         return self
 
     def web3(self) -> Web3:

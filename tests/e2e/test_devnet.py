@@ -46,3 +46,19 @@ def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
     except httpx.HTTPError:
         api_alive = False
     assert not api_alive
+
+
+def test_devnet_refuses_a_busy_port_with_a_clear_message(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        for flags in (["--port", str(taken), "--api-port", str(free_port())],
+                      ["--port", str(free_port()), "--api-port", str(taken)]):
+            proc = subprocess.run([sys.executable, "-m", "venue.cli", "devnet", "--out", str(tmp_path / "d.json"),
+                                   *flags], capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 1
+            assert f"127.0.0.1:{taken} is already in use" in proc.stderr
+    assert not (tmp_path / "d.json").exists()
