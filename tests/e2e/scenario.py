@@ -44,3 +44,16 @@ def leveraged_long(anvil, size: int, price: int, collateral: int = usdc(1_000)) 
     w3.eth.wait_for_transaction_receipt(ch.functions.settle(0, pack_fills([fill])).transact({"from": operator}))
     assert ch.functions.position(address_of(victim), 0).call()[0] == size
     return LeveragedLong(w3, d, ch, oracle, keys, sep)
+
+
+def add_fill(s: LeveragedLong, market: int, size: int, price: int, batch: int, nonce: int) -> None:
+    """Account 4 buys `size` of `market` from account 3 at `price`, settled as batch `batch`
+    (automine)."""
+    operator = address_of(s.keys[1])
+    maker, taker = s.keys[3], s.keys[4]
+    mo = Order(address_of(maker), market, False, price, size, 0, 0, nonce)
+    to = Order(address_of(taker), market, True, price, size, 0, 0, nonce)
+    fill = Fill(mo, sign_order(mo, s.separator, maker), to, sign_order(to, s.separator, taker), size, price)
+    receipt = s.w3.eth.wait_for_transaction_receipt(
+        s.ch.functions.settle(batch, pack_fills([fill])).transact({"from": operator}))
+    assert not s.ch.events.FillRejected().process_receipt(receipt), "the fill was rejected"

@@ -11,27 +11,30 @@ from venue.devchain import Anvil, wait_until
 from venue.domain import base, usdc
 from venue.signing import address_of
 
-from .scenario import leveraged_long
+from .scenario import add_fill, leveraged_long
 
 ETH_PRICE = usdc(3_000)
 
 
 @pytest.fixture
 def crash_setup(tmp_path):
-    """A 6 ETH long on 1,000 USDC (20x at 3,000), two funded liquidators, an insurance fund."""
+    """A 6 ETH long on 1,000 USDC (20x at 3,000) with a 0.01 BTC long beside it, two funded
+    liquidators, an insurance fund."""
     with Anvil(accounts=8) as anvil:
         s = leveraged_long(anvil, base(6), ETH_PRICE)
         w3, ch, oracle, keys, d = s.w3, s.ch, s.oracle, s.keys, s.deployment
         keeper, victim, liq1, liq2 = address_of(keys[2]), keys[4], keys[5], keys[6]
         last = [0]
 
-        def push(price):
+        def push(price, btc=usdc(60_000)):
             # Observed at the latest block's time, which must be newer than the last update's.
             ts = wait_until(lambda: (t := w3.eth.get_block("latest").timestamp) > last[0] and t, 10, "a newer block")
             last[0] = ts
-            tx = oracle.functions.setPrices([0, 1], [price, usdc(60_000)], ts).transact({"from": keeper, "gas": 200_000})
+            tx = oracle.functions.setPrices([0, 1], [price, btc], ts).transact({"from": keeper, "gas": 200_000})
             return w3.eth.wait_for_transaction_receipt(tx)
 
+        # A second, small leg in the same cross-margin account: 0.01 BTC long at 60,000.
+        add_fill(s, 1, base("0.01"), usdc(60_000), batch=1, nonce=1)
         anvil.set_interval_mining(1)
         path = tmp_path / "deployment.json"
         path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"keeper": keys[2]}}))
@@ -68,7 +71,7 @@ def test_price_drop_is_liquidated_within_two_blocks_and_penalty_is_shared(crash_
     liq1 = address_of(s["liq"][0])
     s["start"](s["liq"][0], "liq-1", 2)
     fund_before = ch.functions.insuranceFund().call()
-    price_receipt = s["push"](usdc(2_868))  # equity 199 USDC, maintenance 430: liquidatable
+    price_receipt = s["push"](usdc(2_868))  # equity 199 USDC, maintenance 445 (430 ETH + 15 BTC): liquidatable
     events = wait_until(lambda: liquidations(ch, w3, price_receipt.blockNumber, s["victim"]), 20, "liquidation")
     event = events[0]
     assert event.blockNumber - price_receipt.blockNumber <= 2
@@ -199,3 +202,22 @@ def test_funding_keeper_posts_the_books_premium_on_schedule(tmp_path):
         finally:
             for proc in procs:
                 stop_process(proc)
+
+
+def test_a_crash_in_one_leg_bleeds_into_the_other_and_the_liquidator_closes_eth(crash_setup):
+    """Cross margin: BTC falls to 5,000 while ETH holds at 3,000. The 0.01 BTC long loses 550
+    USDC, which takes the whole account under maintenance margin, and the liquidator sells part
+    of the ETH leg, the largest position, though its own price never moved."""
+    s = crash_setup
+    ch, w3 = s["ch"], s["w3"]
+    s["start"](s["liq"][0], "liq-1", 2)
+    equity, _, maintenance = ch.functions.health(s["victim"]).call()
+    assert equity >= maintenance
+    receipt = s["push"](ETH_PRICE, btc=usdc(5_000))
+    events = wait_until(lambda: liquidations(ch, w3, receipt.blockNumber, s["victim"]), 20, "liquidation")
+    assert events[0].args.marketId == 0  # the ETH leg
+    eth_left = ch.functions.position(s["victim"], 0).call()[0]
+    assert 0 < eth_left < base(6)  # partial: only what restores maintenance margin plus the buffer
+    assert ch.functions.position(s["victim"], 1).call()[0] == base("0.01")  # the crashed leg is untouched
+    equity, _, maintenance = ch.functions.health(s["victim"]).call()
+    assert equity >= maintenance
