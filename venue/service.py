@@ -153,9 +153,7 @@ class Venue:
         await self.verify(order, signature)
         await self._ensure_account(order.account)
         # No await from here on: the nonce check, the engine and the bookkeeping are one step.
-        key = (order.account, order.nonce)
-        if key in self.nonces_seen:
-            raise OrderRejected("DUPLICATE_NONCE", f"nonce {order.nonce} was already used by {order.account}")
+        key = self._unused_nonce(order)
         ack = self.engine.place(self.now_ms(), order.account, order.market, order.is_buy, order.price, order.size,
                                 tif=tif_code, flags=order.flags, client_id=client_id, stp=stp,
                                 expiry=order.expiry * 1000, is_market=is_market, nonce=order.nonce,
@@ -169,20 +167,26 @@ class Venue:
         price with a size no larger than what remains keeps the queue position (the original
         signature, for a larger size, still bounds what settles); anything else cancels the old
         order and places the new one at the back of the queue."""
+        await self.verify(order, signature)  # the new terms, signed, authorise the change
+        # From here no await until the engine has the change: the order cannot fill meanwhile.
         old = self.engine.orders.get(order_id)
         if old is None or old.account != order.account:
             raise UnknownOrder("UNKNOWN_ORDER", f"no open order {order_id} of {order.account}")
         same_terms = (order.market, order.is_buy, order.price) == (old.market, old.is_buy, old.price)
-        if not (same_terms and 0 < order.size <= old.remaining):
-            self.engine.cancel(self.now_ms(), order.account, order_id)
-            return await self.place(order, signature, tif, client_id if client_id is not None else old.client_id)
-        await self.verify(order, signature)  # the new terms, signed, authorise the change
+        if same_terms and 0 < order.size <= old.remaining:
+            key = self._unused_nonce(order)
+            ack = self.engine.modify(self.now_ms(), order.account, order_id, old.price, order.size)
+            self.nonces_seen.add(key)
+            return ack
+        self.engine.cancel(self.now_ms(), order.account, order_id)
+        return await self.place(order, signature, tif, client_id if client_id is not None else old.client_id)
+
+    def _unused_nonce(self, order: SignedOrder) -> tuple[str, int]:
+        """The order's (account, nonce), refused if the venue has seen it: a nonce names one order."""
         key = (order.account, order.nonce)
         if key in self.nonces_seen:
             raise OrderRejected("DUPLICATE_NONCE", f"nonce {order.nonce} was already used by {order.account}")
-        ack = self.engine.modify(self.now_ms(), order.account, order_id, old.price, order.size)
-        self.nonces_seen.add(key)
-        return ack
+        return key
 
     async def durable(self) -> None:
         """Group commit: every command handled in this turn of the event loop is committed to the
@@ -232,8 +236,9 @@ class Venue:
             pending.add_done_callback(lambda _: self._syncing.pop(address, None))
         await asyncio.shield(pending)
 
-    def read_chain_account(self, address: str) -> tuple[int, int, dict[int, list[int]]]:
-        """Chain I/O only (safe in a worker thread): quote balance, WETH and positions."""
+    def read_chain_account(self, address: str) -> tuple[int, int, dict[int, list[int]], set[bytes]]:
+        """Chain I/O only (safe in a worker thread): quote balance, WETH, positions and approved
+        agents."""
         quote, weth_wei, _ = self.ch.functions.balances(address).call()
         positions = {m: list(self.ch.functions.position(address, m).call()[:2]) for m in range(len(self.markets))}
         agents = {}
