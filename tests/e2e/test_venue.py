@@ -4,6 +4,7 @@ process, real HTTP and websocket clients."""
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -183,8 +184,11 @@ def test_bad_requests_get_4xx_with_code_and_msg_and_change_nothing(stack):
     assert [s["status"] for s in batch["statuses"]] == ["resting", "error"]
     assert batch["statuses"][1]["code"] == "PRICE_BAND"
     assert sorted(c.cancel()) == sorted([ok.json()["orderId"], batch["statuses"][0]["orderId"]])
-    assert httpx.get(f"{api}/openapi.json").json()["paths"].keys() >= {"/orders", "/orders/batch", "/cancel",
-                                                                        "/accounts/{address}", "/book/{market}"}
+    spec = httpx.get(f"{api}/openapi.json").json()
+    assert spec["paths"].keys() >= {"/orders", "/orders/batch", "/modify", "/cancel", "/accounts/{address}",
+                                    "/book/{market}"}
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert {"OrderIn", "BatchIn", "Error"} <= refs <= spec["components"]["schemas"].keys()  # every $ref resolves
 
 
 def test_acknowledged_fills_survive_a_killed_venue_and_settle_after_restart(tmp_path):

@@ -243,4 +243,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             venue.subscribers.discard(queue)
             watcher.cancel()
 
+    def openapi() -> dict:
+        """FastAPI's schema plus the bodies the hot routes validate themselves (`parse`), so each
+        `$ref` in `openapi_extra` resolves."""
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (OrderIn, BatchIn):
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, definition in body.pop("$defs", {}).items():
+                    components.setdefault(name, definition)
+                components.setdefault(model.__name__, body)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
