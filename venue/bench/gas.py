@@ -18,7 +18,7 @@ from rich.table import Table
 
 from web3.logs import DISCARD
 
-from venue.chain import Fill, contract, deploy, pack_fills
+from venue.chain import REPO_ROOT, Fill, contract, deploy, pack_fills
 from venue.devchain import Anvil, dev_keys
 from venue.domain import base, usdc
 from venue.signing import Order, address_of, sign_order
@@ -26,6 +26,7 @@ from venue.signing import Order, address_of, sign_order
 ETH_PRICE = 3_000 * 10**6
 SIZES = (1, 16, 64)
 N_TAKERS, N_MAKERS = 64, 4
+SNAPSHOT = REPO_ROOT / "snapshots" / "gas.json"
 
 
 def main() -> int:
@@ -90,8 +91,13 @@ def main() -> int:
     Console().print(table)
     print("workload: 4 makers (new order per fill), 64 distinct takers that deposited before, "
           "0.05 ETH per fill at 3,000 USDC, per-account sequential nonces; 'gas per fill' = receipt gasUsed / fills, 21k base included")
-    print(json.dumps({"gas_per_fill_1": round(steady[1]), "gas_per_fill_16": round(steady[16]),
-                      "gas_per_fill_64": round(steady[64]), "gas_per_fill_64_first_trade": round(first[64])}))
+    figures = {"gas_per_fill_1": round(steady[1]), "gas_per_fill_16": round(steady[16]),
+               "gas_per_fill_64": round(steady[64]), "gas_per_fill_64_first_trade": round(first[64])}
+    # The gas snapshot lives in the repository, so a diff shows when a change moves it.
+    SNAPSHOT.parent.mkdir(exist_ok=True)
+    SNAPSHOT.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"snapshot written to {SNAPSHOT.relative_to(REPO_ROOT)}")
+    print(json.dumps(figures))
     return 0
 
 
