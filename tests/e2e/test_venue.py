@@ -320,3 +320,31 @@ def test_modify_keeps_queue_priority_when_only_the_size_goes_down_and_settles_on
     assert refused.value.status == 404 and refused.value.code == "UNKNOWN_ORDER"
     assert other.cancel() == [moved["orderId"]]
     maker.cancel()
+
+
+def test_orders_posted_on_the_websocket_are_answered_in_kind_and_rest_on_the_book(stack):
+    (maker,) = clients(stack, 0)
+    good = maker.order_body("ETH-PERP", "sell", "3007", "0.2", tif="Alo")
+    off_tick = maker.order_body("ETH-PERP", "sell", "3007.001", "0.2", tif="Alo")
+    forged = dict(maker.order_body("ETH-PERP", "sell", "3007", "0.2", tif="Alo"), size="30000000")
+    url = stack["api"].replace("http", "ws") + "/ws"
+
+    async def session():
+        async with websockets.connect(url) as ws:
+            for i, order in enumerate((good, off_tick, forged)):
+                await ws.send(json.dumps({"method": "post", "id": i, "request": {"type": "order", "order": order}}))
+            await ws.send("not json")
+            answers = {}
+            while len(answers) < 4:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if m["channel"] == "post":
+                    answers[m["id"]] = m["data"]
+            return answers
+
+    answers = asyncio.run(session())
+    assert answers[0]["status"] == "resting"
+    assert (answers[1]["status"], answers[1]["code"]) == ("error", "TICK_SIZE")
+    assert (answers[2]["status"], answers[2]["code"]) == ("error", "BAD_SIGNATURE")
+    assert (answers[None]["status"], answers[None]["code"]) == ("error", "INVALID_REQUEST")
+    assert [str(usdc(3_007)), "20000000"] in httpx.get(f"{stack['api']}/book/0").json()["asks"]
+    assert maker.cancel() == [answers[0]["orderId"]]

@@ -199,22 +199,55 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """On connect: book snapshots (with each market's `bookSeq`) and, for an account, its open
         orders and recent fills; then L2 deltas (`l2`, numbered per market by `bookSeq`), public
         trades, fill and order updates (all, or the account's); every message carries the
-        connection's own `seq`."""
+        connection's own `seq`. Signed orders may be posted on the same socket (see `post`)."""
         await socket.accept()
         venue: Venue = socket.app.state.venue
         queue: asyncio.Queue = asyncio.Queue()
         venue.subscribers.add(queue)
 
-        async def watch_close():
-            """A closed connection (the client left, or the server is shutting down) wakes the
-            sender with None, so the handler ends instead of waiting for the next message."""
+        acks: set[asyncio.Task] = set()
+
+        def answer(request_id, data: dict) -> None:
+            queue.put_nowait({"channel": "post", "id": request_id, "data": data})
+
+        async def answer_when_durable(request_id, data: dict) -> None:
+            await venue.durable()  # journalled before it is acknowledged, as over HTTP
+            answer(request_id, data)
+
+        async def post(text: str) -> None:
+            """`{"method": "post", "id": ..., "request": {"type": "order", "order": {...}}}`: an
+            order as `POST /orders` takes it, answered on the `post` channel with the same id."""
+            request_id = None
             try:
-                while (await socket.receive())["type"] != "websocket.disconnect":
-                    pass
+                message = json.loads(text)
+                request_id = message.get("id")
+                request = message["request"]
+                if message.get("method") != "post" or request.get("type") != "order":
+                    raise ValueError("expected method 'post' with a request of type 'order'")
+                order = OrderIn.model_validate(request["order"])
+            except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
+                answer(request_id, {"status": "error", "code": "INVALID_REQUEST", "msg": str(exc).split("\n")[0]})
+                return
+            try:
+                status = await place_one(venue, order)
+            except EngineError as exc:
+                answer(request_id, {"status": "error", "code": exc.code, "msg": exc.msg})
+                return
+            task = asyncio.create_task(answer_when_durable(request_id, status))
+            acks.add(task)
+            task.add_done_callback(acks.discard)
+
+        async def read():
+            """Posted orders in; a closed connection (the client left, or the server is shutting
+            down) wakes the sender with None, so the handler ends."""
+            try:
+                while (message := await socket.receive())["type"] != "websocket.disconnect":
+                    if message.get("text"):
+                        await post(message["text"])
             finally:
                 queue.put_nowait(None)
 
-        watcher = asyncio.create_task(watch_close())
+        watcher = asyncio.create_task(read())
         seq = 0
         try:
             for m in range(len(venue.markets)):

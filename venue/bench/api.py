@@ -5,7 +5,8 @@ venue API (`venue serve`, one uvicorn worker) as its own process. Orders are sig
 HTTP requests encoded before the clock starts; the load generator (bench/loadgen.py) is a lean
 asyncio client in this process. Single endpoint: 10,000 post-only orders, one per request, over
 8 keep-alive connections with 4 requests in flight on each. Batch endpoint: 30,000 post-only
-orders in requests of 100 over 4 connections. Only accepted (resting) orders count; the server's
+orders in requests of 100 over 4 connections. Websocket: 10,000 post-only orders posted one per
+message over 4 sockets subscribed as one account, all sent before the answers are read. Only accepted (resting) orders count; the server's
 CPU time per order (from /proc) shows whether the server or the client was the limit. Each
 trader places one order before the clock starts (the venue reads an account from the chain the
 first time it sees it). Settlement: 60 taker IOC orders crossing resting asks,
@@ -41,7 +42,7 @@ from .loadgen import encode_post, hammer
 
 N_TRADERS = 60
 SINGLE_CONNECTIONS, BATCH_CONNECTIONS, DEPTH = 8, 4, 4
-N_SINGLE, N_BATCHES = 10_000, 300
+N_SINGLE, N_BATCHES, N_WS, WS_CONNECTIONS = 10_000, 300, 10_000, 4
 ETH = 3_000 * 10**6
 TICK, LOT = DEVNET_MARKETS[0].tick_size, DEVNET_MARKETS[0].lot_size
 
@@ -56,6 +57,29 @@ def server_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) the process has used, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def post_over_websockets(api: str, posts: list[str], account: str) -> tuple[float, int]:
+    """Sends every posted order over WS_CONNECTIONS sockets without waiting between them and
+    returns (seconds until the last answer, orders answered resting)."""
+    # Subscribed as one account, as a trading bot is: other accounts' order updates stay away.
+    url = api.replace("http", "ws") + f"/ws?account={account}"
+
+    async def one(chunk: list[str]) -> int:
+        async with websockets.connect(url, max_queue=None) as ws:
+            for text in chunk:
+                await ws.send(text)
+            resting = answered = 0
+            while answered < len(chunk):
+                m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                if m["channel"] == "post":
+                    answered += 1
+                    resting += m["data"]["status"] == "resting"
+            return resting
+
+    start = time.perf_counter()
+    counts = await asyncio.gather(*(one(posts[c::WS_CONNECTIONS]) for c in range(WS_CONNECTIONS)))
+    return time.perf_counter() - start, sum(counts)
 
 
 def pct(values, q):
@@ -99,6 +123,8 @@ def main() -> int:
 
             singles = [passive(i) for i in range(N_SINGLE)]
             batches = [[passive(N_SINGLE + b * 100 + j) for j in range(100)] for b in range(N_BATCHES)]
+            posts = [json.dumps({"method": "post", "id": i, "request": {"type": "order",
+                                 "order": passive(N_SINGLE + N_BATCHES * 100 + i)}}) for i in range(N_WS)]
 
             host, _ = api[len("http://"):].split(":")
             # The venue reads an account from the chain when it first sees it: one order per
@@ -115,8 +141,11 @@ def main() -> int:
             print(f"single: {accepted_single} accepted in {single_s:.2f} s", flush=True)
             batch_s, replies = hammer(host, port, batch_requests, connections=BATCH_CONNECTIONS, depth=2)
             accepted_batch = sum(body.count(b'"status":"resting"') for status, body in replies if status == 200)
-            batch_cpu = server_cpu_s(server.pid) - cpu
+            batch_cpu, cpu = server_cpu_s(server.pid) - cpu, server_cpu_s(server.pid)
             print(f"batch: {accepted_batch} accepted in {batch_s:.2f} s", flush=True)
+            ws_s, accepted_ws = asyncio.run(post_over_websockets(api, posts, address_of(traders[0])))
+            ws_cpu = server_cpu_s(server.pid) - cpu
+            print(f"websocket: {accepted_ws} accepted in {ws_s:.2f} s", flush=True)
 
             # Ack to settlement: asks from one maker, IOC buys from others, 20 per second.
             maker = traders[0]
@@ -155,7 +184,7 @@ def main() -> int:
         finally:
             stop_process(server)
 
-    single_rate, batch_rate = accepted_single / single_s, accepted_batch / batch_s
+    single_rate, batch_rate, ws_rate = accepted_single / single_s, accepted_batch / batch_s, accepted_ws / ws_s
     table = Table(title="venue API over HTTP (1 uvicorn worker, signed EIP-712 orders)")
     for col in ("measure", "value"):
         table.add_column(col, justify="right")
@@ -165,12 +194,18 @@ def main() -> int:
     table.add_row("batch endpoint (100/request), accepted orders/s", f"{batch_rate:,.0f} ({accepted_batch:,} in {batch_s:.2f} s)")
     table.add_row("  server CPU per order (busy share of one core)",
                   f"{batch_cpu / accepted_batch * 1e6:,.0f} µs ({batch_cpu / batch_s:.0%})")
+    table.add_row("websocket post (single orders, pipelined), accepted orders/s",
+                  f"{ws_rate:,.0f} ({accepted_ws:,} in {ws_s:.2f} s)")
+    table.add_row("  server CPU per order (busy share of one core)",
+                  f"{ws_cpu / max(accepted_ws, 1) * 1e6:,.0f} µs ({ws_cpu / ws_s:.0%})")
     table.add_row("ack -> settled, p50 / p99 ms", f"{statistics.median(lat):,.0f} / {pct(lat, 0.99):,.0f} (1 s blocks)")
     Console().print(table)
     print(f"workload: fresh Anvil (1 s blocks), {N_TRADERS} traders, post-only orders pre-signed; single: {N_SINGLE:,} "
           f"requests over {SINGLE_CONNECTIONS} connections x {DEPTH} in flight; batch: {N_BATCHES} requests of 100 over "
-          f"{BATCH_CONNECTIONS} connections; settlement: 60 IOC crosses at 20/s")
+          f"{BATCH_CONNECTIONS} connections; websocket: {N_WS:,} posted orders over {WS_CONNECTIONS} sockets; "
+          "settlement: 60 IOC crosses at 20/s")
     print(json.dumps({"orders_per_s_single": round(single_rate), "orders_per_s_batch": round(batch_rate),
+                      "orders_per_s_websocket": round(ws_rate),
                       "ack_to_settle_p50_ms": round(statistics.median(lat)), "ack_to_settle_p99_ms": round(pct(lat, 0.99))}))
     return 0
 
