@@ -403,7 +403,8 @@ contract ClearingHouse is IClearingHouse {
         internal
         returns (RejectReason, address)
     {
-        // Unchecked: sizes and prices are uint64 (calldata), oracle prices <= 2^64, balances int96, positions int64; no product or sum here exceeds 2^200.
+        // Unchecked: sizes and prices are uint64 (calldata), oracle prices <= 2^64, balances int96,
+        // positions int64; no product or sum here exceeds 2^200.
         unchecked {
             uint256 size;
             uint256 price;
@@ -732,7 +733,8 @@ contract ClearingHouse is IClearingHouse {
         PositionMem memory overridePos,
         PriceCache memory cache
     ) internal view returns (bool fresh, int256 equity, uint256 raw) {
-        // Unchecked: at most 32 markets of terms below 2^200 (int64 sizes x uint64 prices, int96 balances, int128 funding indices).
+        // Unchecked: at most 32 markets of terms below 2^200 (int64 sizes x uint64 prices, int96
+        // balances, int128 funding indices).
         unchecked {
             fresh = true;
             equity = a.quote;
@@ -848,7 +850,7 @@ contract ClearingHouse is IClearingHouse {
         _readAccount(a, _accountSlot(account));
     }
 
-    /// @dev `_loadAccount` into an existing struct (the settlement path allocates nothing).
+    /// @dev Storage slot of `account`'s packed Account, computed once where it is read and written.
     function _accountSlot(address account) internal view returns (uint256 slot) {
         Account storage ref = _accounts[account];
         assembly ("memory-safe") {
@@ -856,6 +858,7 @@ contract ClearingHouse is IClearingHouse {
         }
     }
 
+    /// @dev `_loadAccount` into an existing struct (the settlement path allocates nothing).
     function _readAccount(AccountMem memory a, uint256 slot) internal view {
         uint256 w;
         assembly ("memory-safe") {
