@@ -12,7 +12,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from venue import risk
-from venue.chain import Deployment, contract, fill_accounts, read_markets
+from venue.chain import Deployment, contract, fill_accounts, read_markets, read_oracle_prices
 
 from .sender import TxFailed, TxSender
 
@@ -162,11 +162,8 @@ class Liquidator:
         # Prices first (WETH collateral is valued at its oracle price), then every account that
         # ever deposited, then follow the chain from here.
         self.last_block = self.w3.eth.block_number
-        for oracle_id in {p.oracle_id for p in self.markets} | {self.weth_oracle_id}:
-            try:
-                self._on_price(oracle_id, self.oracle.functions.getPrice(oracle_id).call()[0])
-            except Exception:  # no price pushed yet
-                pass
+        for oracle_id, price in read_oracle_prices(self.oracle, self.markets, self.weth_oracle_id).items():
+            self._on_price(oracle_id, price)
         for e in self.ch.events.Deposited().get_logs(from_block=0, to_block=self.last_block):
             self.refresh(e.args.account)
         log.info("%s watching %d accounts from block %d", self.name, len(self.index), self.last_block)

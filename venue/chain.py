@@ -107,6 +107,18 @@ def contract(w3, name: str, address: str):
     return w3.eth.contract(address=address, abi=artifact(name)["abi"])
 
 
+def read_oracle_prices(oracle, markets, weth_oracle_id: int) -> dict[int, int]:
+    """Oracle id -> latest price for every oracle a deployment uses (its markets' and WETH's);
+    an oracle with no price pushed yet is left out."""
+    prices = {}
+    for oracle_id in {p.oracle_id for p in markets} | {weth_oracle_id}:
+        try:
+            prices[oracle_id] = oracle.functions.getPrice(oracle_id).call()[0]
+        except Exception:  # no price pushed yet
+            continue
+    return prices
+
+
 def read_markets(ch, symbols: list[str] | tuple[str, ...] = ()) -> tuple[MarketParams, ...]:
     """Every listed market's parameters as the ClearingHouse `ch` holds them, so the venue and
     the keepers work against any deployment; symbols come from the deployment file (the chain

@@ -192,6 +192,28 @@ def liquidation_price(
     return hi
 
 
+def position_liquidation_prices(
+    quote: int,
+    weth_wei: int,
+    views: dict[int, tuple],
+    prices: dict[int, int],
+    markets,
+    eth_price: int,
+    haircut_bps: int,
+    weth_oracle_id: int,
+) -> dict[int, int | None]:
+    """`liquidation_price` of every held position from the ClearingHouse's own views: `views`
+    maps a market id to `position()` (size, open notional, entry price, unrealized PnL, funding
+    owed), `markets` are the MarketParams by id, `prices` the markets' oracle prices. Funding
+    owed is fixed in quote; a market with no price yet has none."""
+    cash = quote - sum(v[4] for v in views.values())
+    held = {m: (v[0], v[1], 0) for m, v in views.items() if v[0]}
+    tiers = {m: MarketRisk(p.tier_cap_1, p.im_bps_1, p.im_bps_2) for m, p in enumerate(markets)}
+    return {m: liquidation_price(cash, weth_wei // GWEI_PER_ETH, held, prices, tiers, eth_price, haircut_bps, m,
+                                 weth_follows_market=markets[m].oracle_id == weth_oracle_id) if prices.get(m) else None
+            for m in held}
+
+
 def max_liquidation(
     held: int, equity: int, maintenance: int, price: int, lot_size: int, im_bps_1: int,
     penalty_bps: int, buffer_bps: int, full_close_threshold_bps: int,

@@ -127,15 +127,14 @@ def test_liquidator_without_margin_cannot_take_the_position(venue, maker):
 
 
 def liquidation_price(venue, t, market):
-    """risk.liquidation_price from the account's state as the contract reports it."""
+    """The venue's liquidation price (risk.position_liquidation_prices) from the account's state as
+    the contract reports it; None without a position in `market`."""
     quote, weth_wei, _ = venue.ch.balances(t.address)
-    views = {m: venue.ch.position(t.address, m) for m in range(len(DEVNET_MARKETS))}
-    held = {m: (v.size, v.openNotional, 0) for m, v in views.items() if v.size}
+    views = {m: (v.size, v.openNotional, v.entryPrice, v.unrealizedPnl, v.fundingOwed)
+             for m in range(len(DEVNET_MARKETS)) for v in [venue.ch.position(t.address, m)]}
     prices = {m: venue.oracle.getPrice(p.oracle_id)[0] for m, p in enumerate(DEVNET_MARKETS)}
-    tiers = {m: risk.MarketRisk(p.tier_cap_1, p.im_bps_1, p.im_bps_2) for m, p in enumerate(DEVNET_MARKETS)}
-    cash = quote - sum(v.fundingOwed for v in views.values())
-    return risk.liquidation_price(cash, weth_wei // 10**9, held, prices, tiers, prices[ETH], venue.ch.haircutBps(),
-                                  market, weth_follows_market=market == ETH)
+    return risk.position_liquidation_prices(quote, weth_wei, views, prices, DEVNET_MARKETS, prices[ETH],
+                                            venue.ch.haircutBps(), venue.ch.wethOracleId()).get(market)
 
 
 def liquidatable_at(venue, t, eth, btc=BTC_PRICE):

@@ -102,7 +102,7 @@ def main() -> int:
         path = Path(tmp) / "deployment.json"
         path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"operator": keys[1]}}))
         port = free_port()
-        server = subprocess.Popen([sys.executable, *os.environ.get("BENCH_SERVER_PREFIX", "").split(), "-m", "venue.cli", "serve", "--deployment", str(path),
+        server = subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(path),
                                    "--rpc-url", anvil.url, "--port", str(port), "--journal", f"{tmp}/j.sqlite"],
                                   env=dict(os.environ))
         api = f"http://127.0.0.1:{port}"
