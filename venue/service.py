@@ -20,7 +20,7 @@ from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
 from . import risk
-from .chain import Deployment, Fill as ChainFill, contract, pack_fills, read_markets
+from .chain import Deployment, Fill as ChainFill, contract, pack_fills, read_markets, read_oracle_prices
 from .domain import FLAG_IOC, FLAG_POST_ONLY, RejectReason
 from .engine import FOK, GTC, IOC, Engine, EngineError, Fill, Limits, OrderRejected, UnknownOrder
 from .journal import Journal, replay
@@ -103,7 +103,7 @@ class Venue:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        self._apply_prices(await asyncio.to_thread(self._read_prices))
+        self._apply_prices(await asyncio.to_thread(read_oracle_prices, self.oracle, self.markets, self.weth_oracle_id))
         self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._chain_poller())]
 
     async def stop(self) -> None:
@@ -142,24 +142,9 @@ class Venue:
                     stp: int = 0, is_market: bool = False):
         """Checks the signature and the order's own terms, then hands it to the engine. The
         acknowledgement is returned only after the journal commit."""
-        tif_code = {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK, "Market": IOC}[tif]
-        is_market = is_market or tif == "Market"
-        if tif in ("Ioc", "Fok", "Market") and not order.flags & FLAG_IOC:
-            raise OrderRejected("TIF_MISMATCH", f"{tif} orders must be signed with the IOC flag")
-        if tif in ("Gtc", "Alo") and order.flags & FLAG_IOC:
-            raise OrderRejected("TIF_MISMATCH", "an order signed IOC cannot rest")
-        if tif == "Alo" and not order.flags & FLAG_POST_ONLY:
-            raise OrderRejected("TIF_MISMATCH", "Alo orders must be signed post-only")
+        tif_code, is_market = self._time_in_force(order, tif, is_market)
         await self.verify(order, signature)
-        await self._ensure_account(order.account)
-        # No await from here on: the nonce check, the engine and the bookkeeping are one step.
-        key = self._unused_nonce(order)
-        ack = self.engine.place(self.now_ms(), order.account, order.market, order.is_buy, order.price, order.size,
-                                tif=tif_code, flags=order.flags, client_id=client_id, stp=stp,
-                                expiry=order.expiry * 1000, is_market=is_market, nonce=order.nonce,
-                                signature=bytes(signature))
-        self.nonces_seen.add(key)
-        return ack  # not yet acknowledged: the caller awaits durable() first
+        return await self._enter(order, signature, tif_code, client_id, stp, is_market)
 
     async def modify(self, order_id: int, order: SignedOrder, signature: bytes, tif: str = "Gtc",
                      client_id: str | None = None):
@@ -167,6 +152,7 @@ class Venue:
         price with a size no larger than what remains keeps the queue position (the original
         signature, for a larger size, still bounds what settles); anything else cancels the old
         order and places the new one at the back of the queue."""
+        tif_code, is_market = self._time_in_force(order, tif, False)  # before anything is cancelled
         await self.verify(order, signature)  # the new terms, signed, authorise the change
         # From here no await until the engine has the change: the order cannot fill meanwhile.
         old = self.engine.orders.get(order_id)
@@ -179,7 +165,32 @@ class Venue:
             self.nonces_seen.add(key)
             return ack
         self.engine.cancel(self.now_ms(), order.account, order_id)
-        return await self.place(order, signature, tif, client_id if client_id is not None else old.client_id)
+        return await self._enter(order, signature, tif_code, client_id if client_id is not None else old.client_id,
+                                 0, is_market)
+
+    @staticmethod
+    def _time_in_force(order: SignedOrder, tif: str, is_market: bool) -> tuple[int, bool]:
+        """(engine time in force, market order?) once `tif` agrees with the signed flags."""
+        if tif in ("Ioc", "Fok", "Market") and not order.flags & FLAG_IOC:
+            raise OrderRejected("TIF_MISMATCH", f"{tif} orders must be signed with the IOC flag")
+        if tif in ("Gtc", "Alo") and order.flags & FLAG_IOC:
+            raise OrderRejected("TIF_MISMATCH", "an order signed IOC cannot rest")
+        if tif == "Alo" and not order.flags & FLAG_POST_ONLY:
+            raise OrderRejected("TIF_MISMATCH", "Alo orders must be signed post-only")
+        return {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK, "Market": IOC}[tif], is_market or tif == "Market"
+
+    async def _enter(self, order: SignedOrder, signature: bytes, tif_code: int, client_id: str | None, stp: int,
+                     is_market: bool):
+        """A checked and verified order into the engine."""
+        await self._ensure_account(order.account)
+        # No await from here on: the nonce check, the engine and the bookkeeping are one step.
+        key = self._unused_nonce(order)
+        ack = self.engine.place(self.now_ms(), order.account, order.market, order.is_buy, order.price, order.size,
+                                tif=tif_code, flags=order.flags, client_id=client_id, stp=stp,
+                                expiry=order.expiry * 1000, is_market=is_market, nonce=order.nonce,
+                                signature=bytes(signature))
+        self.nonces_seen.add(key)
+        return ack  # not yet acknowledged: the caller awaits durable() first
 
     def _unused_nonce(self, order: SignedOrder) -> tuple[str, int]:
         """The order's (account, nonce), refused if the venue has seen it: a nonce names one order."""
@@ -264,16 +275,6 @@ class Venue:
 
     async def sync_account_async(self, address: str) -> None:
         self.apply_chain_account(address, await asyncio.to_thread(self.read_chain_account, address))
-
-    def _read_prices(self) -> dict[int, int]:
-        """Oracle id -> price for every oracle the venue uses (the markets' and WETH's)."""
-        prices = {}
-        for oracle_id in {p.oracle_id for p in self.markets} | {self.weth_oracle_id}:
-            try:
-                prices[oracle_id] = self.oracle.functions.getPrice(oracle_id).call()[0]
-            except Exception:  # no price pushed yet
-                continue
-        return prices
 
     def _apply_prices(self, prices: dict[int, int]) -> None:
         for oracle_id, price in prices.items():
@@ -532,19 +533,12 @@ class Venue:
         quote, weth_wei, _ = self.ch.functions.balances(address).call()
         equity, im, mm = self.ch.functions.health(address).call()
         views = {m: self.ch.functions.position(address, m).call() for m in range(len(self.markets))}
-        # Liquidation prices from the mirror of the contracts' math: funding owed is fixed in
-        # quote, each market's oracle price moves alone (WETH collateral with its own oracle).
-        cash = quote - sum(v[4] for v in views.values())
-        held = {m: (v[0], v[1], 0) for m, v in views.items() if v[0]}
-        prices = {m: ms.oracle_price for m, ms in enumerate(self.engine.markets)}
-        tiers = {m: risk.MarketRisk(p.tier_cap_1, p.im_bps_1, p.im_bps_2) for m, p in enumerate(self.markets)}
+        liquidation = risk.position_liquidation_prices(
+            quote, weth_wei, views, {m: ms.oracle_price for m, ms in enumerate(self.engine.markets)}, self.markets,
+            self.eth_price, self.haircut, self.weth_oracle_id)
         positions = []
-        for m, v in views.items():
-            if not v[0]:
-                continue
-            p = self.markets[m]
-            liq = risk.liquidation_price(cash, weth_wei // 10**9, held, prices, tiers, self.eth_price, self.haircut, m,
-                                         weth_follows_market=p.oracle_id == self.weth_oracle_id) if prices[m] else None
+        for m, liq in liquidation.items():
+            v, p = views[m], self.markets[m]
             positions.append({"market": m, "symbol": p.symbol, "size": str(v[0]), "openNotional": str(v[1]),
                               "entryPrice": str(v[2]), "unrealizedPnl": str(v[3]), "fundingOwed": str(v[4]),
                               "liquidationPrice": None if liq is None else str(liq)})
