@@ -421,7 +421,8 @@ contract ClearingHouse is IClearingHouse {
 
             uint256 marketId = mo.market;
             if (marketId != to.market || marketId >= marketCount) return (RejectReason.MarketNotListed, to.account);
-            MarketView memory m = _view(cache, marketId);
+            MarketView memory m = cache.markets[marketId];
+            if (!m.loaded) _loadView(m, marketId);
             if (m.halted) return (RejectReason.MarketNotListed, to.account);
             if (mo.isBuy == to.isBuy) return (RejectReason.SameSide, to.account);
             if (mo.account == to.account) return (RejectReason.SelfTrade, to.account);
@@ -748,7 +749,8 @@ contract ClearingHouse is IClearingHouse {
                 uint256 i = _lowestBit(mask);
                 mask &= mask - 1;
                 PositionMem memory p = i == overrideMarket ? overridePos : _loadPosition(account, i);
-                MarketView memory m = _view(cache, i);
+                MarketView memory m = cache.markets[i];
+                if (!m.loaded) _loadView(m, i);
                 (uint256 price, bool ok) = _price(cache, i);
                 fresh = fresh && ok;
                 equity += MarginLib.positionValue(p.size, price) - p.openNotional
@@ -805,10 +807,10 @@ contract ClearingHouse is IClearingHouse {
         cache.markets = new MarketView[](n - 1);
     }
 
-    /// @dev Market `i` as of the start of this call plus the call's own changes.
-    function _view(PriceCache memory cache, uint256 i) internal view returns (MarketView memory v) {
-        v = cache.markets[i];
-        if (v.loaded) return v;
+    /// @dev Fills the cache's view of market `i` (`cache.markets[i]`, read once per call, then
+    ///      carrying the call's own changes). Callers take the element and load it in place:
+    ///      a function returning a memory struct allocates a zeroed one first (~300 gas).
+    function _loadView(MarketView memory v, uint256 i) internal view {
         Market storage m = _markets[i];
         v.loaded = true;
         v.halted = m.halted;
@@ -829,9 +831,15 @@ contract ClearingHouse is IClearingHouse {
 
     /// @dev Price of market `i` (or of WETH for the last slot), read from the oracle once per call.
     function _price(PriceCache memory cache, uint256 i) internal view returns (uint256 price, bool fresh) {
-        price = cache.price[i];
-        if (price != 0) return (price, cache.fresh[i]);
-        uint256 oracleId = i == cache.price.length - 1 ? wethOracleId : _markets[i].oracleId;
+        // Callers pass i < cache.price.length (a listed market, or the WETH slot): read unchecked.
+        uint256[] memory prices = cache.price;
+        bool[] memory freshness = cache.fresh;
+        assembly ("memory-safe") {
+            price := mload(add(prices, shl(5, add(i, 1))))
+            fresh := mload(add(freshness, shl(5, add(i, 1))))
+        }
+        if (price != 0) return (price, fresh);
+        uint256 oracleId = i == prices.length - 1 ? wethOracleId : _markets[i].oracleId;
         uint256 updatedAt;
         (bool ok, bytes memory ret) = address(oracle).staticcall(abi.encodeCall(IOracle.getPrice, (oracleId)));
         if (ok && ret.length == 64) (price, updatedAt) = abi.decode(ret, (uint256, uint256));
@@ -992,6 +1000,11 @@ contract ClearingHouse is IClearingHouse {
     /// @inheritdoc IClearingHouse
     function orderType() external pure returns (string memory) {
         return OrderLib.ORDER_TYPE;
+    }
+
+    /// @inheritdoc IClearingHouse
+    function orderTypeHash() external pure returns (bytes32) {
+        return OrderLib.ORDER_TYPEHASH;
     }
 
     /// @notice Parameters of a listed market and its funding and open-interest state.

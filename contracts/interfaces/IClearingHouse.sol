@@ -193,6 +193,8 @@ interface IClearingHouse {
     function domainSeparator() external view returns (bytes32);
     /// @notice The EIP-712 Order type string.
     function orderType() external pure returns (string memory);
+    /// @notice keccak256 of the Order type string: the EIP-712 type hash orders are signed with.
+    function orderTypeHash() external pure returns (bytes32);
     /// @notice Equity (collateral + unrealized PnL - funding owed), initial and maintenance margin at oracle prices.
     function health(address account) external view returns (int256 equity, uint256 initialMargin, uint256 maintenanceMargin);
     /// @notice Position of `account` in `marketId` with entry price, unrealized PnL and funding owed.

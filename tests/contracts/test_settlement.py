@@ -4,6 +4,7 @@ import ape
 import pytest
 
 from venue.chain import pack_fills
+from venue.signing import ORDER_TYPE, Domain, keccak, order_digest, order_digest_reference, sign_order
 from venue.domain import FLAG_IOC, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, RejectReason, base, usdc
 
 from .conftest import BTC, ETH_PRICE
@@ -25,6 +26,23 @@ def test_settle_moves_positions_fees_and_collateral_exactly(venue, maker, taker)
     assert venue.ch.feePool() == taker_fee - maker_rebate
     event = [e for e in receipt.events if e.event_name == "BatchSettled"][0]
     assert (event.batchIndex, event.fills, event.settled) == (0, 1, 1)
+
+
+def test_contract_publishes_the_eip712_domain_and_order_type_it_verifies(venue, maker, taker):
+    """Off-chain signers read the domain and type from the contract; the contract's written-out
+    type hash is the hash of its type string, and eth-account's encoding of an order under the
+    published domain is the digest the contract accepts."""
+    ch = venue.ch
+    assert ch.orderType() == ORDER_TYPE
+    assert bytes(ch.orderTypeHash()) == keccak(ch.orderType().encode())
+    fields, name, version, chain_id, contract, _, _ = ch.eip712Domain()
+    domain = Domain(chain_id, contract)
+    assert (fields, name, version, contract) == (b"\x0f", "crossbook", "1", ch.address)
+    assert domain.separator == bytes(ch.domainSeparator())
+    sell, _ = venue.order(maker, False, ETH_PRICE, base(1))
+    assert order_digest_reference(sell, domain) == order_digest(sell, domain.separator)
+    signed = (sell, sign_order(sell, domain.separator, maker.key))
+    assert venue.rejections(venue.settle(venue.fill(signed, venue.order(taker, True, ETH_PRICE, base(1))))) == []
 
 
 def test_closing_a_position_realizes_pnl_into_collateral(venue, maker, taker):
