@@ -508,8 +508,7 @@ contract ClearingHouse is IClearingHouse {
         // Unchecked: filled <= order size < 2^64.
         unchecked {
             OrderLib.Order memory o = p.order;
-            bytes32 d = OrderLib.digest(o, domain);
-            address signer = OrderLib.recover(d, o.r, o.vs);
+            (bytes32 d, address signer) = OrderLib.digestAndSigner(o, domain);
             if (signer == address(0) || (signer != o.account && !isAgent[o.account][signer])) {
                 return RejectReason.InvalidSignature;
             }
@@ -885,11 +884,14 @@ contract ClearingHouse is IClearingHouse {
 
     function _writeAccount(uint256 slot, AccountMem memory a) internal {
         int256 quote = a.quote;
-        if (quote > type(int96).max || quote < type(int96).min) revert Overflow(quote);
-        uint256 w = uint256(uint96(int96(quote))) | (uint256(uint64(a.wethGwei)) << 96)
-            | (uint256(uint32(a.mask)) << 160) | (uint256(uint56(a.minNonce)) << 192) | (uint256(uint8(a.flags)) << 248);
+        if (int256(int96(quote)) != quote) revert Overflow(quote);
+        // The other fields are kept in range by their writers; packed as the casts above would.
         assembly ("memory-safe") {
-            sstore(slot, w)
+            let w := and(quote, 0xffffffffffffffffffffffff)
+            w := or(w, shl(96, and(mload(add(a, 0x20)), 0xffffffffffffffff)))
+            w := or(w, shl(160, and(mload(add(a, 0x40)), 0xffffffff)))
+            w := or(w, shl(192, and(mload(add(a, 0x60)), 0xffffffffffffff)))
+            sstore(slot, or(w, shl(248, and(mload(add(a, 0x80)), 0xff))))
         }
     }
 
@@ -923,13 +925,12 @@ contract ClearingHouse is IClearingHouse {
         int256 size = p.size;
         int256 openNotional = p.openNotional;
         int256 snapshot = p.fundingSnapshot;
-        if (size > type(int64).max || size < type(int64).min) revert Overflow(size);
-        if (openNotional > type(int96).max || openNotional < type(int96).min) revert Overflow(openNotional);
-        if (snapshot > type(int96).max || snapshot < type(int96).min) revert Overflow(snapshot);
-        uint256 w = uint256(uint64(int64(size))) | (uint256(uint96(int96(openNotional))) << 64)
-            | (uint256(uint96(int96(snapshot))) << 160);
+        if (int256(int64(size)) != size) revert Overflow(size);
+        if (int256(int96(openNotional)) != openNotional) revert Overflow(openNotional);
+        if (int256(int96(snapshot)) != snapshot) revert Overflow(snapshot);
         assembly ("memory-safe") {
-            sstore(slot, w)
+            let w := or(and(size, 0xffffffffffffffff), shl(64, and(openNotional, 0xffffffffffffffffffffffff)))
+            sstore(slot, or(w, shl(160, and(snapshot, 0xffffffffffffffffffffffff))))
         }
     }
 

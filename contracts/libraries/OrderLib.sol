@@ -62,8 +62,11 @@ library OrderLib {
         }
     }
 
-    /// @notice The EIP-712 digest of `o` under `domainSeparator`.
-    function digest(Order memory o, bytes32 domainSeparator) internal pure returns (bytes32 d) {
+    /// @notice The EIP-712 digest of `o` under `domainSeparator`, and the address that signed it
+    ///         (address(0) if the compact signature `o.r, o.vs` is invalid or malleable).
+    /// @dev One assembly block: the struct hash, the digest and the ecrecover precompile call
+    ///      share the scratch memory above the free memory pointer (nothing is allocated).
+    function digestAndSigner(Order memory o, bytes32 domainSeparator) internal view returns (bytes32 d, address signer) {
         bytes32 typeHash = ORDER_TYPEHASH;
         assembly ("memory-safe") {
             let m := mload(0x40)
@@ -81,14 +84,17 @@ library OrderLib {
             mstore(add(m, 0x20), domainSeparator)
             mstore(add(m, 0x40), structHash)
             d := keccak256(add(m, 0x1e), 0x42)
+            // ecrecover(d, v, r, s) with v = 27 + the top bit of vs and s = vs without it.
+            let vs := mload(add(o, 0x120))
+            let sig := and(vs, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
+            if iszero(gt(sig, HALF_CURVE_ORDER)) {
+                mstore(m, d)
+                mstore(add(m, 0x20), add(27, shr(255, vs)))
+                mstore(add(m, 0x40), mload(add(o, 0x100)))
+                mstore(add(m, 0x60), sig)
+                mstore(0x00, 0)
+                if staticcall(gas(), 1, m, 0x80, 0x00, 0x20) { signer := mload(0x00) }
+            }
         }
-    }
-
-    /// @notice The signer of `d` from a compact signature, or address(0) if it is invalid.
-    function recover(bytes32 d, bytes32 r, bytes32 vs) internal pure returns (address) {
-        uint256 s = uint256(vs) & ((1 << 255) - 1);
-        if (s > HALF_CURVE_ORDER) return address(0);
-        uint8 v = uint8(uint256(vs) >> 255) + 27;
-        return ecrecover(d, v, r, bytes32(s));
     }
 }
