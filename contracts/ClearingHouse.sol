@@ -541,8 +541,11 @@ contract ClearingHouse is IClearingHouse {
     }
 
     /// @dev True when a position went from `oldSize` to `newSize` by opening, growing or flipping.
+    ///      Same sign (or opened from zero): grew if it moved away from zero; opposite signs: flipped.
     function _riskGrew(int256 oldSize, int256 newSize) internal pure returns (bool) {
-        return MathLib.abs(newSize) > MathLib.abs(oldSize) || (oldSize > 0 && newSize < 0) || (oldSize < 0 && newSize > 0);
+        if (newSize == 0) return false;
+        if (oldSize == 0 || (oldSize ^ newSize) < 0) return true;
+        return oldSize > 0 ? newSize > oldSize : newSize < oldSize;
     }
 
     function _trade(Party memory p, int256 price) internal pure {

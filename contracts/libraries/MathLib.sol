@@ -38,8 +38,12 @@ library MathLib {
         }
     }
 
+    /// @dev |a| as uint256, exact for every int256: unchecked, -type(int256).min wraps to itself,
+    ///      which as uint256 is 2^255, its absolute value.
     function abs(int256 a) internal pure returns (uint256) {
-        return uint256(a >= 0 ? a : -a);
+        unchecked {
+            return uint256(a >= 0 ? a : -a);
+        }
     }
 
     function max0(int256 a) internal pure returns (int256) {
