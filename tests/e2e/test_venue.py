@@ -173,6 +173,12 @@ def test_bad_requests_get_4xx_with_code_and_msg_and_change_nothing(stack):
     assert r.status_code == 401 and r.json()["code"] == "BAD_SIGNATURE"
     r = httpx.post(f"{api}/orders", json=dict(body, price="abc"))
     assert r.status_code == 422 and r.json()["code"] == "INVALID_REQUEST"
+    assert r.json()["msg"].startswith("body.price:")
+    for route in ("/orders", "/orders/batch"):  # not JSON at all
+        r = httpx.post(f"{api}{route}", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["code"] == "INVALID_REQUEST", r.text
+    r = httpx.post(f"{api}/orders/batch", json={"orders": [body] * 101})
+    assert r.status_code == 422 and r.json()["msg"].startswith("body.orders:"), r.text
     r = httpx.post(f"{api}/orders", json=c.order_body("ETH-PERP", "buy", "2999.005", "1"))
     assert r.status_code == 400 and r.json()["code"] == "TICK_SIZE"
     ok = httpx.post(f"{api}/orders", json=body)
