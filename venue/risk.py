@@ -338,7 +338,10 @@ def _liquidatable_kernel(markets: int):
     LLVM vectorise the row)."""
     absolute = float(2 * markets + 8)
 
-    @njit(parallel=True, fastmath=True, error_model="numpy", cache=True)
+    # Not cached on disk: a kernel loaded from numba's cache for this closure gave wrong flags
+    # (the liquidator saw no liquidatable account on a warm cache, tests/e2e/test_keepers.py),
+    # so each process compiles it once, in `warm_up`.
+    @njit(parallel=True, fastmath=True, error_model="numpy")
     def kernel(lots, cash, price_f, cap_f, im1_f, im2_f, price_q, price_r, divisors, tier_caps, im_bps_1, im_bps_2,
                flags):
         inv = 1.0 / divisors.astype(np.float64)
