@@ -443,49 +443,13 @@ contract ClearingHouse is IClearingHouse {
                 if (diff * BPS > oraclePrice * m.bandBps) return (RejectReason.PriceOutsideBand, to.account);
             }
 
-            bytes32 domain = _domainSeparatorV4();
-            maker.accountSlot = _accountSlot(mo.account);
-            taker.accountSlot = _accountSlot(to.account);
-            _readAccount(maker.account, maker.accountSlot);
-            _readAccount(taker.account, taker.accountSlot);
-            RejectReason reason = _checkOrder(maker, domain, size);
-            if (reason != RejectReason.None) return (reason, mo.account);
-            reason = _checkOrder(taker, domain, size);
-            if (reason != RejectReason.None) return (reason, to.account);
+            // Both parties (signature, order state, account, position with funding settled, the
+            // trade), fees, caps and open interest: hand-written below, see `_fillParties`.
+            (uint256 code, address culprit, int256 openInterest, int256 fees) =
+                _fillParties(maker, taker, m, marketId, size, price, notional);
+            if (code != 0) return (RejectReason(code), culprit);
 
-            // Positions, with funding settled up to now.
-            int256 index = m.fundingIndex;
-            _loadParty(maker, marketId, index);
-            _loadParty(taker, marketId, index);
-            taker.delta = to.isBuy ? int256(size) : -int256(size);
-            maker.delta = -taker.delta;
-            if (!_reduceOnlyOk(maker)) return (RejectReason.ReduceOnly, mo.account);
-            if (!_reduceOnlyOk(taker)) return (RejectReason.ReduceOnly, to.account);
-            _trade(maker, int256(price));
-            _trade(taker, int256(price));
-            maker.grew = _riskGrew(maker.oldSize, maker.pos.size);
-            taker.grew = _riskGrew(taker.oldSize, taker.pos.size);
-
-            // Fees: the taker pays (rounded up); the maker pays (up) or earns a rebate (down).
-            int256 takerFee = int256(notional.mulDivUp(m.takerFeeBps, BPS));
-            int256 makerFeeBps = m.makerFeeBps;
-            int256 makerFee = makerFeeBps >= 0
-                ? int256(notional.mulDivUp(uint256(makerFeeBps), BPS))
-                : -int256(notional.mulDivDown(uint256(-makerFeeBps), BPS));
-            taker.account.quote -= takerFee;
-            maker.account.quote -= makerFee;
-
-            // Caps.
-            uint256 maxPosition = m.maxPosition;
-            if (maker.grew && MathLib.abs(maker.pos.size) > maxPosition) return (RejectReason.PositionCap, mo.account);
-            if (taker.grew && MathLib.abs(taker.pos.size) > maxPosition) return (RejectReason.PositionCap, to.account);
-            int256 openInterest = m.openInterest + MathLib.max0(maker.pos.size) - MathLib.max0(maker.oldSize)
-                + MathLib.max0(taker.pos.size) - MathLib.max0(taker.oldSize);
-            if (openInterest > m.openInterest && openInterest > int256(m.openInterestCap)) {
-                return (RejectReason.OpenInterestCap, to.account);
-            }
-
-            // Margin for every account whose risk grew.
+            // Margin for every account whose risk grew (MarginLib through `_health`).
             if (maker.grew && !_meetsInitialMargin(maker, marketId, cache)) {
                 return (RejectReason.InsufficientMargin, mo.account);
             }
@@ -494,50 +458,285 @@ contract ClearingHouse is IClearingHouse {
             }
 
             // Effects.
-            _commitParty(maker, marketId, size);
-            _commitParty(taker, marketId, size);
+            _commitParties(maker, taker, marketId, size);
             m.openInterest = openInterest;
             m.openInterestChanged = true;
-            cache.feeDelta += takerFee + makerFee;
+            cache.feeDelta += fees;
             return (RejectReason.None, address(0));
         }
     }
 
-    /// @dev Signature, order state and remaining size of one order.
-    function _checkOrder(Party memory p, bytes32 domain, uint256 size) internal view returns (RejectReason) {
-        // Unchecked: filled <= order size < 2^64.
-        unchecked {
-            OrderLib.Order memory o = p.order;
-            (bytes32 d, address signer) = OrderLib.digestAndSigner(o, domain);
-            if (signer == address(0) || (signer != o.account && !isAgent[o.account][signer])) {
-                return RejectReason.InvalidSignature;
-            }
-            p.digest = d;
-            if (o.nonce < p.account.minNonce) return RejectReason.OrderClosed;
-            if (p.account.flags & FLAG_ORDER_WORDS != 0) {
-                p.wordIndex = o.nonce >> 7;
-                p.word = _orderWords[o.account][p.wordIndex];
-                p.state = (p.word >> ((o.nonce & 127) << 1)) & 3;
-                if (p.state == STATE_CLOSED) return RejectReason.OrderClosed;
-                if (p.state == STATE_PARTIAL) p.filled = filledAmount[d];
-            }
-            if (p.filled + size > o.size) return RejectReason.Overfill;
-            return RejectReason.None;
+    /// @dev The settlement hot path for both parties of a fill, in assembly: via-IR inlines no
+    ///      helper into a function this large, and the Solidity version (one helper call per
+    ///      rule, memory structs between them) spent ~40 % of a fill's gas on calls. The money
+    ///      math is PositionLib.applyTrade, FundingLib.owed and the fee rounding of `liquidate`,
+    ///      written out; MarginLib stays the one implementation of margin (`_meetsInitialMargin`).
+    ///      tests/contracts/test_differential.py plays random fills (flips, funding, fees) through
+    ///      here and checks every position and balance against venue/risk.py bit for bit.
+    ///      Returns a RejectReason code (0: none) and the account to blame; otherwise the new
+    ///      open interest and the fees (taker + maker, a rebate negative) the fill accrues.
+    ///      Writes nothing to storage: `_commitParties` does, once margin has passed.
+    /// @dev Party layout (see the struct): order 0x00, digest 0x20, wordIndex 0x40, word 0x60,
+    ///      state 0x80, filled 0xa0, account 0xc0, pos 0xe0, oldSize 0x100, delta 0x120,
+    ///      grew 0x140, accountSlot 0x160, positionSlot 0x180. Order: account 0x00, market 0x20,
+    ///      isBuy 0x40, flags 0x60, price 0x80, size 0xa0, expiry 0xc0, nonce 0xe0, r 0x100,
+    ///      vs 0x120. AccountMem: quote, wethGwei, mask, minNonce, flags. PositionMem: size,
+    ///      openNotional, fundingSnapshot.
+    function _fillParties(
+        Party memory maker,
+        Party memory taker,
+        MarketView memory m,
+        uint256 marketId,
+        uint256 size,
+        uint256 price,
+        uint256 notional
+    ) internal view returns (uint256 code, address culprit, int256 openInterest, int256 fees) {
+        bytes32 domain = _domainSeparatorV4();
+        bytes32 typeHash = OrderLib.ORDER_TYPEHASH;
+        uint256 halfOrder = OrderLib.HALF_CURVE_ORDER;
+        int256 index = m.fundingIndex;
+        uint256 takerFeeBps = m.takerFeeBps;
+        int256 makerFeeBps = m.makerFeeBps;
+        uint256 maxPosition = m.maxPosition;
+        int256 oldOpenInterest = m.openInterest;
+        uint256 openInterestCap = m.openInterestCap;
+        uint256 accountsSlot;
+        uint256 positionsSlot;
+        uint256 agentsSlot;
+        uint256 wordsSlot;
+        uint256 filledSlot;
+        assembly ("memory-safe") {
+            accountsSlot := _accounts.slot
+            positionsSlot := _positions.slot
+            agentsSlot := isAgent.slot
+            wordsSlot := _orderWords.slot
+            filledSlot := filledAmount.slot
         }
-    }
+        assembly ("memory-safe") {
+            // keccak256(key . slot): the storage slot of mapping[key].
+            function mapSlot(key, slot) -> s {
+                mstore(0x00, key)
+                mstore(0x20, slot)
+                s := keccak256(0x00, 0x40)
+            }
+            // floor(a / d) and ceil(a / d) for signed a, d != 0 (MathLib.floorDiv, ceilDiv).
+            function floorDiv(a, d) -> q {
+                q := sdiv(a, d)
+                if and(iszero(iszero(smod(a, d))), iszero(eq(slt(a, 0), slt(d, 0)))) { q := sub(q, 1) }
+            }
+            function ceilDiv(a, d) -> q {
+                q := sdiv(a, d)
+                if and(iszero(iszero(smod(a, d))), eq(slt(a, 0), slt(d, 0))) { q := add(q, 1) }
+            }
+            function absolute(a) -> r {
+                r := a
+                if slt(a, 0) { r := sub(0, a) }
+            }
+            function positive(a) -> r {
+                if sgt(a, 0) { r := a }
+            }
 
-    function _loadParty(Party memory p, uint256 marketId, int256 index) internal view {
-        address account = p.order.account;
-        p.positionSlot = _positionSlot(account, marketId);
-        _readPosition(p.pos, p.positionSlot);
-        p.oldSize = p.pos.size;
-        _settleFunding(p.account, p.pos, index);
-    }
+            // Signature, order state and remaining size of `p`'s order; then its account and its
+            // position in the market with funding settled to `idx`. Returns a RejectReason code.
+            function openParty(p, dom, th, half, sz, mkt, idx, accts, poss, agents, words, filledMap) -> rc {
+                let o := mload(p)
+                let holder := mload(o)
+                // EIP-712 digest (OrderLib.ORDER_TYPE field order) and ecrecover, in scratch memory.
+                let fm := mload(0x40)
+                mstore(fm, th)
+                mstore(add(fm, 0x20), holder)
+                mstore(add(fm, 0x40), mload(add(o, 0x20)))
+                mstore(add(fm, 0x60), mload(add(o, 0x40)))
+                mstore(add(fm, 0x80), mload(add(o, 0x80)))
+                mstore(add(fm, 0xa0), mload(add(o, 0xa0)))
+                mstore(add(fm, 0xc0), mload(add(o, 0x60)))
+                mstore(add(fm, 0xe0), mload(add(o, 0xc0)))
+                mstore(add(fm, 0x100), mload(add(o, 0xe0)))
+                let structHash := keccak256(fm, 0x120)
+                mstore(fm, 0x1901)
+                mstore(add(fm, 0x20), dom)
+                mstore(add(fm, 0x40), structHash)
+                let d := keccak256(add(fm, 0x1e), 0x42)
+                let signer := 0
+                let vs := mload(add(o, 0x120))
+                let sig := and(vs, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
+                // s above secp256k1n / 2 is malleable: refused.
+                if iszero(gt(sig, half)) {
+                    mstore(fm, d)
+                    mstore(add(fm, 0x20), add(27, shr(255, vs)))
+                    mstore(add(fm, 0x40), mload(add(o, 0x100)))
+                    mstore(add(fm, 0x60), sig)
+                    mstore(0x00, 0)
+                    if staticcall(gas(), 1, fm, 0x80, 0x00, 0x20) { signer := mload(0x00) }
+                }
+                if iszero(signer) {
+                    rc := 4
+                    leave
+                }
+                if iszero(eq(signer, holder)) {
+                    if iszero(sload(mapSlot(signer, mapSlot(holder, agents)))) {
+                        rc := 4
+                        leave
+                    }
+                }
+                mstore(add(p, 0x20), d)
+                // Account (packed: quote int96 | wethGwei uint64 | mask uint32 | minNonce uint56 | flags uint8).
+                let a := mload(add(p, 0xc0))
+                let aslot := mapSlot(holder, accts)
+                mstore(add(p, 0x160), aslot)
+                let w := sload(aslot)
+                mstore(a, signextend(11, w))
+                mstore(add(a, 0x20), and(shr(96, w), 0xffffffffffffffff))
+                mstore(add(a, 0x40), and(shr(160, w), 0xffffffff))
+                let minNonce := and(shr(192, w), 0xffffffffffffff)
+                mstore(add(a, 0x60), minNonce)
+                let aflags := shr(248, w)
+                mstore(add(a, 0x80), aflags)
+                // Order state: below the minimum nonce is closed; words only once the account has any.
+                let nonce := mload(add(o, 0xe0))
+                if lt(nonce, minNonce) {
+                    rc := 6
+                    leave
+                }
+                let state := 0
+                let filled := 0
+                if and(aflags, 1) {
+                    let wordIndex := shr(7, nonce)
+                    let word := sload(mapSlot(wordIndex, mapSlot(holder, words)))
+                    mstore(add(p, 0x40), wordIndex)
+                    mstore(add(p, 0x60), word)
+                    state := and(shr(shl(1, and(nonce, 127)), word), 3)
+                    if eq(state, 2) {
+                        rc := 6
+                        leave
+                    }
+                    if eq(state, 1) { filled := sload(mapSlot(d, filledMap)) }
+                }
+                mstore(add(p, 0x80), state)
+                mstore(add(p, 0xa0), filled)
+                if gt(add(filled, sz), mload(add(o, 0xa0))) {
+                    rc := 7
+                    leave
+                }
+                // Position (packed: size int64 | openNotional int96 | fundingSnapshot int96), funding paid.
+                let pos := mload(add(p, 0xe0))
+                let pslot := mapSlot(mkt, mapSlot(holder, poss))
+                mstore(add(p, 0x180), pslot)
+                w := sload(pslot)
+                let held := signextend(7, w)
+                mstore(pos, held)
+                mstore(add(pos, 0x20), signextend(11, shr(64, w)))
+                mstore(add(pos, 0x40), idx)
+                mstore(add(p, 0x100), held)
+                // FundingLib.owed: ceil(size * (index - snapshot) / (SIZE_SCALE * INDEX_SCALE)).
+                mstore(a, sub(mload(a), ceilDiv(mul(held, sub(idx, signextend(11, shr(160, w)))), 100000000000000000)))
+            }
 
-    function _reduceOnlyOk(Party memory p) internal pure returns (bool) {
-        if (p.order.flags & OrderLib.FLAG_REDUCE_ONLY == 0) return true;
-        int256 s = p.oldSize;
-        return s != 0 && (s > 0) != (p.delta > 0) && MathLib.abs(p.delta) <= MathLib.abs(s);
+            // Reduce-only, then the trade at `px` (PositionLib.applyTrade; through zero: a full
+            // close, then an open, `quote` split pro rata as in `_applyTrade`), and whether risk grew.
+            function tradeParty(p, delta, px) -> rc {
+                let pos := mload(add(p, 0xe0))
+                let a := mload(add(p, 0xc0))
+                let s := mload(pos)
+                mstore(add(p, 0x120), delta)
+                if and(mload(add(mload(p), 0x60)), 4) {
+                    // Reduce-only: only against an open position and no larger than it.
+                    if or(iszero(s), or(eq(sgt(s, 0), sgt(delta, 0)), gt(absolute(delta), absolute(s)))) {
+                        rc := 16
+                        leave
+                    }
+                }
+                let basis := mload(add(pos, 0x20))
+                let quote := sdiv(mul(delta, px), 100000000)
+                let newSize := add(s, delta)
+                switch or(iszero(s), eq(sgt(s, 0), sgt(delta, 0)))
+                case 1 { basis := add(basis, quote) }
+                default {
+                    switch gt(absolute(delta), absolute(s))
+                    case 1 {
+                        // Flip: close all of `s` for its share of the quote, open the rest.
+                        let closeQuote := floorDiv(mul(quote, sub(0, s)), delta)
+                        mstore(a, sub(sub(mload(a), basis), closeQuote))
+                        basis := sub(quote, closeQuote)
+                    }
+                    default {
+                        let newBasis := floorDiv(mul(basis, newSize), s)
+                        mstore(a, add(mload(a), sub(sub(newBasis, basis), quote)))
+                        basis := newBasis
+                    }
+                }
+                mstore(pos, newSize)
+                mstore(add(pos, 0x20), basis)
+                // Risk grew: opened, moved away from zero, or flipped (`_riskGrew`).
+                let grew := 0
+                if newSize {
+                    switch or(iszero(s), slt(xor(s, newSize), 0))
+                    case 1 { grew := 1 }
+                    default {
+                        switch sgt(s, 0)
+                        case 1 { grew := sgt(newSize, s) }
+                        default { grew := slt(newSize, s) }
+                    }
+                }
+                mstore(add(p, 0x140), grew)
+            }
+
+            for {} 1 {} {
+                code := openParty(maker, domain, typeHash, halfOrder, size, marketId, index, accountsSlot, positionsSlot, agentsSlot, wordsSlot, filledSlot)
+                if code {
+                    culprit := mload(mload(maker))
+                    break
+                }
+                code := openParty(taker, domain, typeHash, halfOrder, size, marketId, index, accountsSlot, positionsSlot, agentsSlot, wordsSlot, filledSlot)
+                if code {
+                    culprit := mload(mload(taker))
+                    break
+                }
+                let takerDelta := size
+                if iszero(mload(add(mload(taker), 0x40))) { takerDelta := sub(0, size) }
+                code := tradeParty(maker, sub(0, takerDelta), price)
+                if code {
+                    culprit := mload(mload(maker))
+                    break
+                }
+                code := tradeParty(taker, takerDelta, price)
+                if code {
+                    culprit := mload(mload(taker))
+                    break
+                }
+                // Fees: the taker pays (rounded up); the maker pays (up) or earns a rebate (down).
+                let takerFee := div(add(mul(notional, takerFeeBps), 9999), 10000)
+                let makerFee := 0
+                switch slt(makerFeeBps, 0)
+                case 0 { makerFee := div(add(mul(notional, makerFeeBps), 9999), 10000) }
+                default { makerFee := sub(0, div(mul(notional, sub(0, makerFeeBps)), 10000)) }
+                let ta := mload(add(taker, 0xc0))
+                let ma := mload(add(maker, 0xc0))
+                mstore(ta, sub(mload(ta), takerFee))
+                mstore(ma, sub(mload(ma), makerFee))
+                fees := add(takerFee, makerFee)
+                // Caps: position size for whoever grew, then open interest (long side).
+                let makerSize := mload(mload(add(maker, 0xe0)))
+                let takerSize := mload(mload(add(taker, 0xe0)))
+                if and(mload(add(maker, 0x140)), gt(absolute(makerSize), maxPosition)) {
+                    code := 17
+                    culprit := mload(mload(maker))
+                    break
+                }
+                if and(mload(add(taker, 0x140)), gt(absolute(takerSize), maxPosition)) {
+                    code := 17
+                    culprit := mload(mload(taker))
+                    break
+                }
+                openInterest := add(oldOpenInterest, sub(positive(makerSize), positive(mload(add(maker, 0x100)))))
+                openInterest := add(openInterest, sub(positive(takerSize), positive(mload(add(taker, 0x100)))))
+                if and(sgt(openInterest, oldOpenInterest), sgt(openInterest, openInterestCap)) {
+                    code := 18
+                    culprit := mload(mload(taker))
+                }
+                break
+            }
+        }
     }
 
     /// @dev True when a position went from `oldSize` to `newSize` by opening, growing or flipping.
@@ -546,13 +745,6 @@ contract ClearingHouse is IClearingHouse {
         if (newSize == 0) return false;
         if (oldSize == 0 || (oldSize ^ newSize) < 0) return true;
         return oldSize > 0 ? newSize > oldSize : newSize < oldSize;
-    }
-
-    function _trade(Party memory p, int256 price) internal pure {
-        // Unchecked: |delta| < 2^64 and price < 2^64.
-        unchecked {
-            _applyTrade(p.account, p.pos, p.delta, p.delta * price / SIZE_SCALE);
-        }
     }
 
     function _meetsInitialMargin(Party memory p, uint256 marketId, PriceCache memory cache)
@@ -565,29 +757,81 @@ contract ClearingHouse is IClearingHouse {
         return fresh && equity >= int256(MarginLib.initialMargin(raw));
     }
 
-    function _commitParty(Party memory p, uint256 marketId, uint256 size) internal {
-        // Unchecked: filled <= order size < 2^64; minNonce < 2^56 - 1 here.
-        unchecked {
-            OrderLib.Order memory o = p.order;
-            uint256 filled = p.filled + size;
-            uint256 state = filled == o.size ? STATE_CLOSED : STATE_PARTIAL;
-            AccountMem memory a = p.account;
-            if (state == STATE_CLOSED && o.nonce == a.minNonce && o.nonce < type(uint56).max) {
-                a.minNonce = o.nonce + 1; // closed in nonce order: no word to write
-            } else if (state != p.state) {
-                if (a.flags & FLAG_ORDER_WORDS == 0) {
-                    a.flags |= FLAG_ORDER_WORDS;
-                    p.wordIndex = o.nonce >> 7;
-                    p.word = _orderWords[o.account][p.wordIndex];
-                }
-                uint256 shift = (o.nonce & 127) << 1;
-                _orderWords[o.account][p.wordIndex] = (p.word & ~(uint256(3) << shift)) | (state << shift);
+    /// @dev Writes both parties of a fill that passed every check: order state (the minimum
+    ///      nonce when filled in nonce order, else the two-bit word and the partial-fill amount),
+    ///      the account and the position, each one packed SSTORE, with range checks.
+    function _commitParties(Party memory maker, Party memory taker, uint256 marketId, uint256 size) internal {
+        uint256 wordsSlot;
+        uint256 filledSlot;
+        bytes4 overflow = Overflow.selector;
+        assembly ("memory-safe") {
+            wordsSlot := _orderWords.slot
+            filledSlot := filledAmount.slot
+        }
+        assembly ("memory-safe") {
+            function mapSlot(key, slot) -> s {
+                mstore(0x00, key)
+                mstore(0x20, slot)
+                s := keccak256(0x00, 0x40)
             }
-            if (state == STATE_PARTIAL) filledAmount[p.digest] = filled;
-            else if (p.state == STATE_PARTIAL) delete filledAmount[p.digest];
-            p.account.mask = _maskWith(p.account.mask, marketId, p.pos.size);
-            _writeAccount(p.accountSlot, p.account);
-            _writePosition(p.positionSlot, p.pos);
+            function fits(x, byteIndex, selector) {
+                if iszero(eq(signextend(byteIndex, x), x)) {
+                    mstore(0x00, selector)
+                    mstore(0x04, x)
+                    revert(0x00, 0x24)
+                }
+            }
+            function commitParty(p, mkt, sz, words, filledMap, selector) {
+                let o := mload(p)
+                let a := mload(add(p, 0xc0))
+                let pos := mload(add(p, 0xe0))
+                let nonce := mload(add(o, 0xe0))
+                let filled := add(mload(add(p, 0xa0)), sz)
+                let prior := mload(add(p, 0x80))
+                let state := 1
+                if eq(filled, mload(add(o, 0xa0))) { state := 2 }
+                switch and(eq(state, 2), and(eq(nonce, mload(add(a, 0x60))), lt(nonce, 0xffffffffffffff)))
+                case 1 { mstore(add(a, 0x60), add(nonce, 1)) } // closed in nonce order: no word to write
+                default {
+                    if iszero(eq(state, prior)) {
+                        let holder := mload(o)
+                        if iszero(and(mload(add(a, 0x80)), 1)) {
+                            mstore(add(a, 0x80), or(mload(add(a, 0x80)), 1))
+                            mstore(add(p, 0x40), shr(7, nonce))
+                            mstore(add(p, 0x60), sload(mapSlot(shr(7, nonce), mapSlot(holder, words))))
+                        }
+                        let shift := shl(1, and(nonce, 127))
+                        let word := or(and(mload(add(p, 0x60)), not(shl(shift, 3))), shl(shift, state))
+                        sstore(mapSlot(mload(add(p, 0x40)), mapSlot(holder, words)), word)
+                    }
+                }
+                switch state
+                case 1 { sstore(mapSlot(mload(add(p, 0x20)), filledMap), filled) }
+                default { if eq(prior, 1) { sstore(mapSlot(mload(add(p, 0x20)), filledMap), 0) } }
+                // Account and position, packed as _writeAccount and _writePosition do.
+                let held := mload(pos)
+                let mask := mload(add(a, 0x40))
+                switch held
+                case 0 { mask := and(mask, not(shl(mkt, 1))) }
+                default { mask := or(mask, shl(mkt, 1)) }
+                mstore(add(a, 0x40), mask)
+                let quote := mload(a)
+                fits(quote, 11, selector)
+                let w := and(quote, 0xffffffffffffffffffffffff)
+                w := or(w, shl(96, and(mload(add(a, 0x20)), 0xffffffffffffffff)))
+                w := or(w, shl(160, and(mask, 0xffffffff)))
+                w := or(w, shl(192, and(mload(add(a, 0x60)), 0xffffffffffffff)))
+                sstore(mload(add(p, 0x160)), or(w, shl(248, and(mload(add(a, 0x80)), 0xff))))
+                let basis := mload(add(pos, 0x20))
+                let snapshot := mload(add(pos, 0x40))
+                fits(held, 7, selector)
+                fits(basis, 11, selector)
+                fits(snapshot, 11, selector)
+                w := or(and(held, 0xffffffffffffffff), shl(64, and(basis, 0xffffffffffffffffffffffff)))
+                sstore(mload(add(p, 0x180)), or(w, shl(160, and(snapshot, 0xffffffffffffffffffffffff))))
+            }
+            commitParty(maker, marketId, size, wordsSlot, filledSlot, overflow)
+            commitParty(taker, marketId, size, wordsSlot, filledSlot, overflow)
         }
     }
 

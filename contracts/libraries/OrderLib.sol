@@ -2,8 +2,9 @@
 pragma solidity 0.8.28;
 
 /// @title OrderLib
-/// @notice EIP-712 orders: the typed-data hash, compact (EIP-2098) signature recovery, and the
-///         packed calldata layout the operator uses to submit fills.
+/// @notice EIP-712 orders: the type, its hash, the malleability bound for compact (EIP-2098)
+///         signatures, and the packed calldata layout the operator uses to submit fills. The
+///         digest and the signature recovery are computed in ClearingHouse's settlement path.
 /// @dev Packed order, 115 bytes:
 ///        [0:20] account  [20:22] market  [22] bit7 isBuy | bits0-6 flags  [23:31] price
 ///        [31:39] size    [39:43] expiry  [43:51] nonce   [51:83] r        [83:115] vs
@@ -59,42 +60,6 @@ library OrderLib {
             mstore(add(o, 0xe0), and(shr(96, w2), 0xffffffffffffffff))
             mstore(add(o, 0x100), calldataload(add(start, 51)))
             mstore(add(o, 0x120), calldataload(add(start, 83)))
-        }
-    }
-
-    /// @notice The EIP-712 digest of `o` under `domainSeparator`, and the address that signed it
-    ///         (address(0) if the compact signature `o.r, o.vs` is invalid or malleable).
-    /// @dev One assembly block: the struct hash, the digest and the ecrecover precompile call
-    ///      share the scratch memory above the free memory pointer (nothing is allocated).
-    function digestAndSigner(Order memory o, bytes32 domainSeparator) internal view returns (bytes32 d, address signer) {
-        bytes32 typeHash = ORDER_TYPEHASH;
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, typeHash)
-            mstore(add(m, 0x20), mload(o))
-            mstore(add(m, 0x40), mload(add(o, 0x20)))
-            mstore(add(m, 0x60), mload(add(o, 0x40)))
-            mstore(add(m, 0x80), mload(add(o, 0x80)))
-            mstore(add(m, 0xa0), mload(add(o, 0xa0)))
-            mstore(add(m, 0xc0), mload(add(o, 0x60)))
-            mstore(add(m, 0xe0), mload(add(o, 0xc0)))
-            mstore(add(m, 0x100), mload(add(o, 0xe0)))
-            let structHash := keccak256(m, 0x120)
-            mstore(m, 0x1901)
-            mstore(add(m, 0x20), domainSeparator)
-            mstore(add(m, 0x40), structHash)
-            d := keccak256(add(m, 0x1e), 0x42)
-            // ecrecover(d, v, r, s) with v = 27 + the top bit of vs and s = vs without it.
-            let vs := mload(add(o, 0x120))
-            let sig := and(vs, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
-            if iszero(gt(sig, HALF_CURVE_ORDER)) {
-                mstore(m, d)
-                mstore(add(m, 0x20), add(27, shr(255, vs)))
-                mstore(add(m, 0x40), mload(add(o, 0x100)))
-                mstore(add(m, 0x60), sig)
-                mstore(0x00, 0)
-                if staticcall(gas(), 1, m, 0x80, 0x00, 0x20) { signer := mload(0x00) }
-            }
         }
     }
 }
