@@ -90,7 +90,10 @@ contract ClearingHouse is IClearingHouse {
         PositionMem pos;
         int256 oldSize;
         int256 delta;
-        bool grew; // opened, grew or flipped: caps and initial margin apply
+        // Opened, grew or flipped (caps and initial margin apply), and how margin is decided:
+        // 0 no check (risk did not grow, or the fill path's single-market check passed),
+        // 1 `_health` decides, 2 failed the fill path's check.
+        uint256 margin;
         uint256 accountSlot; // storage slots, computed once for the read and the write
         uint256 positionSlot;
     }
@@ -436,24 +439,24 @@ contract ClearingHouse is IClearingHouse {
             if (size == 0 || size % m.lotSize != 0) return (RejectReason.LotSize, to.account);
             uint256 notional = size * price / uint256(SIZE_SCALE); // exact: lotSize * tickSize % 1e8 == 0
             if (notional < m.minNotional) return (RejectReason.MinNotional, to.account);
+            (uint256 oraclePrice, bool fresh) = _price(cache, marketId);
+            if (!fresh) return (RejectReason.OracleStale, to.account);
             {
-                (uint256 oraclePrice, bool fresh) = _price(cache, marketId);
-                if (!fresh) return (RejectReason.OracleStale, to.account);
                 uint256 diff = price > oraclePrice ? price - oraclePrice : oraclePrice - price;
                 if (diff * BPS > oraclePrice * m.bandBps) return (RejectReason.PriceOutsideBand, to.account);
             }
 
             // Both parties (signature, order state, account, position with funding settled, the
-            // trade), fees, caps and open interest: hand-written below, see `_fillParties`.
+            // trade), fees, caps, open interest and single-market margin: `_fillParties`.
             (uint256 code, address culprit, int256 openInterest, int256 fees) =
-                _fillParties(maker, taker, m, marketId, size, price, notional);
+                _fillParties(maker, taker, m, marketId, size, price, notional, oraclePrice);
             if (code != 0) return (RejectReason(code), culprit);
 
-            // Margin for every account whose risk grew (MarginLib through `_health`).
-            if (maker.grew && !_meetsInitialMargin(maker, marketId, cache)) {
+            // Initial margin for every account whose risk grew, maker first.
+            if (maker.margin == 2 || (maker.margin == 1 && !_meetsInitialMargin(maker, marketId, cache))) {
                 return (RejectReason.InsufficientMargin, mo.account);
             }
-            if (taker.grew && !_meetsInitialMargin(taker, marketId, cache)) {
+            if (taker.margin == 2 || (taker.margin == 1 && !_meetsInitialMargin(taker, marketId, cache))) {
                 return (RejectReason.InsufficientMargin, to.account);
             }
 
@@ -478,7 +481,7 @@ contract ClearingHouse is IClearingHouse {
     ///      Writes nothing to storage: `_commitParties` does, once margin has passed.
     /// @dev Party layout (see the struct): order 0x00, digest 0x20, wordIndex 0x40, word 0x60,
     ///      state 0x80, filled 0xa0, account 0xc0, pos 0xe0, oldSize 0x100, delta 0x120,
-    ///      grew 0x140, accountSlot 0x160, positionSlot 0x180. Order: account 0x00, market 0x20,
+    ///      margin 0x140, accountSlot 0x160, positionSlot 0x180. Order: account 0x00, market 0x20,
     ///      isBuy 0x40, flags 0x60, price 0x80, size 0xa0, expiry 0xc0, nonce 0xe0, r 0x100,
     ///      vs 0x120. AccountMem: quote, wethGwei, mask, minNonce, flags. PositionMem: size,
     ///      openNotional, fundingSnapshot.
@@ -489,7 +492,8 @@ contract ClearingHouse is IClearingHouse {
         uint256 marketId,
         uint256 size,
         uint256 price,
-        uint256 notional
+        uint256 notional,
+        uint256 oraclePrice
     ) internal view returns (uint256 code, address culprit, int256 openInterest, int256 fees) {
         bytes32 domain = _domainSeparatorV4();
         bytes32 typeHash = OrderLib.ORDER_TYPEHASH;
@@ -500,6 +504,9 @@ contract ClearingHouse is IClearingHouse {
         uint256 maxPosition = m.maxPosition;
         int256 oldOpenInterest = m.openInterest;
         uint256 openInterestCap = m.openInterestCap;
+        uint256 tierCap = m.tierCap1;
+        uint256 imBps1 = m.imBps1;
+        uint256 imBps2 = m.imBps2;
         uint256 accountsSlot;
         uint256 positionsSlot;
         uint256 agentsSlot;
@@ -733,6 +740,29 @@ contract ClearingHouse is IClearingHouse {
                 if and(sgt(openInterest, oldOpenInterest), sgt(openInterest, openInterestCap)) {
                     code := 18
                     culprit := mload(mload(taker))
+                    break
+                }
+                // Initial margin of an account whose only position is in this market and whose
+                // only collateral is quote: MarginLib's formulas for one market, at the fresh
+                // oracle price checked above (funding owed is zero: just settled). Any other
+                // account is left to `_health` (margin stays 1).
+                for { let i := 0 } lt(i, 2) { i := add(i, 1) } {
+                    let p := maker
+                    if i { p := taker }
+                    if eq(mload(add(p, 0x140)), 1) {
+                        let a := mload(add(p, 0xc0))
+                        if and(iszero(mload(add(a, 0x20))), iszero(and(mload(add(a, 0x40)), not(shl(marketId, 1))))) {
+                            let pos := mload(add(p, 0xe0))
+                            let held := mload(pos)
+                            let equity := sub(add(mload(a), floorDiv(mul(held, oraclePrice), 100000000)), mload(add(pos, 0x20)))
+                            let exposure := div(add(mul(absolute(held), oraclePrice), 99999999), 100000000)
+                            let raw := mul(exposure, imBps1)
+                            if gt(exposure, tierCap) { raw := add(mul(tierCap, imBps1), mul(sub(exposure, tierCap), imBps2)) }
+                            switch slt(equity, div(add(raw, 9999), 10000))
+                            case 1 { mstore(add(p, 0x140), 2) }
+                            default { mstore(add(p, 0x140), 0) }
+                        }
+                    }
                 }
                 break
             }

@@ -5,7 +5,7 @@ import pytest
 
 from venue.chain import pack_fills
 from venue.signing import ORDER_TYPE, Domain, keccak, order_digest, order_digest_reference, sign_order
-from venue.domain import FLAG_IOC, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, RejectReason, base, usdc
+from venue.domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, RejectReason, base, usdc
 
 from .conftest import BTC, ETH_PRICE
 
@@ -266,3 +266,33 @@ def test_open_interest_cap_rejects_growth_beyond_it(venue, maker, taker):
     receipt = venue.settle(ok, over)
     assert venue.rejections(receipt) == [(1, RejectReason.OPEN_INTEREST_CAP, taker.address)]
     assert venue.ch.market(market).openInterest == base(1)
+
+
+@pytest.mark.parametrize("collateral", ["quote", "quote_and_weth"])
+def test_initial_margin_boundary_is_exact_to_the_unit(venue, maker, collateral):
+    """The taker opens 400 ETH (1.2M notional, across both leverage tiers) with exactly the
+    initial margin plus its fee, less one unit: refused; one more unit deposited: the same fill
+    settles. Quote-only collateral in one market is checked in the fill path itself; WETH
+    collateral goes through `_health` (MarginLib): both must agree with venue/risk.py."""
+    from venue import risk
+
+    taker = venue.traders[2]
+    p = DEVNET_MARKETS[0]
+    size = base(400)
+    notional = size * ETH_PRICE // 10**8
+    required = risk.initial_margin(risk.margin_raw(risk.notional_up(size, ETH_PRICE), p.tier_cap_1, p.im_bps_1,
+                                                   p.im_bps_2))
+    need = required + risk.taker_fee(notional, p.taker_fee_bps)
+    weth_wei = 10**18 if collateral == "quote_and_weth" else 0
+    weth_value = risk.weth_value(weth_wei // 10**9, ETH_PRICE, venue.ch.haircutBps())
+    venue.fund(taker, need - weth_value - 1, weth_wei=weth_wei)
+
+    def cross():
+        return venue.settle(venue.fill(venue.order(maker, False, ETH_PRICE, size),
+                                       venue.order(taker, True, ETH_PRICE, size)))
+
+    assert venue.rejections(cross()) == [(0, RejectReason.INSUFFICIENT_MARGIN, taker.address)]
+    venue.fund(taker, 1)
+    assert venue.rejections(cross()) == []
+    equity, initial, _ = venue.ch.health(taker.address)
+    assert (equity, initial) == (required, required)
