@@ -804,13 +804,6 @@ contract ClearingHouse is IClearingHouse {
                 mstore(0x20, slot)
                 s := keccak256(0x00, 0x40)
             }
-            function fits(x, byteIndex, selector) {
-                if iszero(eq(signextend(byteIndex, x), x)) {
-                    mstore(0x00, selector)
-                    mstore(0x04, x)
-                    revert(0x00, 0x24)
-                }
-            }
             function commitParty(p, mkt, sz, words, filledMap, selector) {
                 let o := mload(p)
                 let a := mload(add(p, 0xc0))
@@ -846,17 +839,25 @@ contract ClearingHouse is IClearingHouse {
                 default { mask := or(mask, shl(mkt, 1)) }
                 mstore(add(a, 0x40), mask)
                 let quote := mload(a)
-                fits(quote, 11, selector)
+                let basis := mload(add(pos, 0x20))
+                let snapshot := mload(add(pos, 0x40))
+                // Range checks (int96 quote, int64 size, int96 basis and snapshot): Overflow with
+                // the first value that does not fit, in that order.
+                if iszero(and(and(eq(signextend(11, quote), quote), eq(signextend(7, held), held)),
+                              and(eq(signextend(11, basis), basis), eq(signextend(11, snapshot), snapshot)))) {
+                    let bad := snapshot
+                    if iszero(eq(signextend(11, basis), basis)) { bad := basis }
+                    if iszero(eq(signextend(7, held), held)) { bad := held }
+                    if iszero(eq(signextend(11, quote), quote)) { bad := quote }
+                    mstore(0x00, selector)
+                    mstore(0x04, bad)
+                    revert(0x00, 0x24)
+                }
                 let w := and(quote, 0xffffffffffffffffffffffff)
                 w := or(w, shl(96, and(mload(add(a, 0x20)), 0xffffffffffffffff)))
                 w := or(w, shl(160, and(mask, 0xffffffff)))
                 w := or(w, shl(192, and(mload(add(a, 0x60)), 0xffffffffffffff)))
                 sstore(mload(add(p, 0x160)), or(w, shl(248, and(mload(add(a, 0x80)), 0xff))))
-                let basis := mload(add(pos, 0x20))
-                let snapshot := mload(add(pos, 0x40))
-                fits(held, 7, selector)
-                fits(basis, 11, selector)
-                fits(snapshot, 11, selector)
                 w := or(and(held, 0xffffffffffffffff), shl(64, and(basis, 0xffffffffffffffffffffffff)))
                 sstore(mload(add(p, 0x180)), or(w, shl(160, and(snapshot, 0xffffffffffffffffffffffff))))
             }
