@@ -423,27 +423,97 @@ contract ClearingHouse is IClearingHouse {
             OrderLib.Order memory to = taker.order;
 
             uint256 marketId = mo.market;
-            if (marketId != to.market || marketId >= marketCount) return (RejectReason.MarketNotListed, to.account);
+            if (marketId != to.market || marketId >= cache.markets.length) {
+                return (RejectReason.MarketNotListed, to.account);
+            }
             MarketView memory m = cache.markets[marketId];
             if (!m.loaded) _loadView(m, marketId);
-            if (m.halted) return (RejectReason.MarketNotListed, to.account);
-            if (mo.isBuy == to.isBuy) return (RejectReason.SameSide, to.account);
-            if (mo.account == to.account) return (RejectReason.SelfTrade, to.account);
-            if (mo.flags & OrderLib.FLAG_IOC != 0) return (RejectReason.IocMaker, mo.account);
-            if (to.flags & OrderLib.FLAG_POST_ONLY != 0) return (RejectReason.PostOnlyTaker, to.account);
-            if (mo.expiry != 0 && mo.expiry < block.timestamp) return (RejectReason.Expired, mo.account);
-            if (to.expiry != 0 && to.expiry < block.timestamp) return (RejectReason.Expired, to.account);
-            if (mo.isBuy ? price > mo.price : price < mo.price) return (RejectReason.PriceNotCrossing, mo.account);
-            if (to.isBuy ? price > to.price : price < to.price) return (RejectReason.PriceNotCrossing, to.account);
-            if (price == 0 || price % m.tickSize != 0) return (RejectReason.TickSize, to.account);
-            if (size == 0 || size % m.lotSize != 0) return (RejectReason.LotSize, to.account);
-            uint256 notional = size * price / uint256(SIZE_SCALE); // exact: lotSize * tickSize % 1e8 == 0
-            if (notional < m.minNotional) return (RejectReason.MinNotional, to.account);
             (uint256 oraclePrice, bool fresh) = _price(cache, marketId);
-            if (!fresh) return (RejectReason.OracleStale, to.account);
+            uint256 notional = size * price / uint256(SIZE_SCALE); // exact once lot and tick are checked
             {
-                uint256 diff = price > oraclePrice ? price - oraclePrice : oraclePrice - price;
-                if (diff * BPS > oraclePrice * m.bandBps) return (RejectReason.PriceOutsideBand, to.account);
+                // The fill's own checks, in this order (each names its culprit):
+                // halted, same side, self-trade, IOC maker, post-only taker, expiry (maker, taker),
+                // limit prices (maker, taker), tick, lot, minimum notional, oracle age, price band.
+                bool halted = m.halted;
+                uint256 tickSize = m.tickSize;
+                uint256 lotSize = m.lotSize;
+                uint256 minNotional = m.minNotional;
+                uint256 bandBps = m.bandBps;
+                uint256 code;
+                address culprit;
+                assembly ("memory-safe") {
+                    let makerAccount := mload(mo)
+                    let takerAccount := mload(to)
+                    let makerBuys := mload(add(mo, 0x40))
+                    let takerBuys := mload(add(to, 0x40))
+                    for {} 1 {} {
+                        culprit := takerAccount
+                        if halted {
+                            code := 1
+                            break
+                        }
+                        if eq(makerBuys, takerBuys) {
+                            code := 2
+                            break
+                        }
+                        if eq(makerAccount, takerAccount) {
+                            code := 3
+                            break
+                        }
+                        if and(mload(add(mo, 0x60)), 2) {
+                            code := 15
+                            culprit := makerAccount
+                            break
+                        }
+                        if and(mload(add(to, 0x60)), 1) {
+                            code := 14
+                            break
+                        }
+                        let expiry := mload(add(mo, 0xc0))
+                        if and(iszero(iszero(expiry)), lt(expiry, timestamp())) {
+                            code := 5
+                            culprit := makerAccount
+                            break
+                        }
+                        expiry := mload(add(to, 0xc0))
+                        if and(iszero(iszero(expiry)), lt(expiry, timestamp())) {
+                            code := 5
+                            break
+                        }
+                        let limit := mload(add(mo, 0x80))
+                        if or(and(makerBuys, gt(price, limit)), and(iszero(makerBuys), lt(price, limit))) {
+                            code := 8
+                            culprit := makerAccount
+                            break
+                        }
+                        limit := mload(add(to, 0x80))
+                        if or(and(takerBuys, gt(price, limit)), and(iszero(takerBuys), lt(price, limit))) {
+                            code := 8
+                            break
+                        }
+                        if or(iszero(price), mod(price, tickSize)) {
+                            code := 9
+                            break
+                        }
+                        if or(iszero(size), mod(size, lotSize)) {
+                            code := 10
+                            break
+                        }
+                        if lt(notional, minNotional) {
+                            code := 11
+                            break
+                        }
+                        if iszero(fresh) {
+                            code := 13
+                            break
+                        }
+                        let diff := sub(price, oraclePrice)
+                        if lt(price, oraclePrice) { diff := sub(oraclePrice, price) }
+                        if gt(mul(diff, 10000), mul(oraclePrice, bandBps)) { code := 12 }
+                        break
+                    }
+                }
+                if (code != 0) return (RejectReason(code), culprit);
             }
 
             // Both parties (signature, order state, account, position with funding settled, the
