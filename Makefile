@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test devnet bench-gas bench-engine bench-scan bench-api clean
+.PHONY: install compile test devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -53,6 +53,9 @@ devnet: compile
 
 bench-gas: compile
 	$(BIN)/venue bench gas
+
+bench-gas-profile: compile
+	$(BIN)/venue bench gasprofile
 
 bench-engine: install
 	$(BIN)/venue bench engine

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--journal", default=None)
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("bench", help="run a benchmark")
-    p.add_argument("which", choices=["gas", "engine", "scan", "api"])
+    p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api"])
     p.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)

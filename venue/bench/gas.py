@@ -29,58 +29,68 @@ N_TAKERS, N_MAKERS = 64, 4
 SNAPSHOT = REPO_ROOT / "snapshots" / "gas.json"
 
 
-def main() -> int:
-    keys = dev_keys(2) + [f"0x{(0xC0FFEE0000 + i):064x}" for i in range(N_MAKERS + N_TAKERS)]
-    with Anvil(accounts=2) as anvil:
-        w3 = anvil.web3()
-        owner, operator = (address_of(k) for k in keys[:2])
-        d = deploy(w3, owner, operator=operator, keepers=(owner,))
-        ch, orc = contract(w3, "ClearingHouse", d.clearing_house), contract(w3, "Oracle", d.oracle)
+class GasWorkload:
+    """The benchmark's chain and traders: a fresh Anvil with the devnet deployment, 4 makers and 64
+    takers that have deposited, and `run(n)` to settle one batch of `n` fills."""
+
+    def __init__(self, anvil: Anvil):
+        keys = dev_keys(2) + [f"0x{(0xC0FFEE0000 + i):064x}" for i in range(N_MAKERS + N_TAKERS)]
+        self.w3 = w3 = anvil.web3()
+        owner, self.operator = (address_of(k) for k in keys[:2])
+        d = deploy(w3, owner, operator=self.operator, keepers=(owner,))
+        self.deployment = d
+        self.ch, orc = contract(w3, "ClearingHouse", d.clearing_house), contract(w3, "Oracle", d.oracle)
         tok = contract(w3, "MockERC20", d.usdc)
-        makers, takers = keys[2:2 + N_MAKERS], keys[2 + N_MAKERS:]
-        for k in makers + takers:
+        self.makers, self.takers = keys[2:2 + N_MAKERS], keys[2 + N_MAKERS:]
+        for k in self.makers + self.takers:
             addr = address_of(k)
             w3.eth.send_transaction({"from": owner, "to": addr, "value": 10**18})
             w3.provider.make_request("anvil_impersonateAccount", [addr])
             for fn in (tok.functions.mint(addr, usdc(1_000_000)), tok.functions.approve(d.clearing_house, 2**256 - 1),
-                       ch.functions.deposit(d.usdc, usdc(1_000_000))):
+                       self.ch.functions.deposit(d.usdc, usdc(1_000_000))):
                 w3.eth.wait_for_transaction_receipt(fn.transact({"from": addr}))
         ts = w3.eth.get_block("latest").timestamp
-        w3.eth.wait_for_transaction_receipt(orc.functions.setPrices([0, 1], [ETH_PRICE, 60_000 * 10**6], ts).transact({"from": owner}))
-        sep = bytes(ch.functions.domainSeparator().call())
-        nonces = {k: -1 for k in makers + takers}  # each account numbers its orders 0, 1, 2, ...
-        batch = [0]
-        round_ = [0]
+        w3.eth.wait_for_transaction_receipt(
+            orc.functions.setPrices([0, 1], [ETH_PRICE, 60_000 * 10**6], ts).transact({"from": owner}))
+        self.separator = bytes(self.ch.functions.domainSeparator().call())
+        self.nonces = {k: -1 for k in self.makers + self.takers}  # each account numbers its orders 0, 1, 2, ...
+        self.batch = 0
+        self.round = 0
 
-        def order(key: str, is_buy: bool, size: int) -> tuple[Order, bytes]:
-            nonces[key] += 1
-            o = Order(address_of(key), 0, is_buy, ETH_PRICE, size, 0, 0, nonces[key])
-            return o, sign_order(o, sep, key)
+    def _order(self, key: str, is_buy: bool, size: int) -> tuple[Order, bytes]:
+        self.nonces[key] += 1
+        o = Order(address_of(key), 0, is_buy, ETH_PRICE, size, 0, 0, self.nonces[key])
+        return o, sign_order(o, self.separator, key)
 
-        def run(n: int) -> int:
-            # Round 0 opens 0.1 ETH longs for the takers; later rounds alternate selling and buying
-            # 0.05 ETH, so every taker keeps a position, as active traders do.
-            size = base("0.1") if round_[0] == 0 else base("0.05")
-            taker_buys = round_[0] % 2 == 0
-            round_[0] += 1
-            fills = []
-            for i in range(n):
-                mo, ms = order(makers[i % N_MAKERS], not taker_buys, size)
-                to, ts = order(takers[i], taker_buys, size)
-                fills.append(Fill(mo, ms, to, ts, size, ETH_PRICE))
-            tx = ch.functions.settle(batch[0], pack_fills(fills)).transact({"from": operator, "gas": 25_000_000})
-            receipt = w3.eth.wait_for_transaction_receipt(tx)
-            batch[0] += 1
-            rejected = ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)
-            if receipt.status != 1 or rejected:
-                raise SystemExit(f"batch of {n} failed: status {receipt.status}, rejected {rejected}")
-            return receipt.gasUsed
+    def run(self, n: int):
+        """Settles one batch of `n` fills; returns its receipt. Round 0 opens 0.1 ETH longs for the
+        takers; later rounds alternate selling and buying 0.05 ETH, so every taker keeps a
+        position, as active traders do."""
+        size = base("0.1") if self.round == 0 else base("0.05")
+        taker_buys = self.round % 2 == 0
+        self.round += 1
+        fills = []
+        for i in range(n):
+            mo, ms = self._order(self.makers[i % N_MAKERS], not taker_buys, size)
+            to, ts = self._order(self.takers[i], taker_buys, size)
+            fills.append(Fill(mo, ms, to, ts, size, ETH_PRICE))
+        tx = self.ch.functions.settle(self.batch, pack_fills(fills)).transact({"from": self.operator, "gas": 25_000_000})
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx)
+        self.batch += 1
+        rejected = self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)
+        if receipt.status != 1 or rejected:
+            raise SystemExit(f"batch of {n} failed: status {receipt.status}, rejected {rejected}")
+        return receipt
 
-        first = {64: run(64) / 64}  # every taker's first trade
+
+def main() -> int:
+    with Anvil(accounts=2) as anvil:
+        work = GasWorkload(anvil)
+        first = {64: work.run(64).gasUsed / 64}  # every taker's first trade
         steady = {}
         for n in SIZES:
-            run(n)  # bring the batch's takers to the same phase, then measure
-            steady[n] = run(n) / n
+            work.run(n)  # bring the batch's takers to the same phase, then measure
+            steady[n] = work.run(n).gasUsed / n
 
     table = Table(title="ClearingHouse.settle gas per fill (2 signatures verified on-chain per fill)")
     table.add_column("fills per batch", justify="right")
