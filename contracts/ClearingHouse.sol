@@ -460,12 +460,12 @@ contract ClearingHouse is IClearingHouse {
                             code := 3
                             break
                         }
-                        if and(mload(add(mo, 0x60)), 2) {
+                        if and(mload(add(mo, 0xa0)), 2) {
                             code := 15
                             culprit := makerAccount
                             break
                         }
-                        if and(mload(add(to, 0x60)), 1) {
+                        if and(mload(add(to, 0xa0)), 1) {
                             code := 14
                             break
                         }
@@ -480,13 +480,13 @@ contract ClearingHouse is IClearingHouse {
                             code := 5
                             break
                         }
-                        let limit := mload(add(mo, 0x80))
+                        let limit := mload(add(mo, 0x60))
                         if or(and(makerBuys, gt(price, limit)), and(iszero(makerBuys), lt(price, limit))) {
                             code := 8
                             culprit := makerAccount
                             break
                         }
-                        limit := mload(add(to, 0x80))
+                        limit := mload(add(to, 0x60))
                         if or(and(takerBuys, gt(price, limit)), and(iszero(takerBuys), lt(price, limit))) {
                             code := 8
                             break
@@ -552,7 +552,7 @@ contract ClearingHouse is IClearingHouse {
     /// @dev Party layout (see the struct): order 0x00, digest 0x20, wordIndex 0x40, word 0x60,
     ///      state 0x80, filled 0xa0, account 0xc0, pos 0xe0, oldSize 0x100, delta 0x120,
     ///      margin 0x140, accountSlot 0x160, positionSlot 0x180. Order: account 0x00, market 0x20,
-    ///      isBuy 0x40, flags 0x60, price 0x80, size 0xa0, expiry 0xc0, nonce 0xe0, r 0x100,
+    ///      isBuy 0x40, price 0x60, size 0x80, flags 0xa0, expiry 0xc0, nonce 0xe0, r 0x100,
     ///      vs 0x120. AccountMem: quote, wethGwei, mask, minNonce, flags. PositionMem: size,
     ///      openNotional, fundingSnapshot.
     function _fillParties(
@@ -619,17 +619,14 @@ contract ClearingHouse is IClearingHouse {
                 let o := mload(p)
                 let holder := mload(o)
                 // EIP-712 digest (OrderLib.ORDER_TYPE field order) and ecrecover, in scratch memory.
+                // The order's first eight words are the EIP-712 fields in type order: hash them in
+                // place with the type hash in the word before (saved and put back).
+                let before := sub(o, 0x20)
+                let saved := mload(before)
+                mstore(before, th)
+                let structHash := keccak256(before, 0x120)
+                mstore(before, saved)
                 let fm := mload(0x40)
-                mstore(fm, th)
-                mstore(add(fm, 0x20), holder)
-                mstore(add(fm, 0x40), mload(add(o, 0x20)))
-                mstore(add(fm, 0x60), mload(add(o, 0x40)))
-                mstore(add(fm, 0x80), mload(add(o, 0x80)))
-                mstore(add(fm, 0xa0), mload(add(o, 0xa0)))
-                mstore(add(fm, 0xc0), mload(add(o, 0x60)))
-                mstore(add(fm, 0xe0), mload(add(o, 0xc0)))
-                mstore(add(fm, 0x100), mload(add(o, 0xe0)))
-                let structHash := keccak256(fm, 0x120)
                 mstore(fm, 0x1901)
                 mstore(add(fm, 0x20), dom)
                 mstore(add(fm, 0x40), structHash)
@@ -691,7 +688,7 @@ contract ClearingHouse is IClearingHouse {
                 }
                 mstore(add(p, 0x80), state)
                 mstore(add(p, 0xa0), filled)
-                if gt(add(filled, sz), mload(add(o, 0xa0))) {
+                if gt(add(filled, sz), mload(add(o, 0x80))) {
                     rc := 7
                     leave
                 }
@@ -716,7 +713,7 @@ contract ClearingHouse is IClearingHouse {
                 let a := mload(add(p, 0xc0))
                 let s := mload(pos)
                 mstore(add(p, 0x120), delta)
-                if and(mload(add(mload(p), 0x60)), 4) {
+                if and(mload(add(mload(p), 0xa0)), 4) {
                     // Reduce-only: only against an open position and no larger than it.
                     if or(iszero(s), or(eq(sgt(s, 0), sgt(delta, 0)), gt(absolute(delta), absolute(s)))) {
                         rc := 16
@@ -882,7 +879,7 @@ contract ClearingHouse is IClearingHouse {
                 let filled := add(mload(add(p, 0xa0)), sz)
                 let prior := mload(add(p, 0x80))
                 let state := 1
-                if eq(filled, mload(add(o, 0xa0))) { state := 2 }
+                if eq(filled, mload(add(o, 0x80))) { state := 2 }
                 switch and(eq(state, 2), and(eq(nonce, mload(add(a, 0x60))), lt(nonce, 0xffffffffffffff)))
                 case 1 { mstore(add(a, 0x60), add(nonce, 1)) } // closed in nonce order: no word to write
                 default {

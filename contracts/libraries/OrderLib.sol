@@ -29,14 +29,16 @@ library OrderLib {
     /// @dev secp256k1n / 2: signatures with a larger s are malleable and refused.
     uint256 internal constant HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
 
-    /// @dev Field order matters: `hash` and `decode` address fields by offset.
+    /// @dev Field order matters: `decodeInto` and the settlement assembly address fields by offset.
+    ///      The first eight are the EIP-712 fields in ORDER_TYPE's order, so the struct hash is
+    ///      one keccak over them with the type hash in the word before.
     struct Order {
         address account; // 0x00
         uint256 market; // 0x20
         bool isBuy; // 0x40
-        uint256 flags; // 0x60
-        uint256 price; // 0x80
-        uint256 size; // 0xa0
+        uint256 price; // 0x60
+        uint256 size; // 0x80
+        uint256 flags; // 0xa0
         uint256 expiry; // 0xc0
         uint256 nonce; // 0xe0
         bytes32 r; // 0x100
@@ -52,10 +54,10 @@ library OrderLib {
             mstore(add(o, 0x20), and(shr(80, w), 0xffff))
             let fb := and(shr(72, w), 0xff)
             mstore(add(o, 0x40), shr(7, fb))
-            mstore(add(o, 0x60), and(fb, 0x7f))
-            mstore(add(o, 0x80), and(shr(8, w), 0xffffffffffffffff))
+            mstore(add(o, 0xa0), and(fb, 0x7f))
+            mstore(add(o, 0x60), and(shr(8, w), 0xffffffffffffffff))
             let w2 := calldataload(add(start, 31))
-            mstore(add(o, 0xa0), shr(192, w2))
+            mstore(add(o, 0x80), shr(192, w2))
             mstore(add(o, 0xc0), and(shr(160, w2), 0xffffffff))
             mstore(add(o, 0xe0), and(shr(96, w2), 0xffffffffffffffff))
             mstore(add(o, 0x100), calldataload(add(start, 51)))
