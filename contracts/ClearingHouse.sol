@@ -409,129 +409,34 @@ contract ClearingHouse is IClearingHouse {
         // Unchecked: sizes and prices are uint64 (calldata), oracle prices <= 2^64, balances int96,
         // positions int64; no product or sum here exceeds 2^200.
         unchecked {
-            uint256 size;
-            uint256 price;
-            assembly ("memory-safe") {
-                size := shr(192, calldataload(start))
-                price := shr(192, calldataload(add(start, 8)))
-            }
             // Order state is read only for accounts with FLAG_ORDER_WORDS; start from "fresh".
             (maker.state, maker.filled, taker.state, taker.filled) = (STATE_FRESH, 0, STATE_FRESH, 0);
             OrderLib.decodeInto(maker.order, start + 16);
             OrderLib.decodeInto(taker.order, start + 16 + OrderLib.ORDER_BYTES);
-            OrderLib.Order memory mo = maker.order;
-            OrderLib.Order memory to = taker.order;
-
-            uint256 marketId = mo.market;
-            if (marketId != to.market || marketId >= cache.markets.length) {
-                return (RejectReason.MarketNotListed, to.account);
+            uint256 marketId = maker.order.market;
+            if (marketId != taker.order.market || marketId >= cache.markets.length) {
+                return (RejectReason.MarketNotListed, taker.order.account);
             }
             MarketView memory m = cache.markets[marketId];
             if (!m.loaded) _loadView(m, marketId);
             (uint256 oraclePrice, bool fresh) = _price(cache, marketId);
-            uint256 notional = size * price / uint256(SIZE_SCALE); // exact once lot and tick are checked
-            {
-                // The fill's own checks, in this order (each names its culprit):
-                // halted, same side, self-trade, IOC maker, post-only taker, expiry (maker, taker),
-                // limit prices (maker, taker), tick, lot, minimum notional, oracle age, price band.
-                bool halted = m.halted;
-                uint256 tickSize = m.tickSize;
-                uint256 lotSize = m.lotSize;
-                uint256 minNotional = m.minNotional;
-                uint256 bandBps = m.bandBps;
-                uint256 code;
-                address culprit;
-                assembly ("memory-safe") {
-                    let makerAccount := mload(mo)
-                    let takerAccount := mload(to)
-                    let makerBuys := mload(add(mo, 0x40))
-                    let takerBuys := mload(add(to, 0x40))
-                    for {} 1 {} {
-                        culprit := takerAccount
-                        if halted {
-                            code := 1
-                            break
-                        }
-                        if eq(makerBuys, takerBuys) {
-                            code := 2
-                            break
-                        }
-                        if eq(makerAccount, takerAccount) {
-                            code := 3
-                            break
-                        }
-                        if and(mload(add(mo, 0xa0)), 2) {
-                            code := 15
-                            culprit := makerAccount
-                            break
-                        }
-                        if and(mload(add(to, 0xa0)), 1) {
-                            code := 14
-                            break
-                        }
-                        let expiry := mload(add(mo, 0xc0))
-                        if and(iszero(iszero(expiry)), lt(expiry, timestamp())) {
-                            code := 5
-                            culprit := makerAccount
-                            break
-                        }
-                        expiry := mload(add(to, 0xc0))
-                        if and(iszero(iszero(expiry)), lt(expiry, timestamp())) {
-                            code := 5
-                            break
-                        }
-                        let limit := mload(add(mo, 0x60))
-                        if or(and(makerBuys, gt(price, limit)), and(iszero(makerBuys), lt(price, limit))) {
-                            code := 8
-                            culprit := makerAccount
-                            break
-                        }
-                        limit := mload(add(to, 0x60))
-                        if or(and(takerBuys, gt(price, limit)), and(iszero(takerBuys), lt(price, limit))) {
-                            code := 8
-                            break
-                        }
-                        if or(iszero(price), mod(price, tickSize)) {
-                            code := 9
-                            break
-                        }
-                        if or(iszero(size), mod(size, lotSize)) {
-                            code := 10
-                            break
-                        }
-                        if lt(notional, minNotional) {
-                            code := 11
-                            break
-                        }
-                        if iszero(fresh) {
-                            code := 13
-                            break
-                        }
-                        let diff := sub(price, oraclePrice)
-                        if lt(price, oraclePrice) { diff := sub(oraclePrice, price) }
-                        if gt(mul(diff, 10000), mul(oraclePrice, bandBps)) { code := 12 }
-                        break
-                    }
-                }
-                if (code != 0) return (RejectReason(code), culprit);
-            }
 
-            // Both parties (signature, order state, account, position with funding settled, the
-            // trade), fees, caps, open interest and single-market margin: `_fillParties`.
+            // The fill's own checks, both parties (signature, order state, account, position with
+            // funding settled, the trade), fees, caps, open interest and single-market margin.
             (uint256 code, address culprit, int256 openInterest, int256 fees) =
-                _fillParties(maker, taker, m, marketId, size, price, notional, oraclePrice);
+                _fillParties(start, maker, taker, m, marketId, oraclePrice, fresh);
             if (code != 0) return (RejectReason(code), culprit);
 
             // Initial margin for every account whose risk grew, maker first.
             if (maker.margin == 2 || (maker.margin == 1 && !_meetsInitialMargin(maker, marketId, cache))) {
-                return (RejectReason.InsufficientMargin, mo.account);
+                return (RejectReason.InsufficientMargin, maker.order.account);
             }
             if (taker.margin == 2 || (taker.margin == 1 && !_meetsInitialMargin(taker, marketId, cache))) {
-                return (RejectReason.InsufficientMargin, to.account);
+                return (RejectReason.InsufficientMargin, taker.order.account);
             }
 
             // Effects.
-            _commitParties(maker, taker, marketId, size);
+            _commitParties(maker, taker, marketId, start);
             m.openInterest = openInterest;
             m.openInterestChanged = true;
             cache.feeDelta += fees;
@@ -556,39 +461,17 @@ contract ClearingHouse is IClearingHouse {
     ///      vs 0x120. AccountMem: quote, wethGwei, mask, minNonce, flags. PositionMem: size,
     ///      openNotional, fundingSnapshot.
     function _fillParties(
+        uint256 start,
         Party memory maker,
         Party memory taker,
         MarketView memory m,
         uint256 marketId,
-        uint256 size,
-        uint256 price,
-        uint256 notional,
-        uint256 oraclePrice
+        uint256 oraclePrice,
+        bool fresh
     ) internal view returns (uint256 code, address culprit, int256 openInterest, int256 fees) {
         bytes32 domain = _domainSeparatorV4();
         bytes32 typeHash = OrderLib.ORDER_TYPEHASH;
         uint256 halfOrder = OrderLib.HALF_CURVE_ORDER;
-        int256 index = m.fundingIndex;
-        uint256 takerFeeBps = m.takerFeeBps;
-        int256 makerFeeBps = m.makerFeeBps;
-        uint256 maxPosition = m.maxPosition;
-        int256 oldOpenInterest = m.openInterest;
-        uint256 openInterestCap = m.openInterestCap;
-        uint256 tierCap = m.tierCap1;
-        uint256 imBps1 = m.imBps1;
-        uint256 imBps2 = m.imBps2;
-        uint256 accountsSlot;
-        uint256 positionsSlot;
-        uint256 agentsSlot;
-        uint256 wordsSlot;
-        uint256 filledSlot;
-        assembly ("memory-safe") {
-            accountsSlot := _accounts.slot
-            positionsSlot := _positions.slot
-            agentsSlot := isAgent.slot
-            wordsSlot := _orderWords.slot
-            filledSlot := filledAmount.slot
-        }
         assembly ("memory-safe") {
             // keccak256(key . slot): the storage slot of mapping[key].
             function mapSlot(key, slot) -> s {
@@ -755,13 +638,94 @@ contract ClearingHouse is IClearingHouse {
                 mstore(add(p, 0x140), grew)
             }
 
+            // The fill: [0:8] size, [8:16] price. MarketView fields by offset: halted 0x20,
+            // tickSize 0x60, lotSize 0x80, minNotional 0xa0, bandBps 0xc0, makerFeeBps 0xe0,
+            // takerFeeBps 0x100, imBps1 0x120, imBps2 0x140, tierCap1 0x160, maxPosition 0x180,
+            // openInterestCap 0x1a0, openInterest 0x1c0, fundingIndex 0x1e0.
+            let size := shr(192, calldataload(start))
+            let price := shr(192, calldataload(add(start, 8)))
+            let notional := div(mul(size, price), 100000000) // exact once lot and tick are checked
+            let mo := mload(maker)
+            let to := mload(taker)
             for {} 1 {} {
-                code := openParty(maker, domain, typeHash, halfOrder, size, marketId, index, accountsSlot, positionsSlot, agentsSlot, wordsSlot, filledSlot)
+                // The fill's own checks, in this order (each names its culprit): halted, same
+                // side, self-trade, IOC maker, post-only taker, expiry (maker, taker), limit
+                // prices (maker, taker), tick, lot, minimum notional, oracle age, price band.
+                culprit := mload(to)
+                if mload(add(m, 0x20)) {
+                    code := 1
+                    break
+                }
+                let makerBuys := mload(add(mo, 0x40))
+                let takerBuys := mload(add(to, 0x40))
+                if eq(makerBuys, takerBuys) {
+                    code := 2
+                    break
+                }
+                if eq(mload(mo), mload(to)) {
+                    code := 3
+                    break
+                }
+                if and(mload(add(mo, 0xa0)), 2) {
+                    code := 15
+                    culprit := mload(mo)
+                    break
+                }
+                if and(mload(add(to, 0xa0)), 1) {
+                    code := 14
+                    break
+                }
+                let expiry := mload(add(mo, 0xc0))
+                if and(iszero(iszero(expiry)), lt(expiry, timestamp())) {
+                    code := 5
+                    culprit := mload(mo)
+                    break
+                }
+                expiry := mload(add(to, 0xc0))
+                if and(iszero(iszero(expiry)), lt(expiry, timestamp())) {
+                    code := 5
+                    break
+                }
+                let limit := mload(add(mo, 0x60))
+                if or(and(makerBuys, gt(price, limit)), and(iszero(makerBuys), lt(price, limit))) {
+                    code := 8
+                    culprit := mload(mo)
+                    break
+                }
+                limit := mload(add(to, 0x60))
+                if or(and(takerBuys, gt(price, limit)), and(iszero(takerBuys), lt(price, limit))) {
+                    code := 8
+                    break
+                }
+                if or(iszero(price), mod(price, mload(add(m, 0x60)))) {
+                    code := 9
+                    break
+                }
+                if or(iszero(size), mod(size, mload(add(m, 0x80)))) {
+                    code := 10
+                    break
+                }
+                if lt(notional, mload(add(m, 0xa0))) {
+                    code := 11
+                    break
+                }
+                if iszero(fresh) {
+                    code := 13
+                    break
+                }
+                let diff := sub(price, oraclePrice)
+                if lt(price, oraclePrice) { diff := sub(oraclePrice, price) }
+                if gt(mul(diff, 10000), mul(oraclePrice, mload(add(m, 0xc0)))) {
+                    code := 12
+                    break
+                }
+                culprit := 0
+                code := openParty(maker, domain, typeHash, halfOrder, size, marketId, mload(add(m, 0x1e0)), _accounts.slot, _positions.slot, isAgent.slot, _orderWords.slot, filledAmount.slot)
                 if code {
                     culprit := mload(mload(maker))
                     break
                 }
-                code := openParty(taker, domain, typeHash, halfOrder, size, marketId, index, accountsSlot, positionsSlot, agentsSlot, wordsSlot, filledSlot)
+                code := openParty(taker, domain, typeHash, halfOrder, size, marketId, mload(add(m, 0x1e0)), _accounts.slot, _positions.slot, isAgent.slot, _orderWords.slot, filledAmount.slot)
                 if code {
                     culprit := mload(mload(taker))
                     break
@@ -779,8 +743,9 @@ contract ClearingHouse is IClearingHouse {
                     break
                 }
                 // Fees: the taker pays (rounded up); the maker pays (up) or earns a rebate (down).
-                let takerFee := div(add(mul(notional, takerFeeBps), 9999), 10000)
+                let takerFee := div(add(mul(notional, mload(add(m, 0x100))), 9999), 10000)
                 let makerFee := 0
+                let makerFeeBps := mload(add(m, 0xe0))
                 switch slt(makerFeeBps, 0)
                 case 0 { makerFee := div(add(mul(notional, makerFeeBps), 9999), 10000) }
                 default { makerFee := sub(0, div(mul(notional, sub(0, makerFeeBps)), 10000)) }
@@ -792,19 +757,20 @@ contract ClearingHouse is IClearingHouse {
                 // Caps: position size for whoever grew, then open interest (long side).
                 let makerSize := mload(mload(add(maker, 0xe0)))
                 let takerSize := mload(mload(add(taker, 0xe0)))
-                if and(mload(add(maker, 0x140)), gt(absolute(makerSize), maxPosition)) {
+                if and(mload(add(maker, 0x140)), gt(absolute(makerSize), mload(add(m, 0x180)))) {
                     code := 17
                     culprit := mload(mload(maker))
                     break
                 }
-                if and(mload(add(taker, 0x140)), gt(absolute(takerSize), maxPosition)) {
+                if and(mload(add(taker, 0x140)), gt(absolute(takerSize), mload(add(m, 0x180)))) {
                     code := 17
                     culprit := mload(mload(taker))
                     break
                 }
+                let oldOpenInterest := mload(add(m, 0x1c0))
                 openInterest := add(oldOpenInterest, sub(positive(makerSize), positive(mload(add(maker, 0x100)))))
                 openInterest := add(openInterest, sub(positive(takerSize), positive(mload(add(taker, 0x100)))))
-                if and(sgt(openInterest, oldOpenInterest), sgt(openInterest, openInterestCap)) {
+                if and(sgt(openInterest, oldOpenInterest), sgt(openInterest, mload(add(m, 0x1a0)))) {
                     code := 18
                     culprit := mload(mload(taker))
                     break
@@ -823,8 +789,10 @@ contract ClearingHouse is IClearingHouse {
                             let held := mload(pos)
                             let equity := sub(add(mload(a), floorDiv(mul(held, oraclePrice), 100000000)), mload(add(pos, 0x20)))
                             let exposure := div(add(mul(absolute(held), oraclePrice), 99999999), 100000000)
+                            let imBps1 := mload(add(m, 0x120))
+                            let tierCap := mload(add(m, 0x160))
                             let raw := mul(exposure, imBps1)
-                            if gt(exposure, tierCap) { raw := add(mul(tierCap, imBps1), mul(sub(exposure, tierCap), imBps2)) }
+                            if gt(exposure, tierCap) { raw := add(mul(tierCap, imBps1), mul(sub(exposure, tierCap), mload(add(m, 0x140)))) }
                             switch slt(equity, div(add(raw, 9999), 10000))
                             case 1 { mstore(add(p, 0x140), 2) }
                             default { mstore(add(p, 0x140), 0) }
@@ -857,7 +825,7 @@ contract ClearingHouse is IClearingHouse {
     /// @dev Writes both parties of a fill that passed every check: order state (the minimum
     ///      nonce when filled in nonce order, else the two-bit word and the partial-fill amount),
     ///      the account and the position, each one packed SSTORE, with range checks.
-    function _commitParties(Party memory maker, Party memory taker, uint256 marketId, uint256 size) internal {
+    function _commitParties(Party memory maker, Party memory taker, uint256 marketId, uint256 start) internal {
         uint256 wordsSlot;
         uint256 filledSlot;
         bytes4 overflow = Overflow.selector;
@@ -928,6 +896,7 @@ contract ClearingHouse is IClearingHouse {
                 w := or(and(held, 0xffffffffffffffff), shl(64, and(basis, 0xffffffffffffffffffffffff)))
                 sstore(mload(add(p, 0x180)), or(w, shl(160, and(snapshot, 0xffffffffffffffffffffffff))))
             }
+            let size := shr(192, calldataload(start)) // the fill's size
             commitParty(maker, marketId, size, wordsSlot, filledSlot, overflow)
             commitParty(taker, marketId, size, wordsSlot, filledSlot, overflow)
         }
