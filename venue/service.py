@@ -20,7 +20,9 @@ from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
 from . import risk
-from .chain import Deployment, Fill as ChainFill, contract, pack_fills, read_markets, read_oracle_prices
+from .chain import (
+    Deployment, Fill as ChainFill, contract, pack_fills, read_markets, read_oracle_prices, settle_access_list,
+)
 from .domain import FLAG_IOC, FLAG_POST_ONLY, RejectReason
 from .engine import FOK, GTC, IOC, Engine, EngineError, Fill, Limits, OrderRejected, UnknownOrder
 from .journal import Journal, replay
@@ -448,10 +450,11 @@ class Venue:
             self.operator_nonce = w3.eth.get_transaction_count(self.operator.address, "pending")
         nonce = self.operator_nonce
         call = self.ch.functions.settle(index, data)
+        access_list = settle_access_list(self.ch.address, data)
         # Gas per fill varies 3x (a taker's first trade writes fresh slots): an estimate plus margin,
         # or a per-fill bound when the estimate cannot see the batches still in the pool ahead.
         try:
-            gas = call.estimate_gas({"from": self.operator.address}) * 5 // 4 + 50_000
+            gas = call.estimate_gas({"from": self.operator.address, "accessList": access_list}) * 5 // 4 + 50_000
         except Exception:
             gas = 200_000 + 120_000 * (len(data) // 246)
         base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
@@ -459,6 +462,7 @@ class Venue:
         tx = call.build_transaction({
             "from": self.operator.address, "nonce": nonce, "gas": gas, "maxPriorityFeePerGas": tip,
             "maxFeePerGas": min(int(s.max_fee_gwei * 10**9), 2 * base_fee + tip), "chainId": self.deployment.chain_id,
+            "accessList": access_list,
         })
         raw = self.operator.sign_transaction(tx).raw_transaction
         w3.eth.send_raw_transaction(raw)

@@ -296,3 +296,42 @@ def test_initial_margin_boundary_is_exact_to_the_unit(venue, maker, collateral):
     assert venue.rejections(cross()) == []
     equity, initial, _ = venue.ch.health(taker.address)
     assert (equity, initial) == (required, required)
+
+
+def test_settle_access_list_names_the_slots_settlement_reads(venue, maker):
+    """The operator's access list is computed from solc's storage layout: it names both slots of
+    every party (and is left out while its 2,400-gas address entry costs more than it saves), the
+    batch settles through it, and read back, the account slot holds the packed account (quote in
+    the low 96 bits) and the position slot the packed position (size in the low 64 bits)."""
+    from web3.logs import DISCARD
+
+    from venue.chain import ACCOUNTS_SLOT, POSITIONS_SLOT, contract, mapping_slot, settle_access_list
+
+    w3 = venue.chain.provider.web3
+    takers = venue.traders[2:7]
+    for t in takers:
+        venue.fund(t)
+    fills = [venue.fill(venue.order(maker, False, ETH_PRICE, base("0.1")), venue.order(t, True, ETH_PRICE, base("0.1")))
+             for t in takers for _ in range(2)]
+    data = pack_fills(fills)
+    assert settle_access_list(venue.ch.address, data) == []  # 12 slots save 1,200 < 2,400
+    access = settle_access_list(venue.ch.address, data, only_if_cheaper=False)
+
+    def slots(t):
+        owner = int(t.address, 16)
+        return mapping_slot(owner, ACCOUNTS_SLOT), mapping_slot(0, mapping_slot(owner, POSITIONS_SLOT))
+
+    assert {int(k, 16) for k in access[0]["storageKeys"]} == {s for t in [maker, *takers] for s in slots(t)}
+    ch = contract(w3, "ClearingHouse", venue.ch.address)
+    tx = ch.functions.settle(venue.ch.nextBatchIndex(), data).transact(
+        {"from": venue.operator.address, "accessList": access})
+    receipt = w3.eth.wait_for_transaction_receipt(tx)
+    assert receipt.status == 1 and not ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)
+    for t in takers:
+        account_slot, position_slot = slots(t)
+        account_word = int.from_bytes(w3.eth.get_storage_at(venue.ch.address, account_slot), "big")
+        position_word = int.from_bytes(w3.eth.get_storage_at(venue.ch.address, position_slot), "big")
+        quote = account_word & (2**96 - 1)
+        quote -= 2**96 if quote >= 2**95 else 0
+        assert quote == venue.balances(t).quote
+        assert position_word & (2**64 - 1) == venue.position(t).size == base("0.2")

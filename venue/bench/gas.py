@@ -18,7 +18,7 @@ from rich.table import Table
 
 from web3.logs import DISCARD
 
-from venue.chain import REPO_ROOT, Fill, contract, deploy, pack_fills
+from venue.chain import REPO_ROOT, Fill, contract, deploy, pack_fills, settle_access_list
 from venue.devchain import Anvil, dev_keys
 from venue.domain import base, usdc
 from venue.signing import Order, address_of, sign_order
@@ -74,7 +74,10 @@ class GasWorkload:
             mo, ms = self._order(self.makers[i % N_MAKERS], not taker_buys, size)
             to, ts = self._order(self.takers[i], taker_buys, size)
             fills.append(Fill(mo, ms, to, ts, size, ETH_PRICE))
-        tx = self.ch.functions.settle(self.batch, pack_fills(fills)).transact({"from": self.operator, "gas": 25_000_000})
+        data = pack_fills(fills)
+        tx = self.ch.functions.settle(self.batch, data).transact({
+            "from": self.operator, "gas": 25_000_000,
+            "accessList": settle_access_list(self.deployment.clearing_house, data)})  # as the venue sends it
         receipt = self.w3.eth.wait_for_transaction_receipt(tx)
         self.batch += 1
         rejected = self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)
