@@ -364,15 +364,22 @@ contract ClearingHouse is IClearingHouse {
     /// @inheritdoc IClearingHouse
     function settle(uint256 batchIndex, bytes calldata fills) external only(ROLE_OPERATOR) {
         if (batchIndex != nextBatchIndex) revert BatchIndexMismatch(nextBatchIndex, batchIndex);
-        if (fills.length == 0 || fills.length % OrderLib.FILL_BYTES != 0) revert MalformedBatch(fills.length);
+        // The maker table, then the fills (layout in OrderLib).
+        uint256 makers;
+        uint256 table;
+        assembly ("memory-safe") {
+            makers := shr(248, calldataload(fills.offset))
+            table := add(fills.offset, 1)
+        }
+        uint256 head = 1 + 20 * makers;
+        if (makers == 0 || fills.length <= head || (fills.length - head) % OrderLib.FILL_BYTES != 0) {
+            revert MalformedBatch(fills.length);
+        }
         nextBatchIndex = batchIndex + 1;
-        uint256 count = fills.length / OrderLib.FILL_BYTES;
+        uint256 count = (fills.length - head) / OrderLib.FILL_BYTES;
         PriceCache memory cache = _newCache(false, false);
         uint256 settled;
-        uint256 start;
-        assembly ("memory-safe") {
-            start := fills.offset
-        }
+        uint256 start = table + 20 * makers;
         // One pair of working structs for the whole batch; `_settleFill` overwrites or resets
         // every field it reads.
         Party memory maker;
@@ -382,7 +389,15 @@ contract ClearingHouse is IClearingHouse {
             assembly ("memory-safe") {
                 freeMemory := mload(0x40)
             }
-            (RejectReason reason, address culprit) = _settleFill(start + i * OrderLib.FILL_BYTES, cache, maker, taker);
+            uint256 fill = start + i * OrderLib.FILL_BYTES;
+            address makerAccount;
+            assembly ("memory-safe") {
+                let index := shr(248, calldataload(add(fill, 16)))
+                makerAccount := shr(96, calldataload(add(table, mul(20, index))))
+                if iszero(lt(index, makers)) { makerAccount := 0 }
+            }
+            if (makerAccount == address(0)) revert MalformedBatch(fills.length); // index outside the table
+            (RejectReason reason, address culprit) = _settleFill(fill, makerAccount, cache, maker, taker);
             if (reason == RejectReason.None) {
                 ++settled;
             } else {
@@ -402,7 +417,7 @@ contract ClearingHouse is IClearingHouse {
     }
 
     /// @dev Checks one packed fill and applies it, or returns why not without writing anything.
-    function _settleFill(uint256 start, PriceCache memory cache, Party memory maker, Party memory taker)
+    function _settleFill(uint256 start, address makerAccount, PriceCache memory cache, Party memory maker, Party memory taker)
         internal
         returns (RejectReason, address)
     {
@@ -411,8 +426,12 @@ contract ClearingHouse is IClearingHouse {
         unchecked {
             // Order state is read only for accounts with FLAG_ORDER_WORDS; start from "fresh".
             (maker.state, maker.filled, taker.state, taker.filled) = (STATE_FRESH, 0, STATE_FRESH, 0);
-            OrderLib.decodeInto(maker.order, start + 16);
-            OrderLib.decodeInto(taker.order, start + 16 + OrderLib.ORDER_BYTES);
+            address takerAccount;
+            assembly ("memory-safe") {
+                takerAccount := shr(96, calldataload(add(start, 112)))
+            }
+            OrderLib.decodeInto(maker.order, makerAccount, start + 17);
+            OrderLib.decodeInto(taker.order, takerAccount, start + 132);
             uint256 marketId = maker.order.market;
             if (marketId != taker.order.market || marketId >= cache.markets.length) {
                 return (RejectReason.MarketNotListed, taker.order.account);

@@ -17,8 +17,8 @@ from .signing import Order, address_bytes
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = REPO_ROOT / ".build" / "__local__.json"
 
-ORDER_BYTES = 115
-FILL_BYTES = 246
+MAKER_BYTES, TAKER_BYTES = 96, 115  # see OrderLib: a maker order names its account by table index
+FILL_BYTES = 16 + MAKER_BYTES + TAKER_BYTES
 
 # Roles in ClearingHouse.sol.
 ROLE_OPERATOR, ROLE_FUNDING_KEEPER, ROLE_RISK_ADMIN, ROLE_RISK_KEEPER = 1, 2, 3, 4
@@ -34,8 +34,9 @@ def artifact(name: str) -> dict:
 
 
 def pack_order(order: Order, signature: bytes) -> bytes:
-    """The 115-byte packed order of OrderLib.decode: account, market, side|flags, price, size,
-    expiry, nonce, r, vs (compact EIP-2098 signature)."""
+    """The 115-byte packed order of OrderLib: account, market, side|flags, price, size, expiry,
+    nonce, r, vs (compact EIP-2098 signature). As a maker order the account gives way to a
+    one-byte index into the batch's maker table."""
     if len(signature) != 64:
         raise ValueError("pack_order needs a 64-byte compact signature")
     side_flags = (0x80 if order.is_buy else 0) | order.flags
@@ -57,15 +58,23 @@ class Fill:
     size: int
     price: int
 
-    def pack(self) -> bytes:
+    def pack(self, maker_index: int) -> bytes:
         return (
-            self.size.to_bytes(8, "big") + self.price.to_bytes(8, "big")
-            + pack_order(self.maker, self.maker_signature) + pack_order(self.taker, self.taker_signature)
+            self.size.to_bytes(8, "big") + self.price.to_bytes(8, "big") + bytes([maker_index])
+            + pack_order(self.maker, self.maker_signature)[20:] + pack_order(self.taker, self.taker_signature)
         )
 
 
 def pack_fills(fills) -> bytes:
-    return b"".join(f.pack() for f in fills)
+    """Batch calldata for `settle`: the table of maker addresses (in order of first appearance),
+    then the fills, each maker order naming its maker by index (layout in OrderLib)."""
+    makers: dict[bytes, int] = {}
+    for f in fills:
+        makers.setdefault(address_bytes(f.maker.account), len(makers))
+    if not 0 < len(makers) < 256:
+        raise ValueError(f"a batch names 1 to 255 makers, not {len(makers)}")
+    return (bytes([len(makers)]) + b"".join(makers)
+            + b"".join(f.pack(makers[address_bytes(f.maker.account)]) for f in fills))
 
 
 def fill_parties(data: bytes):
@@ -73,10 +82,12 @@ def fill_parties(data: bytes):
     (see OrderLib's layout), in order."""
     from web3 import Web3
 
-    for start in range(0, len(data) - FILL_BYTES + 1, FILL_BYTES):
-        for offset in (start + 16, start + 16 + ORDER_BYTES):
-            yield (Web3.to_checksum_address(data[offset:offset + 20]),
-                   int.from_bytes(data[offset + 20:offset + 22], "big"))
+    head = 1 + 20 * data[0]
+    table = [data[1 + 20 * i:21 + 20 * i] for i in range(data[0])]
+    for start in range(head, len(data) - FILL_BYTES + 1, FILL_BYTES):
+        maker, taker = start + 16, start + 16 + MAKER_BYTES
+        yield Web3.to_checksum_address(table[data[maker]]), int.from_bytes(data[maker + 1:maker + 3], "big")
+        yield Web3.to_checksum_address(data[taker:taker + 20]), int.from_bytes(data[taker + 20:taker + 22], "big")
 
 
 def fill_accounts(data: bytes) -> set[str]:

@@ -21,7 +21,7 @@ from web3.logs import DISCARD
 
 from . import risk
 from .chain import (
-    Deployment, Fill as ChainFill, contract, pack_fills, read_markets, read_oracle_prices, settle_access_list,
+    FILL_BYTES, Deployment, Fill as ChainFill, contract, pack_fills, read_markets, read_oracle_prices, settle_access_list,
 )
 from .domain import FLAG_IOC, FLAG_POST_ONLY, RejectReason
 from .engine import FOK, GTC, IOC, Engine, EngineError, Fill, Limits, OrderRejected, UnknownOrder
@@ -456,7 +456,7 @@ class Venue:
         try:
             gas = call.estimate_gas({"from": self.operator.address, "accessList": access_list}) * 5 // 4 + 50_000
         except Exception:
-            gas = 200_000 + 120_000 * (len(data) // 246)
+            gas = 200_000 + 120_000 * (len(data) // FILL_BYTES)
         base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
         tip = int(s.priority_fee_gwei * 10**9)
         tx = call.build_transaction({

@@ -101,9 +101,18 @@ def test_batch_index_must_be_the_next_one_so_a_batch_settles_once(venue, maker, 
     assert venue.position(taker).size == base(1)
 
 
-def test_malformed_batch_reverts(venue):
+def test_malformed_batch_reverts(venue, maker, taker):
     with ape.reverts(venue.ch.MalformedBatch, length=245):
         venue.ch.settle(0, b"\x01" * 245, sender=venue.operator)
+    good = pack_fills([venue.fill(venue.order(maker, False, ETH_PRICE, base(1)), venue.order(taker, True, ETH_PRICE, base(1)))])
+    # No maker table; a fill whose maker index lies outside the table; a truncated fill.
+    no_makers = b"\x00" + good[21:]
+    bad_index = good[:21] + good[21:37] + b"\x01" + good[38:]
+    for data in (no_makers, bad_index, good[:-1]):
+        with ape.reverts(venue.ch.MalformedBatch, length=len(data)):
+            venue.ch.settle(venue.ch.nextBatchIndex(), data, sender=venue.operator)
+    assert venue.rejections(venue.settle(venue.fill(venue.order(maker, False, ETH_PRICE, base(1)),
+                                                    venue.order(taker, True, ETH_PRICE, base(1))))) == []
 
 
 def test_settle_rejects_forged_signature(venue, maker, taker):
