@@ -424,8 +424,6 @@ contract ClearingHouse is IClearingHouse {
         // Unchecked: sizes and prices are uint64 (calldata), oracle prices <= 2^64, balances int96,
         // positions int64; no product or sum here exceeds 2^200.
         unchecked {
-            // Order state is read only for accounts with FLAG_ORDER_WORDS; start from "fresh".
-            (maker.state, maker.filled, taker.state, taker.filled) = (STATE_FRESH, 0, STATE_FRESH, 0);
             address takerAccount;
             assembly ("memory-safe") {
                 takerAccount := shr(96, calldataload(add(start, 112)))
@@ -498,21 +496,14 @@ contract ClearingHouse is IClearingHouse {
                 mstore(0x20, slot)
                 s := keccak256(0x00, 0x40)
             }
-            // floor(a / d) and ceil(a / d) for signed a, d != 0 (MathLib.floorDiv, ceilDiv).
+            // floor(a / d) for signed a, d != 0 (MathLib.floorDiv).
             function floorDiv(a, d) -> q {
                 q := sdiv(a, d)
                 if and(iszero(iszero(smod(a, d))), iszero(eq(slt(a, 0), slt(d, 0)))) { q := sub(q, 1) }
             }
-            function ceilDiv(a, d) -> q {
-                q := sdiv(a, d)
-                if and(iszero(iszero(smod(a, d))), eq(slt(a, 0), slt(d, 0))) { q := add(q, 1) }
-            }
             function absolute(a) -> r {
                 r := a
                 if slt(a, 0) { r := sub(0, a) }
-            }
-            function positive(a) -> r {
-                if sgt(a, 0) { r := a }
             }
 
             // Signature, order state and remaining size of `p`'s order; then its account and its
@@ -558,7 +549,9 @@ contract ClearingHouse is IClearingHouse {
                 mstore(add(p, 0x20), d)
                 // Account (packed: quote int96 | wethGwei uint64 | mask uint32 | minNonce uint56 | flags uint8).
                 let a := mload(add(p, 0xc0))
-                let aslot := mapSlot(holder, accts)
+                mstore(0x00, holder)
+                mstore(0x20, accts)
+                let aslot := keccak256(0x00, 0x40)
                 mstore(add(p, 0x160), aslot)
                 let w := sload(aslot)
                 mstore(a, signextend(11, w))
@@ -596,7 +589,11 @@ contract ClearingHouse is IClearingHouse {
                 }
                 // Position (packed: size int64 | openNotional int96 | fundingSnapshot int96), funding paid.
                 let pos := mload(add(p, 0xe0))
-                let pslot := mapSlot(mkt, mapSlot(holder, poss))
+                mstore(0x00, holder)
+                mstore(0x20, poss)
+                mstore(0x20, keccak256(0x00, 0x40))
+                mstore(0x00, mkt)
+                let pslot := keccak256(0x00, 0x40)
                 mstore(add(p, 0x180), pslot)
                 w := sload(pslot)
                 let held := signextend(7, w)
@@ -605,7 +602,10 @@ contract ClearingHouse is IClearingHouse {
                 mstore(add(pos, 0x40), idx)
                 mstore(add(p, 0x100), held)
                 // FundingLib.owed: ceil(size * (index - snapshot) / (SIZE_SCALE * INDEX_SCALE)).
-                mstore(a, sub(mload(a), ceilDiv(mul(held, sub(idx, signextend(11, shr(160, w)))), 100000000000000000)))
+                let f := mul(held, sub(idx, signextend(11, shr(160, w))))
+                let owed := sdiv(f, 100000000000000000)
+                if and(sgt(f, 0), iszero(iszero(smod(f, 100000000000000000)))) { owed := add(owed, 1) }
+                mstore(a, sub(mload(a), owed))
             }
 
             // Reduce-only, then the trade at `px` (PositionLib.applyTrade; through zero: a full
@@ -776,19 +776,26 @@ contract ClearingHouse is IClearingHouse {
                 // Caps: position size for whoever grew, then open interest (long side).
                 let makerSize := mload(mload(add(maker, 0xe0)))
                 let takerSize := mload(mload(add(taker, 0xe0)))
-                if and(mload(add(maker, 0x140)), gt(absolute(makerSize), mload(add(m, 0x180)))) {
+                let cap := mload(add(m, 0x180))
+                if and(mload(add(maker, 0x140)), or(sgt(makerSize, cap), slt(add(makerSize, cap), 0))) {
                     code := 17
                     culprit := mload(mload(maker))
                     break
                 }
-                if and(mload(add(taker, 0x140)), gt(absolute(takerSize), mload(add(m, 0x180)))) {
+                if and(mload(add(taker, 0x140)), or(sgt(takerSize, cap), slt(add(takerSize, cap), 0))) {
                     code := 17
                     culprit := mload(mload(taker))
                     break
                 }
                 let oldOpenInterest := mload(add(m, 0x1c0))
-                openInterest := add(oldOpenInterest, sub(positive(makerSize), positive(mload(add(maker, 0x100)))))
-                openInterest := add(openInterest, sub(positive(takerSize), positive(mload(add(taker, 0x100)))))
+                // Long open interest: each party's long size after the fill, less before.
+                openInterest := oldOpenInterest
+                if sgt(makerSize, 0) { openInterest := add(openInterest, makerSize) }
+                if sgt(takerSize, 0) { openInterest := add(openInterest, takerSize) }
+                let before := mload(add(maker, 0x100))
+                if sgt(before, 0) { openInterest := sub(openInterest, before) }
+                before := mload(add(taker, 0x100))
+                if sgt(before, 0) { openInterest := sub(openInterest, before) }
                 if and(sgt(openInterest, oldOpenInterest), sgt(openInterest, mload(add(m, 0x1a0)))) {
                     code := 18
                     culprit := mload(mload(taker))
@@ -806,7 +813,10 @@ contract ClearingHouse is IClearingHouse {
                         if and(iszero(mload(add(a, 0x20))), iszero(and(mload(add(a, 0x40)), not(shl(marketId, 1))))) {
                             let pos := mload(add(p, 0xe0))
                             let held := mload(pos)
-                            let equity := sub(add(mload(a), floorDiv(mul(held, oraclePrice), 100000000)), mload(add(pos, 0x20)))
+                            let value := mul(held, oraclePrice)
+                            let floored := sdiv(value, 100000000)
+                            if and(slt(value, 0), iszero(iszero(smod(value, 100000000)))) { floored := sub(floored, 1) }
+                            let equity := sub(add(mload(a), floored), mload(add(pos, 0x20)))
                             let exposure := div(add(mul(absolute(held), oraclePrice), 99999999), 100000000)
                             let imBps1 := mload(add(m, 0x120))
                             let tierCap := mload(add(m, 0x160))
