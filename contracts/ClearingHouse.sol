@@ -444,12 +444,15 @@ contract ClearingHouse is IClearingHouse {
                 _fillParties(start, maker, taker, m, marketId, oraclePrice, fresh);
             if (code != 0) return (RejectReason(code), culprit);
 
-            // Initial margin for every account whose risk grew, maker first.
-            if (maker.margin == 2 || (maker.margin == 1 && !_meetsInitialMargin(maker, marketId, cache))) {
-                return (RejectReason.InsufficientMargin, maker.order.account);
-            }
-            if (taker.margin == 2 || (taker.margin == 1 && !_meetsInitialMargin(taker, marketId, cache))) {
-                return (RejectReason.InsufficientMargin, taker.order.account);
+            // Initial margin for every account whose risk grew and that the fill path did not
+            // already clear, maker first.
+            if ((maker.margin | taker.margin) != 0) {
+                if (maker.margin == 2 || (maker.margin == 1 && !_meetsInitialMargin(maker, marketId, cache))) {
+                    return (RejectReason.InsufficientMargin, maker.order.account);
+                }
+                if (taker.margin == 2 || (taker.margin == 1 && !_meetsInitialMargin(taker, marketId, cache))) {
+                    return (RejectReason.InsufficientMargin, taker.order.account);
+                }
             }
 
             // Effects.
