@@ -89,7 +89,6 @@ contract ClearingHouse is IClearingHouse {
         AccountMem account;
         PositionMem pos;
         int256 oldSize;
-        int256 delta;
         // Opened, grew or flipped (caps and initial margin apply), and how margin is decided:
         // 0 no check (risk did not grow, or the fill path's single-market check passed),
         // 1 `_health` decides, 2 failed the fill path's check.
@@ -391,12 +390,16 @@ contract ClearingHouse is IClearingHouse {
             }
             uint256 fill = start + i * OrderLib.FILL_BYTES;
             address makerAccount;
+            bytes4 malformed = MalformedBatch.selector;
             assembly ("memory-safe") {
                 let index := shr(248, calldataload(add(fill, 16)))
+                if iszero(lt(index, makers)) { // the maker's index lies outside the table
+                    mstore(0x00, malformed)
+                    mstore(0x04, fills.length)
+                    revert(0x00, 0x24)
+                }
                 makerAccount := shr(96, calldataload(add(table, mul(20, index))))
-                if iszero(lt(index, makers)) { makerAccount := 0 }
             }
-            if (makerAccount == address(0)) revert MalformedBatch(fills.length); // index outside the table
             (RejectReason reason, address culprit) = _settleFill(fill, makerAccount, cache, maker, taker);
             if (reason == RejectReason.None) {
                 ++settled;
@@ -475,8 +478,8 @@ contract ClearingHouse is IClearingHouse {
     ///      open interest and the fees (taker + maker, a rebate negative) the fill accrues.
     ///      Writes nothing to storage: `_commitParties` does, once margin has passed.
     /// @dev Party layout (see the struct): order 0x00, digest 0x20, wordIndex 0x40, word 0x60,
-    ///      state 0x80, filled 0xa0, account 0xc0, pos 0xe0, oldSize 0x100, delta 0x120,
-    ///      margin 0x140, accountSlot 0x160, positionSlot 0x180. Order: account 0x00, market 0x20,
+    ///      state 0x80, filled 0xa0, account 0xc0, pos 0xe0, oldSize 0x100, margin 0x120,
+    ///      accountSlot 0x140, positionSlot 0x160. Order: account 0x00, market 0x20,
     ///      isBuy 0x40, price 0x60, size 0x80, flags 0xa0, expiry 0xc0, nonce 0xe0, r 0x100,
     ///      vs 0x120. AccountMem: quote, wethGwei, mask, minNonce, flags. PositionMem: size,
     ///      openNotional, fundingSnapshot.
@@ -555,7 +558,7 @@ contract ClearingHouse is IClearingHouse {
                 mstore(0x00, holder)
                 mstore(0x20, accts)
                 let aslot := keccak256(0x00, 0x40)
-                mstore(add(p, 0x160), aslot)
+                mstore(add(p, 0x140), aslot)
                 let w := sload(aslot)
                 mstore(a, signextend(11, w))
                 mstore(add(a, 0x20), and(shr(96, w), 0xffffffffffffffff))
@@ -597,7 +600,7 @@ contract ClearingHouse is IClearingHouse {
                 mstore(0x20, keccak256(0x00, 0x40))
                 mstore(0x00, mkt)
                 let pslot := keccak256(0x00, 0x40)
-                mstore(add(p, 0x180), pslot)
+                mstore(add(p, 0x160), pslot)
                 w := sload(pslot)
                 let held := signextend(7, w)
                 mstore(pos, held)
@@ -617,7 +620,6 @@ contract ClearingHouse is IClearingHouse {
                 let pos := mload(add(p, 0xe0))
                 let a := mload(add(p, 0xc0))
                 let s := mload(pos)
-                mstore(add(p, 0x120), delta)
                 if and(mload(add(mload(p), 0xa0)), 4) {
                     // Reduce-only: only against an open position and no larger than it.
                     if or(iszero(s), or(eq(sgt(s, 0), sgt(delta, 0)), gt(absolute(delta), absolute(s)))) {
@@ -657,7 +659,7 @@ contract ClearingHouse is IClearingHouse {
                         default { grew := slt(newSize, s) }
                     }
                 }
-                mstore(add(p, 0x140), grew)
+                mstore(add(p, 0x120), grew)
             }
 
             // The fill: [0:8] size, [8:16] price. MarketView fields by offset: halted 0x20,
@@ -780,12 +782,12 @@ contract ClearingHouse is IClearingHouse {
                 let makerSize := mload(mload(add(maker, 0xe0)))
                 let takerSize := mload(mload(add(taker, 0xe0)))
                 let cap := mload(add(m, 0x180))
-                if and(mload(add(maker, 0x140)), or(sgt(makerSize, cap), slt(add(makerSize, cap), 0))) {
+                if and(mload(add(maker, 0x120)), or(sgt(makerSize, cap), slt(add(makerSize, cap), 0))) {
                     code := 17
                     culprit := mload(mload(maker))
                     break
                 }
-                if and(mload(add(taker, 0x140)), or(sgt(takerSize, cap), slt(add(takerSize, cap), 0))) {
+                if and(mload(add(taker, 0x120)), or(sgt(takerSize, cap), slt(add(takerSize, cap), 0))) {
                     code := 17
                     culprit := mload(mload(taker))
                     break
@@ -811,7 +813,7 @@ contract ClearingHouse is IClearingHouse {
                 for { let i := 0 } lt(i, 2) { i := add(i, 1) } {
                     let p := maker
                     if i { p := taker }
-                    if eq(mload(add(p, 0x140)), 1) {
+                    if eq(mload(add(p, 0x120)), 1) {
                         let a := mload(add(p, 0xc0))
                         if and(iszero(mload(add(a, 0x20))), iszero(and(mload(add(a, 0x40)), not(shl(marketId, 1))))) {
                             let pos := mload(add(p, 0xe0))
@@ -826,8 +828,8 @@ contract ClearingHouse is IClearingHouse {
                             let raw := mul(exposure, imBps1)
                             if gt(exposure, tierCap) { raw := add(mul(tierCap, imBps1), mul(sub(exposure, tierCap), mload(add(m, 0x140)))) }
                             switch slt(equity, div(add(raw, 9999), 10000))
-                            case 1 { mstore(add(p, 0x140), 2) }
-                            default { mstore(add(p, 0x140), 0) }
+                            case 1 { mstore(add(p, 0x120), 2) }
+                            default { mstore(add(p, 0x120), 0) }
                         }
                     }
                 }
@@ -904,7 +906,6 @@ contract ClearingHouse is IClearingHouse {
                 switch held
                 case 0 { mask := and(mask, not(shl(mkt, 1))) }
                 default { mask := or(mask, shl(mkt, 1)) }
-                mstore(add(a, 0x40), mask)
                 let quote := mload(a)
                 let basis := mload(add(pos, 0x20))
                 let snapshot := mload(add(pos, 0x40))
@@ -920,13 +921,15 @@ contract ClearingHouse is IClearingHouse {
                     mstore(0x04, bad)
                     revert(0x00, 0x24)
                 }
+                // wethGwei, mask (market ids < 32), minNonce (< 2^56 - 1 before the increment above)
+                // and flags are within their widths already.
                 let w := and(quote, 0xffffffffffffffffffffffff)
-                w := or(w, shl(96, and(mload(add(a, 0x20)), 0xffffffffffffffff)))
-                w := or(w, shl(160, and(mask, 0xffffffff)))
-                w := or(w, shl(192, and(mload(add(a, 0x60)), 0xffffffffffffff)))
-                sstore(mload(add(p, 0x160)), or(w, shl(248, and(mload(add(a, 0x80)), 0xff))))
+                w := or(w, shl(96, mload(add(a, 0x20))))
+                w := or(w, shl(160, mask))
+                w := or(w, shl(192, mload(add(a, 0x60))))
+                sstore(mload(add(p, 0x140)), or(w, shl(248, mload(add(a, 0x80)))))
                 w := or(and(held, 0xffffffffffffffff), shl(64, and(basis, 0xffffffffffffffffffffffff)))
-                sstore(mload(add(p, 0x180)), or(w, shl(160, and(snapshot, 0xffffffffffffffffffffffff))))
+                sstore(mload(add(p, 0x160)), or(w, shl(160, and(snapshot, 0xffffffffffffffffffffffff))))
             }
             let size := shr(192, calldataload(start)) // the fill's size
             commitParty(maker, marketId, size, wordsSlot, filledSlot, overflow)
