@@ -450,7 +450,7 @@ class Venue:
             self.operator_nonce = w3.eth.get_transaction_count(self.operator.address, "pending")
         nonce = self.operator_nonce
         call = self.ch.functions.settle(index, data)
-        access_list = settle_access_list(self.ch.address, data)
+        access_list = settle_access_list(self.ch.address, data, self.operator.address)
         # Gas per fill varies 3x (a taker's first trade writes fresh slots): an estimate plus margin,
         # or a per-fill bound when the estimate cannot see the batches still in the pool ahead.
         try:

@@ -308,13 +308,16 @@ def test_initial_margin_boundary_is_exact_to_the_unit(venue, maker, collateral):
 
 
 def test_settle_access_list_names_the_slots_settlement_reads(venue, maker):
-    """The operator's access list is computed from solc's storage layout: it names both slots of
-    every party (and is left out while its 2,400-gas address entry costs more than it saves), the
-    batch settles through it, and read back, the account slot holds the packed account (quote in
-    the low 96 bits) and the position slot the packed position (size in the low 64 bits)."""
+    """The operator's access list is computed from solc's storage layout: it names the batch's own
+    slots and both slots of every party (and is left out while its 2,400-gas address entry costs
+    more than it saves), the batch settles through it, and read back with eth_getStorageAt every
+    slot holds what the contract's views say."""
     from web3.logs import DISCARD
 
-    from venue.chain import ACCOUNTS_SLOT, POSITIONS_SLOT, contract, mapping_slot, settle_access_list
+    from venue.chain import (
+        ACCOUNTS_SLOT, FEE_POOL_SLOT, HAS_ROLE_SLOT, MARKET_COUNT_SLOT, MARKETS_SLOT, NEXT_BATCH_SLOT, POSITIONS_SLOT,
+        RISK_PARAMS_SLOT, ROLE_OPERATOR, contract, mapping_slot, settle_access_list,
+    )
 
     w3 = venue.chain.provider.web3
     takers = venue.traders[2:7]
@@ -323,24 +326,32 @@ def test_settle_access_list_names_the_slots_settlement_reads(venue, maker):
     fills = [venue.fill(venue.order(maker, False, ETH_PRICE, base("0.1")), venue.order(t, True, ETH_PRICE, base("0.1")))
              for t in takers for _ in range(2)]
     data = pack_fills(fills)
-    assert settle_access_list(venue.ch.address, data) == []  # 12 slots save 1,200 < 2,400
-    access = settle_access_list(venue.ch.address, data, only_if_cheaper=False)
+    operator = venue.operator.address
+
+    def word(slot: int) -> int:
+        return int.from_bytes(w3.eth.get_storage_at(venue.ch.address, slot), "big")
 
     def slots(t):
         owner = int(t.address, 16)
         return mapping_slot(owner, ACCOUNTS_SLOT), mapping_slot(0, mapping_slot(owner, POSITIONS_SLOT))
 
-    assert {int(k, 16) for k in access[0]["storageKeys"]} == {s for t in [maker, *takers] for s in slots(t)}
+    role = mapping_slot(int(operator, 16), mapping_slot(ROLE_OPERATOR, HAS_ROLE_SLOT))
+    market = mapping_slot(0, MARKETS_SLOT)
+    batch_slots = {role, RISK_PARAMS_SLOT, NEXT_BATCH_SLOT, MARKET_COUNT_SLOT, FEE_POOL_SLOT, *range(market, market + 4)}
+    assert settle_access_list(venue.ch.address, data, operator) == []  # 21 slots save 2,100 < 2,400
+    access = settle_access_list(venue.ch.address, data, operator, only_if_cheaper=False)
+    assert {int(k, 16) for k in access[0]["storageKeys"]} == batch_slots | {s for t in [maker, *takers] for s in slots(t)}
     ch = contract(w3, "ClearingHouse", venue.ch.address)
-    tx = ch.functions.settle(venue.ch.nextBatchIndex(), data).transact(
-        {"from": venue.operator.address, "accessList": access})
-    receipt = w3.eth.wait_for_transaction_receipt(tx)
+    index = venue.ch.nextBatchIndex()
+    receipt = w3.eth.wait_for_transaction_receipt(ch.functions.settle(index, data).transact({"from": operator, "accessList": access}))
     assert receipt.status == 1 and not ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)
+    assert (word(role), word(NEXT_BATCH_SLOT), word(MARKET_COUNT_SLOT)) == (1, index + 1, venue.ch.marketCount())
+    assert word(FEE_POOL_SLOT) == venue.ch.feePool()
+    assert word(RISK_PARAMS_SLOT) & (2**32 - 1) == venue.ch.riskParams().maxPriceAge
+    assert word(market) & (2**64 - 1) == venue.ch.market(0).tickSize
     for t in takers:
         account_slot, position_slot = slots(t)
-        account_word = int.from_bytes(w3.eth.get_storage_at(venue.ch.address, account_slot), "big")
-        position_word = int.from_bytes(w3.eth.get_storage_at(venue.ch.address, position_slot), "big")
-        quote = account_word & (2**96 - 1)
+        quote = word(account_slot) & (2**96 - 1)
         quote -= 2**96 if quote >= 2**95 else 0
         assert quote == venue.balances(t).quote
-        assert position_word & (2**64 - 1) == venue.position(t).size == base("0.2")
+        assert word(position_slot) & (2**64 - 1) == venue.position(t).size == base("0.2")

@@ -77,7 +77,7 @@ class GasWorkload:
         data = pack_fills(fills)
         tx = self.ch.functions.settle(self.batch, data).transact({
             "from": self.operator, "gas": 25_000_000,
-            "accessList": settle_access_list(self.deployment.clearing_house, data)})  # as the venue sends it
+            "accessList": settle_access_list(self.deployment.clearing_house, data, self.operator)})  # as the venue sends it
         receipt = self.w3.eth.wait_for_transaction_receipt(tx)
         self.batch += 1
         rejected = self.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD)
