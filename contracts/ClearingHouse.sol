@@ -137,6 +137,8 @@ contract ClearingHouse is IClearingHouse {
     uint8 internal constant ROLE_RISK_KEEPER = 4;
 
     uint256 internal constant MAX_MARKETS = 32;
+    /// @dev Two bits of order state per nonce. The settlement assembly (`_fillParties`,
+    ///      `_commitParties`) writes these three values as the literals 0, 1 and 2.
     uint256 internal constant STATE_FRESH = 0;
     uint256 internal constant STATE_PARTIAL = 1;
     uint256 internal constant STATE_CLOSED = 2;

@@ -69,12 +69,10 @@ def pack_fills(fills) -> bytes:
     """Batch calldata for `settle`: the table of maker addresses (in order of first appearance),
     then the fills, each maker order naming its maker by index (layout in OrderLib)."""
     makers: dict[bytes, int] = {}
-    for f in fills:
-        makers.setdefault(address_bytes(f.maker.account), len(makers))
+    indices = [makers.setdefault(address_bytes(f.maker.account), len(makers)) for f in fills]
     if not 0 < len(makers) < 256:
         raise ValueError(f"a batch names 1 to 255 makers, not {len(makers)}")
-    return (bytes([len(makers)]) + b"".join(makers)
-            + b"".join(f.pack(makers[address_bytes(f.maker.account)]) for f in fills))
+    return bytes([len(makers)]) + b"".join(makers) + b"".join(f.pack(i) for f, i in zip(fills, indices))
 
 
 def fill_parties(data: bytes):
