@@ -2,26 +2,60 @@
 prevention, every order type the venue offers, and a journal hook. It knows nothing of HTTP or
 web3; the API and the chain adapter wrap it.
 
-Commands carry their own timestamp (ms), so replaying the journal reproduces the same book.
+The book and the risk mirror live in the compiled core (venue/core.py); this module is its
+Python face: it keeps what the core cannot hold (addresses, client order ids, signatures, the
+expiry and dead-man's-switch clocks), turns the core's events into `Fill` and order updates for
+listeners and the journal, and raises `EngineError`s with readable messages.
+
+Two ways in: a call per command (`place`, `cancel`, ...), and `run`, which takes many places
+and cancels as one int64 array and runs them in one compiled loop (the way a sequencer drains
+its queue). Commands carry their own timestamp (ms), so replaying the journal reproduces the
+same book. `venue/engine_ref.py` is the same engine in plain Python, kept as the reference.
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
+import marshal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .book import Book, Order
-from .domain import BPS, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, MarketParams
-from .risk import initial_margin, margin_raw, notional_up, position_value, apply_trade
+import numpy as np
+
+from . import core
+from .book import Order
+from .domain import MarketParams
 
 # Time in force.
-GTC, IOC, FOK = 0, 1, 2
+GTC, IOC, FOK = core.GTC, core.IOC, core.FOK
 # Self-trade prevention: what happens when an order would trade against its own account.
-STP_EXPIRE_MAKER, STP_CANCEL_TAKER, STP_CANCEL_BOTH = 0, 1, 2
+STP_EXPIRE_MAKER, STP_CANCEL_TAKER, STP_CANCEL_BOTH = core.STP_EXPIRE_MAKER, core.STP_CANCEL_TAKER, core.STP_CANCEL_BOTH
 
-# Order statuses in acknowledgements.
+# Order statuses in acknowledgements and order updates.
 RESTING, FILLED, CANCELLED = "resting", "filled", "cancelled"
+STATUS_NAMES = {core.ST_RESTING: RESTING, core.ST_FILLED: FILLED, core.ST_CANCELLED: CANCELLED,
+                core.ST_SELF_TRADE: "self_trade", core.ST_EXPIRED: "expired", core.ST_DEADMAN: "dead_mans_switch",
+                core.ST_REJECTED: "rejected_on_chain", core.ST_MODIFIED: "modified"}
+REASON_NAMES = {core.R_NONE: None, core.R_SELF_TRADE: "self_trade", core.R_IOC: "ioc"}
+ERROR_CODES = {core.E_MARKET_HALTED: "MARKET_HALTED", core.E_RATE_LIMITED: "RATE_LIMITED",
+               core.E_NO_ORACLE_PRICE: "NO_ORACLE_PRICE", core.E_INVALID_SIZE: "INVALID_SIZE",
+               core.E_INVALID_PRICE: "INVALID_PRICE", core.E_TICK_SIZE: "TICK_SIZE", core.E_LOT_SIZE: "LOT_SIZE",
+               core.E_MIN_NOTIONAL: "MIN_NOTIONAL", core.E_PRICE_BAND: "PRICE_BAND", core.E_EXPIRED: "EXPIRED",
+               core.E_DUPLICATE_CLIENT_ID: "DUPLICATE_CLIENT_ID",
+               core.E_POST_ONLY_WOULD_CROSS: "POST_ONLY_WOULD_CROSS", core.E_REDUCE_ONLY: "REDUCE_ONLY",
+               core.E_TOO_MANY_OPEN_ORDERS: "TOO_MANY_OPEN_ORDERS", core.E_FOK_NOT_FILLED: "FOK_NOT_FILLED",
+               core.E_INSUFFICIENT_MARGIN: "INSUFFICIENT_MARGIN", core.E_UNKNOWN_ORDER: "UNKNOWN_ORDER"}
+# Bulk commands (`Engine.run`): column numbers and operations.
+C_OP, C_TS, C_ACCT, C_MARKET, C_BUY, C_PRICE, C_SIZE, C_TIF = core.C_OP, core.C_TS, core.C_ACCT, core.C_MARKET, \
+    core.C_BUY, core.C_PRICE, core.C_SIZE, core.C_TIF
+C_FLAGS, C_STP, C_EXPIRY, C_IS_MARKET, COMMAND_COLUMNS = core.C_FLAGS, core.C_STP, core.C_EXPIRY, core.C_IS_MARKET, \
+    core.CF
+OP_PLACE, OP_CANCEL = core.OP_PLACE, core.OP_CANCEL
+# event columns of a fill in the journal's order: seq, market, price, size, taker is buy, maker
+# order, taker order, maker account, taker account, ts
+_FILL_ROW = [1, 2, 3, 4, 5, 7, 15, 8, 16, 6]
+_LIMIT = 1 << 62  # the core's integers are int64; anything this large is refused up front
 
 
 class EngineError(Exception):
@@ -79,31 +113,6 @@ class Ack:
     cancel_reason: str | None = None
 
 
-@dataclass
-class MarketState:
-    params: MarketParams
-    id: int
-    oracle_price: int = 0
-    halted: bool = False
-
-
-class AccountState:
-    __slots__ = ("address", "collateral", "positions", "fees", "open_buy", "open_sell", "open_orders",
-                 "tokens", "token_ts", "deadman_at")
-
-    def __init__(self, address: str, n_markets: int):
-        self.address = address
-        self.collateral = 0  # quote value of all collateral (chain: quote + WETH after haircut)
-        self.positions = [[0, 0] for _ in range(n_markets)]  # [size, open notional], chain + pending fills
-        self.fees = 0  # fees of pending fills (positive: owed)
-        self.open_buy = [0] * n_markets
-        self.open_sell = [0] * n_markets
-        self.open_orders = 0
-        self.tokens = 0
-        self.token_ts = -1
-        self.deadman_at = 0
-
-
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_open_orders: int = 1_000
@@ -113,140 +122,291 @@ class Limits:
     check_margin: bool = True
 
 
+class MarketState:
+    """A listed market: its parameters, oracle price and halt flag (the latter two in the core)."""
+
+    __slots__ = ("params", "id", "_engine", "_base")
+
+    def __init__(self, engine: Engine, params: MarketParams, market: int):
+        self.params, self.id, self._engine, self._base = params, market, engine, market * core.MKF
+
+    @property
+    def oracle_price(self) -> int:
+        return int(self._engine.mk[self._base + core.MK_ORACLE])
+
+    @property
+    def halted(self) -> bool:
+        return bool(self._engine.mk[self._base + core.MK_HALTED])
+
+
+class AccountState:
+    """An account as the engine sees it: the chain's collateral and positions plus fills not
+    yet settled (read from the core when asked)."""
+
+    __slots__ = ("address", "_engine", "_idx")
+
+    def __init__(self, engine: Engine, address: str, idx: int):
+        self.address, self._engine, self._idx = address, engine, idx
+
+    def _row(self) -> list[int]:
+        e = self._engine
+        return e.m[e.m[core.H_A] + self._idx * e.af: e.m[core.H_A] + (self._idx + 1) * e.af].tolist()
+
+    @property
+    def collateral(self) -> int:
+        return self._row()[core.A_COLL]
+
+    @property
+    def fees(self) -> int:
+        return self._row()[core.A_FEES]
+
+    @property
+    def open_orders(self) -> int:
+        return self._row()[core.A_OPEN]
+
+    @property
+    def positions(self) -> list[list[int]]:
+        row = self._row()
+        return [row[core.A_POS + 4 * k: core.A_POS + 4 * k + 2] for k in range(len(self._engine.markets))]
+
+    @property
+    def open_buy(self) -> list[int]:
+        row = self._row()
+        return [row[core.A_POS + 4 * k + 2] for k in range(len(self._engine.markets))]
+
+    @property
+    def open_sell(self) -> list[int]:
+        row = self._row()
+        return [row[core.A_POS + 4 * k + 3] for k in range(len(self._engine.markets))]
+
+    @property
+    def deadman_at(self) -> int:
+        return self._engine.deadman_at[self._idx]
+
+
 class Engine:
-    def __init__(self, markets: tuple[MarketParams, ...], limits: Limits = Limits(), journal=None):
-        self.markets = [MarketState(p, i) for i, p in enumerate(markets)]
-        self.books = [Book(i) for i in range(len(markets))]
+    def __init__(self, markets: tuple[MarketParams, ...], limits: Limits = Limits(), journal=None,
+                 capacity: dict[str, int] | None = None):
+        """`capacity`: first sizes of the core's regions (they double when full)."""
         self.limits = limits
-        self.orders: dict[int, Order] = {}
+        self.n_markets = len(markets)
+        self.af = core.A_POS + 4 * self.n_markets
+        self.caps = {"pcap": 256, "lcap": 1024, "ocap": 4096, "idcap": 16_384, "acap": 64, "evcap": 4096}
+        self.caps.update(capacity or {})
+        self.m = self._layout(None)
+        m = self.m
+        m[core.H_NEXT_ORDER_ID] = m[core.H_NEXT_FILL_SEQ] = 1
+        m[core.H_MAX_OPEN], m[core.H_RATE], m[core.H_BURST] = limits.max_open_orders, limits.rate_per_s, limits.burst
+        m[core.H_SLIP], m[core.H_CHECK_MARGIN] = limits.market_slippage_bps, int(limits.check_margin)
+        for i, p in enumerate(markets):
+            self.mk[i * core.MKF: (i + 1) * core.MKF] = (
+                p.tick_size, p.lot_size, p.min_notional, p.band_bps, p.maker_fee_bps, p.taker_fee_bps, p.im_bps_1,
+                p.im_bps_2, p.tier_cap_1, 0, 0)
+        self.markets = [MarketState(self, p, i) for i, p in enumerate(markets)]
+        self.books = [BookView(self, i) for i in range(len(markets))]
+        self.orders = OrdersView(self)
+        self.accounts = AccountsView(self)
+        self.addresses: list[str] = []
+        self.account_ids: dict[str, int] = {}
+        self.deadman_at: list[int] = []
         self.client_ids: dict[tuple[str, str], int] = {}
-        self.accounts: dict[str, AccountState] = {}
-        self.next_order_id = 1
-        self.next_fill_seq = 1
+        self.meta: dict[int, tuple] = {}  # order id -> (client id, nonce, signature), when any is set
         self.expiries: list[tuple[int, int]] = []  # heap of (expiry ms, order id)
-        self.deadmen: list[tuple[int, str]] = []  # heap of (cancel-all time ms, account)
+        self.deadmen: list[tuple[int, int]] = []  # heap of (cancel-all time ms, account index)
+        self.due = 1 << 62  # the earliest expiry or dead-man's switch
         self.journal = journal
-        self.replaying = False
         self.listeners = []  # callables(event tuple) for order updates and fills
         self.now = 0
 
+    # ------------------------------------------------------------------ arena
+    def _layout(self, old: np.ndarray | None) -> np.ndarray:
+        """A new arena for the capacities in `self.caps`, with the old one's contents copied in."""
+        c, n_sides = self.caps, 2 * self.n_markets
+        sizes = [(core.H_MK, self.n_markets * core.MKF), (core.H_PN, n_sides), (core.H_PP, n_sides * c["pcap"]),
+                 (core.H_PL, n_sides * c["pcap"]), (core.H_L, c["lcap"] * core.LF), (core.H_O, c["ocap"] * core.OF),
+                 (core.H_ID, c["idcap"]), (core.H_A, c["acap"] * self.af), (core.H_EV, c["evcap"] * core.EVF)]
+        m = np.zeros(core.HEADER + sum(n for _, n in sizes), dtype=np.int64)
+        if old is not None:
+            m[:core.HEADER] = old[:core.HEADER]
+        at = core.HEADER
+        for slot, n in sizes:
+            m[slot] = at
+            at += n
+        m[core.H_M], m[core.H_PCAP], m[core.H_LCAP], m[core.H_OCAP] = self.n_markets, c["pcap"], c["lcap"], c["ocap"]
+        m[core.H_IDCAP], m[core.H_ACAP], m[core.H_AF], m[core.H_EVCAP] = c["idcap"], c["acap"], self.af, c["evcap"]
+        self._region_views(m)
+        ids = self._region(m, core.H_ID, c["idcap"], 1)
+        ids[:] = -1
+        if old is None:
+            m[core.H_LFREE], m[core.H_OFREE] = -1, -1
+            old_l = old_o = 0
+        else:
+            for slot, rows, cols in self._shapes(old):
+                new = self._region(m, slot, *self._shape_for(slot, m))
+                src = self._region(old, slot, rows, cols)
+                new[:src.shape[0], :src.shape[1]] = src
+            old_l, old_o = int(old[core.H_LCAP]), int(old[core.H_OCAP])
+        for slot, free, old_cap, cap, fields, link in ((core.H_L, core.H_LFREE, old_l, c["lcap"], core.LF, core.L_HEAD),
+                                                       (core.H_O, core.H_OFREE, old_o, c["ocap"], core.OF, core.O_NEXT)):
+            if cap > old_cap:  # chain the new slots in front of the free list
+                region = self._region(m, slot, cap, fields)
+                region[old_cap:cap - 1, link] = np.arange(old_cap + 1, cap)
+                region[cap - 1, link] = m[free]
+                m[free] = old_cap
+        return m
+
+    def _shapes(self, m: np.ndarray) -> list[tuple[int, int, int]]:
+        return [(slot, *self._shape_for(slot, m)) for slot in
+                (core.H_MK, core.H_PN, core.H_PP, core.H_PL, core.H_L, core.H_O, core.H_ID, core.H_A, core.H_EV)]
+
+    def _shape_for(self, slot: int, m: np.ndarray) -> tuple[int, int]:
+        n_sides = 2 * self.n_markets
+        return {core.H_MK: (self.n_markets, core.MKF), core.H_PN: (n_sides, 1), core.H_PP: (n_sides, int(m[core.H_PCAP])),
+                core.H_PL: (n_sides, int(m[core.H_PCAP])), core.H_L: (int(m[core.H_LCAP]), core.LF),
+                core.H_O: (int(m[core.H_OCAP]), core.OF), core.H_ID: (int(m[core.H_IDCAP]), 1),
+                core.H_A: (int(m[core.H_ACAP]), self.af), core.H_EV: (int(m[core.H_EVCAP]), core.EVF)}[slot]
+
+    @staticmethod
+    def _region(m: np.ndarray, slot: int, rows: int, cols: int) -> np.ndarray:
+        return m[m[slot]: m[slot] + rows * cols].reshape(rows, cols)
+
+    def _region_views(self, m: np.ndarray) -> None:
+        self.mk = m[m[core.H_MK]: m[core.H_MK] + self.n_markets * core.MKF]
+
+    def _grow(self, code: int) -> None:
+        key = {core.GROW_ORDERS: "ocap", core.GROW_IDS: "idcap", core.GROW_LEVELS: "lcap", core.GROW_PRICES: "pcap",
+               core.GROW_EVENTS: "evcap"}[code]
+        self.caps[key] *= 2
+        if key == "evcap":  # room for every resting order's update at once (cancel-all, matching)
+            self.caps[key] = max(self.caps[key], 2 * int(self.m[core.H_OLIVE]) + 8)
+        self.m = self._layout(self.m)
+
+    def _call(self, fn, *args) -> int:
+        """A core command that returns a code, run again after growing the arena if it asks."""
+        while True:
+            code = fn(self.m, *args)
+            if code >= 0:
+                return code
+            self._grow(code)
+
     # ------------------------------------------------------------------ state from outside
+    @property
+    def next_order_id(self) -> int:
+        return int(self.m[core.H_NEXT_ORDER_ID])
+
+    @property
+    def next_fill_seq(self) -> int:
+        return int(self.m[core.H_NEXT_FILL_SEQ])
+
+    @property
+    def replaying(self) -> bool:
+        return bool(self.m[core.H_REPLAYING])
+
+    @replaying.setter
+    def replaying(self, value: bool) -> None:
+        self.m[core.H_REPLAYING] = int(value)
+
+    def account_id(self, address: str) -> int:
+        """The core's index of an account (created on first use); bulk commands name accounts by it."""
+        idx = self.account_ids.get(address)
+        if idx is None:
+            idx = self.account_ids[address] = len(self.addresses)
+            self.addresses.append(address)
+            self.deadman_at.append(0)
+            if idx >= self.caps["acap"]:
+                self.caps["acap"] *= 2
+                self.m = self._layout(self.m)
+            row = self.m[core.H_A] + idx * self.af
+            self.m[row + core.A_TOKENS] = self.limits.burst
+            self.m[row + core.A_TOKEN_TS] = -1
+        return idx
+
     def account(self, address: str) -> AccountState:
-        acct = self.accounts.get(address)
-        if acct is None:
-            acct = self.accounts[address] = AccountState(address, len(self.markets))
-            acct.tokens = self.limits.burst
-        return acct
+        return AccountState(self, address, self.account_id(address))
 
     def set_oracle_price(self, ts: int, market: int, price: int) -> None:
         self._log("oracle", (ts, market, price))
-        self.markets[market].oracle_price = price
+        self.mk[market * core.MKF + core.MK_ORACLE] = price
 
     def set_halted(self, ts: int, market: int, halted: bool) -> None:
         self._log("halt", (ts, market, halted))
-        self.markets[market].halted = halted
+        self.mk[market * core.MKF + core.MK_HALTED] = int(halted)
 
     def set_account(self, ts: int, address: str, collateral: int, positions: dict[int, tuple[int, int]],
                     fees: int = 0) -> None:
         """The chain's view of an account (collateral value, positions as (size, open notional)),
         plus anything still pending is re-applied by the caller."""
         self._log("account", (ts, address, collateral, {int(k): tuple(v) for k, v in positions.items()}, fees))
-        acct = self.account(address)
-        acct.collateral = collateral
-        for m in range(len(self.markets)):
-            size, basis = positions.get(m, (0, 0))
-            acct.positions[m] = [size, basis]
-        acct.fees = fees
+        row = self.m[core.H_A] + self.account_id(address) * self.af
+        self.m[row + core.A_COLL] = collateral
+        self.m[row + core.A_FEES] = fees
+        for k in range(self.n_markets):
+            self.m[row + core.A_POS + 4 * k: row + core.A_POS + 4 * k + 2] = positions.get(k, (0, 0))
 
     # ------------------------------------------------------------------ commands
     def place(self, ts: int, account: str, market: int, is_buy: bool, price: int, size: int, *,
               tif: int = GTC, flags: int = 0, client_id: str | None = None, stp: int = STP_EXPIRE_MAKER,
               expiry: int = 0, is_market: bool = False, nonce: int = 0, signature: bytes = b"") -> Ack:
         """Validates, checks margin, matches, and rests what is left of a GTC order."""
-        self._advance(ts)
-        if market.__class__ is not int or not 0 <= market < len(self.markets):
+        if ts >= self.due:
+            self._fire(ts)
+        if ts > self.now:
+            self.now = ts
+        if market.__class__ is not int or not 0 <= market < self.n_markets:
             raise OrderRejected("UNKNOWN_MARKET", f"no market {market}")
-        ms = self.markets[market]
-        p = ms.params
-        if ms.halted:
-            raise OrderRejected("MARKET_HALTED", f"{p.symbol} is halted")
-        acct = self.account(account)
-        if not self.replaying:
-            self._take_token(acct, ts)
-        oracle = ms.oracle_price
-        if is_market:
-            if oracle <= 0:
-                raise OrderRejected("NO_ORACLE_PRICE", f"{p.symbol} has no oracle price")
-            cap = oracle * self.limits.market_slippage_bps // BPS
-            capped = (oracle + cap) // p.tick_size * p.tick_size if is_buy else -(-(oracle - cap) // p.tick_size) * p.tick_size
-            # A signed limit (the chain checks it) stays the bound when it is the tighter one.
-            price = capped if price <= 0 else (min(price, capped) if is_buy else max(price, capped))
-            tif = IOC
-        if size <= 0:
-            raise OrderRejected("INVALID_SIZE", "size must be positive")
-        if price <= 0:
-            raise OrderRejected("INVALID_PRICE", "price must be positive")
-        if price % p.tick_size:
-            raise OrderRejected("TICK_SIZE", f"price {price} is not a multiple of the tick {p.tick_size}")
-        if size % p.lot_size:
-            raise OrderRejected("LOT_SIZE", f"size {size} is not a multiple of the lot {p.lot_size}")
-        if size * price // 100_000_000 < p.min_notional:
-            raise OrderRejected("MIN_NOTIONAL", f"notional below the minimum {p.min_notional}")
-        if oracle <= 0:
-            raise OrderRejected("NO_ORACLE_PRICE", f"{p.symbol} has no oracle price")
-        if abs(price - oracle) * BPS > oracle * p.band_bps:
-            raise OrderRejected("PRICE_BAND", f"price {price} is more than {p.band_bps} bps from the oracle {oracle}")
-        if expiry and expiry <= ts:
-            raise OrderRejected("EXPIRED", "expiry is in the past")
-        if client_id is not None and (account, client_id) in self.client_ids:
-            raise OrderRejected("DUPLICATE_CLIENT_ID", f"client order id {client_id!r} is live")
-        book = self.books[market]
-        opposite = book.asks if is_buy else book.bids
-        best = opposite.prices
-        crosses = bool(best) and (price >= best[0] if is_buy else price <= best[-1])
-        if flags & FLAG_POST_ONLY and crosses:
-            raise OrderRejected("POST_ONLY_WOULD_CROSS", "post-only order would take liquidity")
-        pos = acct.positions[market][0]
-        if flags & FLAG_REDUCE_ONLY:
-            if pos == 0 or (pos > 0) == is_buy or size > abs(pos):
-                raise OrderRejected("REDUCE_ONLY", "reduce-only order would open or grow a position")
-        if tif == GTC and not crosses and acct.open_orders >= self.limits.max_open_orders:
-            raise OrderRejected("TOO_MANY_OPEN_ORDERS", f"at most {self.limits.max_open_orders} open orders")
-        if tif == FOK and self._fillable(book, account, is_buy, price, stp) < size:
-            raise OrderRejected("FOK_NOT_FILLED", "fill-or-kill order cannot fill completely")
-        if self.limits.check_margin and not flags & FLAG_REDUCE_ONLY:
-            self._check_margin(acct, market, is_buy, size)
-
-        order = Order(self.next_order_id, account, market, is_buy, price, size, flags, client_id, stp,
-                      expiry, 0, nonce, signature)
-        self.next_order_id += 1
-        self._log("place", (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry,
-                            is_market, nonce, signature))
-        fills, self_traded = self._match(book, order, ts) if crosses else ([], False)
-        if self_traded:
-            return Ack(order.id, CANCELLED, order.filled, order.remaining, fills, "self_trade")
-        if order.remaining == 0:
-            return Ack(order.id, FILLED, order.filled, 0, fills)
-        if tif == GTC:
-            self._rest(book, order, acct)
-            return Ack(order.id, RESTING, order.filled, order.remaining, fills)
-        return Ack(order.id, CANCELLED, order.filled, order.remaining, fills, "ioc")
+        if not (-_LIMIT < price < _LIMIT and -_LIMIT < size < _LIMIT and -_LIMIT < expiry < _LIMIT):
+            raise OrderRejected("OUT_OF_RANGE", "price, size or expiry out of range")
+        acct = self.account_ids.get(account)
+        if acct is None:
+            acct = self.account_id(account)
+        dup = client_id is not None and (account, client_id) in self.client_ids
+        while True:
+            r = core.place(self.m, ts, acct, market, 1 if is_buy else 0, price, size, tif, flags, stp, expiry,
+                           1 if is_market else 0, dup)
+            if r[0] >= 0:
+                break
+            self._grow(r[0])
+        code, oid, status, filled, remaining, reason, final_price = r
+        if code:
+            raise self._rejection(code, market, final_price, size, client_id)
+        if self.journal is not None and not self.replaying:
+            self.journal.append("place", (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry,
+                                          is_market, nonce, signature))
+        if client_id is not None or nonce or signature:
+            self.meta[oid] = (client_id, nonce, signature)
+            if client_id is not None and status == core.ST_RESTING:
+                self.client_ids[(account, client_id)] = oid
+        elif (filled == 0 and status == core.ST_RESTING and not expiry and not self.meta and not self.listeners
+              and self.journal is None):
+            self.m[core.H_EVN] = 0  # only its own resting update, and nobody to tell
+            return Ack(oid, RESTING, 0, remaining, [])
+        taker = Order(oid, account, market, is_buy, final_price, size, flags, client_id, stp, expiry, 0, nonce,
+                      signature)
+        taker.remaining, taker.filled = remaining, filled
+        fills = self._drain(taker)[0]
+        if status != core.ST_RESTING:
+            self.meta.pop(oid, None)  # never rested: its fills carry what settlement needs
+        return Ack(oid, STATUS_NAMES[status], filled, remaining, fills, REASON_NAMES[reason])
 
     def cancel(self, ts: int, account: str, order_id: int | None = None, client_id: str | None = None) -> Order:
         self._advance(ts)
         if order_id is None:
             order_id = self.client_ids.get((account, client_id))
-        order = self.orders.get(order_id) if order_id is not None else None
-        if order is None or order.account != account:
+        acct = self.account_ids.get(account)
+        if (order_id is None or acct is None or not 0 < order_id < _LIMIT
+                or self._call(core.cancel, ts, acct, order_id, core.ST_CANCELLED)):
             raise UnknownOrder("UNKNOWN_ORDER", f"no open order {order_id if client_id is None else client_id!r}")
-        self._log("cancel", (ts, account, order.id))
-        self._remove(order, "cancelled")
-        return order
+        self._log("cancel", (ts, account, order_id))
+        return self._drain()[1][0]
 
     def cancel_all(self, ts: int, account: str, market: int | None = None) -> list[Order]:
         self._advance(ts)
         self._log("cancel_all", (ts, account, market))
-        return self._cancel_all(account, market, "cancelled")
+        acct = self.account_ids.get(account)
+        if acct is None:
+            return []
+        self._call(core.cancel_all, ts, acct, -1 if market is None else market, core.ST_CANCELLED)
+        return self._drain()[1]
 
     def modify(self, ts: int, account: str, order_id: int, price: int, size: int) -> Ack:
         """Same price and a smaller size keep queue priority; anything else re-enters the queue."""
@@ -259,16 +419,9 @@ class Engine:
             if size % p.lot_size:
                 raise OrderRejected("LOT_SIZE", f"size {size} is not a multiple of the lot {p.lot_size}")
             self._log("modify", (ts, account, order_id, price, size))
-            delta = order.remaining - size
-            order.remaining = size  # `size` stays the signed size: what settles is still bounded by it
-            self.books[order.market].side(order.is_buy).levels[price].size -= delta
-            acct = self.accounts[account]
-            if order.is_buy:
-                acct.open_buy[order.market] -= delta
-            else:
-                acct.open_sell[order.market] -= delta
-            self._emit(("order", order, "modified"))
-            return Ack(order.id, RESTING, order.filled, order.remaining)
+            self._call(core.reduce, ts, order_id, size)
+            self._drain()
+            return Ack(order.id, RESTING, order.filled, size, [])
         # Loses priority: cancel and place anew (same client id, flags and expiry); the journal
         # records the cancel and the place it consists of.
         self.cancel(ts, account, order_id)
@@ -282,14 +435,41 @@ class Engine:
         if at and at <= ts:
             raise OrderRejected("EXPIRED", "the cancel time must lie in the future")
         self._log("deadman", (ts, account, at))
-        acct = self.account(account)
-        acct.deadman_at = at
+        idx = self.account_id(account)
+        self.deadman_at[idx] = at
         if at:
-            heapq.heappush(self.deadmen, (at, account))
+            heapq.heappush(self.deadmen, (at, idx))
+            self.due = min(self.due, at)
 
     def tick(self, ts: int) -> None:
         """Advances time: expires orders and fires dead-man's switches due by `ts`."""
         self._advance(ts)
+
+    def run(self, cmds: np.ndarray) -> np.ndarray:
+        """Places and cancels in bulk: one row of `COMMAND_COLUMNS` int64 per command (C_* columns;
+        accounts by `account_id`; a cancel's order id in C_SIZE, or -(k + 1) for the order placed
+        by row k of the same array), run in one compiled loop.
+        Returns one row per command: code (0 accepted, else an ERROR_CODES key), order id,
+        status, filled, remaining, reason, price. Same rules, events and journal as the calls
+        one by one; client order ids, nonces and signatures are for `place`."""
+        cmds = np.ascontiguousarray(cmds, dtype=np.int64)
+        out = np.zeros((len(cmds), core.RF), dtype=np.int64)
+        i, n = 0, len(cmds)
+        while i < n:
+            self.m[core.H_NEXT_DUE] = self.due
+            j, grow = core.run(self.m, cmds, out, i)
+            if j > i:
+                self._log_bulk(cmds[i:j], out[i:j])
+                self._drain(bulk=(cmds, out, i, j))
+                self.now = max(self.now, int(cmds[j - 1, C_TS]))
+            if grow:
+                self._grow(grow)
+            elif j < n:  # an expiry or dead-man's switch is due first
+                ts = int(cmds[j, C_TS])
+                self._fire(ts)
+                self.now = max(self.now, ts)
+            i = j
+        return out
 
     # ------------------------------------------------------------------ settlement feedback
     def on_fill_rejected(self, ts: int, fill_seq: int, maker_order_id: int, maker_still_valid: bool,
@@ -298,206 +478,147 @@ class Engine:
         the book when its order is still valid and live, otherwise the order is cancelled."""
         self._log("unwind", (ts, fill_seq, maker_order_id, maker_still_valid, size, market, maker, taker, price,
                              taker_is_buy))
-        delta = size if taker_is_buy else -size
-        for address, d in ((taker, -delta), (maker, delta)):
-            acct = self.account(address)
-            pos = acct.positions[market]
-            pos[0], pos[1], _ = apply_trade(pos[0], pos[1], d, d * price // 100_000_000)
-        order = self.orders.get(maker_order_id)
-        if order is None:
-            return
-        if maker_still_valid:
-            order.remaining += size
-            order.filled -= size
-            side = self.books[market].side(order.is_buy)
-            side.levels[order.price].size += size
-            acct = self.accounts[order.account]
-            if order.is_buy:
-                acct.open_buy[market] += size
-            else:
-                acct.open_sell[market] += size
-        else:
-            self._remove(order, "rejected_on_chain")
+        taker_idx = self.account_id(taker)
+        self._call(core.unwind, ts, market, self.account_id(maker), taker_idx, size, price, int(taker_is_buy),
+                   maker_order_id, int(maker_still_valid))
+        self._drain()
 
     # ------------------------------------------------------------------ internals
     def _advance(self, ts: int) -> None:
         if ts > self.now:
             self.now = ts
-        exp = self.expiries
-        if (exp and exp[0][0] <= ts) or (self.deadmen and self.deadmen[0][0] <= ts):
-            self._log("tick", (ts,))  # what fires now must fire at the same point on replay
+        if ts >= self.due:
+            self._fire(ts)
+
+    def _fire(self, ts: int) -> None:
+        """Expiries and dead-man's switches due by `ts`, in that order."""
+        exp, dm = self.expiries, self.deadmen
+        self._log("tick", (ts,))  # what fires now must fire at the same point on replay
         while exp and exp[0][0] <= ts:
             _, oid = heapq.heappop(exp)
-            order = self.orders.get(oid)
-            if order is not None and order.expiry and order.expiry <= ts:
-                self._remove(order, "expired")
-        dm = self.deadmen
+            self._call(core.expire, oid, ts)
         while dm and dm[0][0] <= ts:
-            at, address = heapq.heappop(dm)
-            if self.accounts[address].deadman_at == at:
-                self.accounts[address].deadman_at = 0
-                self._cancel_all(address, None, "dead_mans_switch")
+            at, idx = heapq.heappop(dm)
+            if self.deadman_at[idx] == at:
+                self.deadman_at[idx] = 0
+                self._call(core.cancel_all, ts, idx, -1, core.ST_DEADMAN)
+        self._drain()
+        self._reset_due()
 
-    def _take_token(self, acct: AccountState, ts: int) -> None:
-        lim = self.limits
-        if acct.token_ts >= 0:
-            acct.tokens = min(lim.burst, acct.tokens + (ts - acct.token_ts) * lim.rate_per_s // 1000)
-        acct.token_ts = ts
-        if acct.tokens <= 0:
-            raise RateLimited("RATE_LIMITED", f"more than {lim.rate_per_s} orders per second")
-        acct.tokens -= 1
+    def _reset_due(self) -> None:
+        self.due = min(self.expiries[0][0] if self.expiries else 1 << 62, self.deadmen[0][0] if self.deadmen else 1 << 62)
 
-    def _fillable(self, book: Book, account: str, is_buy: bool, price: int, stp: int) -> int:
-        side = book.asks if is_buy else book.bids
-        total = 0
-        prices = side.prices if is_buy else reversed(side.prices)
-        for p in prices:
-            if (p > price) if is_buy else (p < price):
-                break
-            for o in side.levels[p].orders:
-                if o.live and o.account != account:
-                    total += o.remaining
-        return total
-
-    def _check_margin(self, acct: AccountState, market: int, is_buy: bool, size: int) -> None:
-        """Initial margin with the worst case of open orders: each market's position if every
-        open buy (or every open sell) filled, valued at the oracle price. Mirrors MarginLib."""
-        equity = acct.collateral - acct.fees
-        raw = 0
-        positions = acct.positions
-        for m, ms in enumerate(self.markets):
-            pos, basis = positions[m]
-            buys = acct.open_buy[m] + (size if m == market and is_buy else 0)
-            sells = acct.open_sell[m] + (size if m == market and not is_buy else 0)
-            if not (pos or buys or sells):
-                continue
-            mark = ms.oracle_price
-            if pos:
-                equity += position_value(pos, mark) - basis
-            worst = max(abs(pos + buys), abs(pos - sells))
-            p = ms.params
-            raw += margin_raw(notional_up(worst, mark), p.tier_cap_1, p.im_bps_1, p.im_bps_2)
-        required = initial_margin(raw)
-        if equity < required:
-            raise OrderRejected("INSUFFICIENT_MARGIN", f"equity {equity} below initial margin {required} "
-                                                       "with open orders")
-
-    def _match(self, book: Book, taker: Order, ts: int) -> tuple[list[Fill], bool]:
-        """Fills `taker` against the opposite side in price-time order. Returns the fills and
-        whether self-trade prevention cancelled the taker."""
-        fills = []
-        is_buy = taker.is_buy
-        side = book.asks if is_buy else book.bids
-        prices = side.prices
-        levels = side.levels
-        limit = taker.price
-        market = taker.market
-        while taker.remaining and prices:
-            best_price = prices[0] if is_buy else prices[-1]
-            if (best_price > limit) if is_buy else (best_price < limit):
-                break
-            level = levels[best_price]
-            queue = level.orders
-            while taker.remaining and queue:
-                maker = queue[0]
-                if not maker.live:
-                    queue.popleft()
-                    continue
-                if maker.account == taker.account:
-                    mode = taker.stp
-                    if mode == STP_EXPIRE_MAKER:
-                        self._remove(maker, "self_trade")
-                        queue.popleft()
-                        if level.count == 0:
-                            break
-                        continue
-                    if mode == STP_CANCEL_BOTH:
-                        self._remove(maker, "self_trade")
-                        queue.popleft()
-                    return fills, True
-                qty = taker.remaining if taker.remaining < maker.remaining else maker.remaining
-                maker.remaining -= qty
-                maker.filled += qty
-                taker.remaining -= qty
-                taker.filled += qty
-                level.size -= qty
-                fill = Fill(self.next_fill_seq, market, best_price, qty, is_buy, ts, maker, taker,
-                            maker.filled, taker.filled)
-                self.next_fill_seq += 1
+    def _drain(self, taker: Order | None = None, bulk=None) -> tuple[list[Fill], list[Order]]:
+        """The core's events since the last drain, in order: fills (journal, listeners) and order
+        updates (client ids, expiry clock, listeners)."""
+        m = self.m
+        n = int(m[core.H_EVN])
+        if n == 0:
+            return [], []
+        m[core.H_EVN] = 0
+        events = self._region(m, core.H_EV, n, core.EVF)
+        journal = self.journal if self.journal is not None and not self.replaying else None
+        listeners = self.listeners
+        if bulk is not None and not listeners and not self.meta:
+            # nobody to tell: the journal needs the fills, the expiry clock the orders that rested with one
+            if journal is not None:
+                addresses, seq = self.addresses, journal.last_seq
+                for f in events[events[:, 0] == core.EV_FILL][:, _FILL_ROW].tolist():
+                    journal.append_fill_row((f[0], seq, f[1], f[2], f[3], f[4], f[5], f[6], addresses[f[7]],
+                                             addresses[f[8]], f[9]))
+            rested = events[(events[:, 0] == core.EV_ORDER) & (events[:, 1] == core.ST_RESTING) & (events[:, 11] != 0)]
+            for expiry, oid in rested[:, [11, 2]].tolist():
+                heapq.heappush(self.expiries, (expiry, oid))
+                self.due = min(self.due, expiry)
+            return [], []
+        rows = events.tolist()
+        fills: list[Fill] = []
+        updates: list[Order] = []
+        for r in rows:
+            if r[0] == core.EV_FILL:
+                seq, market, price, size, taker_is_buy, ts = r[1:7]
+                fill_taker = taker if bulk is None else self._bulk_order(bulk, r[15])
+                maker = self._order(r[7], r[8], market, not taker_is_buy, r[9], r[10], r[11], r[12], r[18], r[14],
+                                    r[13])
+                fill = Fill(seq, market, price, size, bool(taker_is_buy), ts, maker, fill_taker, r[13], r[17])
                 fills.append(fill)
-                self._apply_fill(fill)
-                if self.journal is not None and not self.replaying:
-                    self.journal.append_fill(fill)
-                if maker.remaining == 0:
-                    queue.popleft()
-                    self._remove(maker, None, filled=True)
-        return fills, False
-
-    def _apply_fill(self, fill: Fill) -> None:
-        """Pending position and fee changes of a fill, for pre-trade risk until it settles."""
-        p = self.markets[fill.market].params
-        notional = fill.size * fill.price // 100_000_000
-        delta = fill.size if fill.taker_is_buy else -fill.size
-        quote = delta * fill.price // 100_000_000
-        taker = self.accounts[fill.taker.account]
-        maker = self.account(fill.maker.account)
-        tp = taker.positions[fill.market]
-        tp[0], tp[1], realized = apply_trade(tp[0], tp[1], delta, quote)
-        taker.collateral += realized
-        taker.fees += -(-notional * p.taker_fee_bps // BPS)
-        mp = maker.positions[fill.market]
-        mp[0], mp[1], realized = apply_trade(mp[0], mp[1], -delta, -quote)
-        maker.collateral += realized
-        mf = p.maker_fee_bps
-        maker.fees += -(-notional * mf // BPS) if mf >= 0 else -(notional * -mf // BPS)
-        if fill.maker.is_buy:
-            maker.open_buy[fill.market] -= fill.size
-        else:
-            maker.open_sell[fill.market] -= fill.size
-        for listener in self.listeners:
-            listener(("fill", fill))
-
-    def _rest(self, book: Book, order: Order, acct: AccountState) -> None:
-        book.side(order.is_buy).add(order)
-        self.orders[order.id] = order
-        if order.client_id is not None:
-            self.client_ids[(order.account, order.client_id)] = order.id
-        acct.open_orders += 1
-        if order.is_buy:
-            acct.open_buy[order.market] += order.remaining
-        else:
-            acct.open_sell[order.market] += order.remaining
-        if order.expiry:
-            heapq.heappush(self.expiries, (order.expiry, order.id))
-        if self.listeners:
-            self._emit(("order", order, RESTING))
-
-    def _remove(self, order: Order, reason: str | None, filled: bool = False) -> None:
-        """Takes a live order out of the book (filled, cancelled, expired, ...)."""
-        side = self.books[order.market].side(order.is_buy)
-        side.remove(order)
-        del self.orders[order.id]
-        if order.client_id is not None:
-            self.client_ids.pop((order.account, order.client_id), None)
-        acct = self.accounts[order.account]
-        acct.open_orders -= 1
-        if not filled:
-            if order.is_buy:
-                acct.open_buy[order.market] -= order.remaining
+                for listener in listeners:
+                    listener(("fill", fill))
+                if journal is not None:
+                    journal.append_fill(fill)
             else:
-                acct.open_sell[order.market] -= order.remaining
-        if self.listeners:
-            self._emit(("order", order, FILLED if filled else reason))
+                status, oid = r[1], r[2]
+                if status == core.ST_RESTING:
+                    if r[11]:
+                        heapq.heappush(self.expiries, (r[11], oid))
+                        self.due = min(self.due, r[11])
+                    if not listeners:
+                        continue
+                order = self._order(oid, r[3], r[4], r[5], r[6], r[7], r[10], r[11], r[12], r[8], r[9])
+                if status not in (core.ST_RESTING, core.ST_MODIFIED):
+                    meta = self.meta.pop(oid, None)
+                    if meta is not None and meta[0] is not None:
+                        self.client_ids.pop((order.account, meta[0]), None)
+                    order.live = False
+                updates.append(order)
+                for listener in listeners:
+                    listener(("order", order, STATUS_NAMES[status]))
+        return fills, updates
 
-    def _cancel_all(self, account: str, market: int | None, reason: str) -> list[Order]:
-        victims = [o for o in self.orders.values() if o.account == account and (market is None or o.market == market)]
-        for o in victims:
-            self._remove(o, reason)
-        return victims
+    def _order(self, oid, acct, market, is_buy, price, size, flags, expiry, stp, remaining, filled) -> Order:
+        client_id, nonce, signature = self.meta.get(oid, (None, 0, b""))
+        o = Order(oid, self.addresses[acct], market, bool(is_buy), price, size, flags, client_id, stp, expiry, 0,
+                  nonce, signature)
+        o.remaining, o.filled, o.live = remaining, filled, True
+        return o
 
-    def _emit(self, event) -> None:
-        for listener in self.listeners:
-            listener(event)
+    def _bulk_order(self, bulk, oid: int) -> Order:
+        cmds, out, i, j = bulk
+        k = i + int(np.nonzero((out[i:j, 1] == oid) & (cmds[i:j, C_OP] == OP_PLACE))[0][0])
+        c, r = cmds[k].tolist(), out[k].tolist()
+        return self._order(oid, c[C_ACCT], c[C_MARKET], c[C_BUY], r[6], c[C_SIZE], c[C_FLAGS], c[C_EXPIRY], c[C_STP],
+                           r[4], r[3])
+
+    def _log_bulk(self, cmds: np.ndarray, out: np.ndarray) -> None:
+        """The accepted commands of a bulk run, with their accounts as addresses."""
+        if self.journal is None or self.replaying:
+            return
+        accepted = cmds[out[:, 0] == 0]
+        used, local = np.unique(accepted[:, C_ACCT], return_inverse=True)
+        accepted = accepted.copy()
+        accepted[:, C_ACCT] = local
+        self.journal.append("bulk", ([self.addresses[i] for i in used.tolist()], accepted.tobytes()))
+
+    def replay_bulk(self, addresses: list[str], blob: bytes) -> None:
+        cmds = np.frombuffer(blob, dtype=np.int64).reshape(-1, COMMAND_COLUMNS).copy()
+        ids = np.array([self.account_id(a) for a in addresses], dtype=np.int64)
+        if len(cmds):
+            cmds[:, C_ACCT] = ids[cmds[:, C_ACCT]]
+        self.run(cmds)
+
+    def _rejection(self, code: int, market: int, price: int, size: int, client_id) -> EngineError:
+        name = ERROR_CODES[code]
+        p = self.markets[market].params
+        msg = {
+            "MARKET_HALTED": f"{p.symbol} is halted",
+            "RATE_LIMITED": f"more than {self.limits.rate_per_s} orders per second",
+            "NO_ORACLE_PRICE": f"{p.symbol} has no oracle price",
+            "INVALID_SIZE": "size must be positive",
+            "INVALID_PRICE": "price must be positive",
+            "TICK_SIZE": f"price {price} is not a multiple of the tick {p.tick_size}",
+            "LOT_SIZE": f"size {size} is not a multiple of the lot {p.lot_size}",
+            "MIN_NOTIONAL": f"notional below the minimum {p.min_notional}",
+            "PRICE_BAND": f"price {price} is more than {p.band_bps} bps from the oracle {self.markets[market].oracle_price}",
+            "EXPIRED": "expiry is in the past",
+            "DUPLICATE_CLIENT_ID": f"client order id {client_id!r} is live",
+            "POST_ONLY_WOULD_CROSS": "post-only order would take liquidity",
+            "REDUCE_ONLY": "reduce-only order would open or grow a position",
+            "TOO_MANY_OPEN_ORDERS": f"at most {self.limits.max_open_orders} open orders",
+            "FOK_NOT_FILLED": "fill-or-kill order cannot fill completely",
+            "INSUFFICIENT_MARGIN": f"equity {int(self.m[core.H_ERR_A])} below initial margin "
+                                   f"{int(self.m[core.H_ERR_B])} with open orders",
+        }[name]
+        return RateLimited(name, msg) if code == core.E_RATE_LIMITED else OrderRejected(name, msg)
 
     def _log(self, kind: str, args: tuple) -> None:
         if self.journal is not None and not self.replaying:
@@ -506,20 +627,19 @@ class Engine:
     # ------------------------------------------------------------------ inspection
     def state_hash(self) -> str:
         """A digest of everything that decides future matching: every resting order in queue
-        order, the id counters, pending positions and fees."""
+        order, the id counters, pending positions and fees (the reference engine's format)."""
         h = hashlib.sha256()
         h.update(f"{self.next_order_id}|{self.next_fill_seq}".encode())
         for book in self.books:
             for side in (book.bids, book.asks):
-                for price in side.prices:
-                    for o in side.levels[price].orders:
-                        if o.live:
-                            h.update(f"{o.id},{o.account},{o.is_buy},{o.price},{o.remaining},{o.filled};".encode())
-        for address in sorted(self.accounts):
+                for o in side.iter_orders():
+                    h.update(f"{o.id},{o.account},{o.is_buy},{o.price},{o.remaining},{o.filled};".encode())
+        for address in sorted(self.account_ids):
             a = self.accounts[address]
-            if not (a.collateral or a.fees or a.deadman_at or any(p[0] or p[1] for p in a.positions)):
+            positions = a.positions
+            if not (a.collateral or a.fees or a.deadman_at or any(p[0] or p[1] for p in positions)):
                 continue  # accounts that never held anything (e.g. only sent rejected orders)
-            h.update(f"{address}:{a.collateral}:{a.positions}:{a.fees}:{a.deadman_at}".encode())
+            h.update(f"{address}:{a.collateral}:{positions}:{a.fees}:{a.deadman_at}".encode())
         return h.hexdigest()
 
     def open_orders(self, account: str) -> list[Order]:
@@ -528,3 +648,141 @@ class Engine:
     def l2(self, market: int, depth: int = 20) -> tuple[list, list]:
         book = self.books[market]
         return book.bids.depth(depth), book.asks.depth(depth)
+
+    def level_size(self, market: int, is_buy: bool, price: int) -> int:
+        """Total resting size at one price (0: no level)."""
+        return int(core.level_size(self.m, market, 1 if is_buy else 0, price))
+
+    def order_at(self, slot: int) -> Order:
+        row = self._region(self.m, core.H_O, int(self.m[core.H_OCAP]), core.OF)[slot].tolist()
+        return self._order(row[core.O_ID], row[core.O_ACCT], row[core.O_MARKET], row[core.O_BUY], row[core.O_PRICE],
+                           row[core.O_SIZE], row[core.O_FLAGS], row[core.O_EXPIRY], row[core.O_STP], row[core.O_REM],
+                           row[core.O_FILLED])
+
+
+class OrdersView(Mapping):
+    """Resting orders by id, oldest first (snapshots: read again after a command)."""
+
+    def __init__(self, engine: Engine):
+        self._e = engine
+
+    def _slot(self, oid) -> int:
+        if oid.__class__ is not int or not 0 < oid < _LIMIT:
+            return -1
+        return int(core.slot_of(self._e.m, oid))
+
+    def __getitem__(self, oid) -> Order:
+        slot = self._slot(oid)
+        if slot < 0:
+            raise KeyError(oid)
+        return self._e.order_at(slot)
+
+    def get(self, oid, default=None):
+        slot = self._slot(oid)
+        return default if slot < 0 else self._e.order_at(slot)
+
+    def __contains__(self, oid) -> bool:
+        return self._slot(oid) >= 0
+
+    def __len__(self) -> int:
+        return int(self._e.m[core.H_OLIVE])
+
+    def __iter__(self):
+        m = self._e.m
+        ids = Engine._region(m, core.H_ID, int(m[core.H_IDCAP]), 1)[:, 0]
+        return iter(np.nonzero(ids >= 0)[0].tolist())
+
+    def values(self):
+        return [self[oid] for oid in self]
+
+
+class AccountsView(Mapping):
+    def __init__(self, engine: Engine):
+        self._e = engine
+
+    def __getitem__(self, address: str) -> AccountState:
+        return AccountState(self._e, address, self._e.account_ids[address])
+
+    def __contains__(self, address) -> bool:
+        return address in self._e.account_ids
+
+    def __iter__(self):
+        return iter(self._e.addresses)
+
+    def __len__(self) -> int:
+        return len(self._e.addresses)
+
+
+@dataclass(frozen=True, slots=True)
+class LevelView:
+    price: int
+    size: int
+    count: int
+
+
+class SideView:
+    """One side of a book, read from the core: prices best last in the core, shown ascending."""
+
+    def __init__(self, engine: Engine, market: int, is_buy: bool):
+        self._e, self.market, self.is_buy = engine, market, is_buy
+        self._s = 2 * market + (0 if is_buy else 1)
+
+    def _levels(self) -> list[tuple[int, int]]:
+        """(price, level slot) ascending by price."""
+        m = self._e.m
+        n, pcap = int(m[m[core.H_PN] + self._s]), int(m[core.H_PCAP])
+        keys = m[m[core.H_PP] + self._s * pcap: m[core.H_PP] + self._s * pcap + n].tolist()
+        slots = m[m[core.H_PL] + self._s * pcap: m[core.H_PL] + self._s * pcap + n].tolist()
+        pairs = list(zip(keys, slots)) if self.is_buy else [(-k, s) for k, s in zip(keys, slots)][::-1]
+        return pairs
+
+    @property
+    def prices(self) -> list[int]:
+        return [p for p, _ in self._levels()]
+
+    @property
+    def levels(self) -> dict[int, LevelView]:
+        lv = Engine._region(self._e.m, core.H_L, int(self._e.m[core.H_LCAP]), core.LF)
+        return {p: LevelView(p, int(lv[s, core.L_SIZE]), int(lv[s, core.L_COUNT])) for p, s in self._levels()}
+
+    def best(self) -> LevelView | None:
+        levels = self._levels()
+        if not levels:
+            return None
+        return self.levels[levels[-1][0] if self.is_buy else levels[0][0]]
+
+    def depth(self, n: int) -> list[tuple[int, int]]:
+        """(price, size) of the best `n` levels."""
+        levels = self.levels
+        prices = list(levels)
+        prices = prices[::-1][:n] if self.is_buy else prices[:n]
+        return [(p, levels[p].size) for p in prices]
+
+    def iter_orders(self):
+        """Resting orders by ascending price, each level in queue order."""
+        m = self._e.m
+        lv = Engine._region(m, core.H_L, int(m[core.H_LCAP]), core.LF)
+        orders = Engine._region(m, core.H_O, int(m[core.H_OCAP]), core.OF)
+        for _, s in self._levels():
+            o = int(lv[s, core.L_HEAD])
+            while o >= 0:
+                yield self._e.order_at(o)
+                o = int(orders[o, core.O_NEXT])
+
+
+class BookView:
+    def __init__(self, engine: Engine, market: int):
+        self.market = market
+        self.bids = SideView(engine, market, True)
+        self.asks = SideView(engine, market, False)
+
+    def side(self, is_buy: bool) -> SideView:
+        return self.bids if is_buy else self.asks
+
+    def best_bid(self) -> int | None:
+        prices = self.bids.prices
+        return prices[-1] if prices else None
+
+    def best_ask(self) -> int | None:
+        prices = self.asks.prices
+        return prices[0] if prices else None

@@ -60,6 +60,10 @@ class Journal:
         self.pending_fills.append((fill.seq, self.last_seq, fill.market, fill.price, fill.size, int(fill.taker_is_buy),
                                    fill.maker.id, fill.taker.id, fill.maker.account, fill.taker.account, fill.ts))
 
+    def append_fill_row(self, row: tuple) -> None:
+        """A fill already in the journal's row form (see `fills`)."""
+        self.pending_fills.append(row)
+
     def commit(self) -> None:
         """Makes everything appended durable. Only then may the commands be acknowledged."""
         if not (self.pending or self.pending_settlement or self.pending_meta):
@@ -128,6 +132,8 @@ def replay(engine, journal: Journal) -> int:
                 engine.set_account(*a)
             elif kind == "unwind":
                 engine.on_fill_rejected(*a)
+            elif kind == "bulk":
+                engine.replay_bulk(*a)
             else:
                 raise ValueError(f"unknown journal entry {kind!r}")
     finally:

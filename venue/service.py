@@ -227,9 +227,8 @@ class Venue:
             return
         by_market: dict[int, list] = {}
         for market, is_buy, price in sorted(self.dirty_levels):
-            level = self.engine.books[market].side(is_buy).levels.get(price)
             by_market.setdefault(market, []).append(["buy" if is_buy else "sell", str(price),
-                                                     str(level.size if level else 0)])
+                                                     str(self.engine.level_size(market, is_buy, price))])
         self.dirty_levels.clear()
         for market, changes in by_market.items():
             self.book_seq[market] += 1

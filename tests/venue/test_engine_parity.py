@@ -1,0 +1,249 @@
+"""The compiled engine (venue/engine.py over venue/core.py) against the reference engine in plain
+Python (venue/engine_ref.py): random command streams, every command kind, compared result by
+result, event by event, and by state hash; the bulk path against calls one by one; the core's
+exact int64 arithmetic against Python integers."""
+
+import random
+
+import numpy as np
+import pytest
+
+from venue import core
+from venue.domain import DEVNET_MARKETS, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, base, usdc
+from venue.engine import (
+    C_ACCT, C_BUY, C_EXPIRY, C_FLAGS, C_MARKET, C_OP, C_PRICE, C_SIZE, C_TIF, C_TS, COMMAND_COLUMNS, ERROR_CODES,
+    OP_CANCEL, OP_PLACE, Engine, EngineError, Limits,
+)
+from venue.engine_ref import ReferenceEngine
+from venue.journal import Journal, replay
+from venue.risk import apply_trade
+
+PX = {0: usdc(3_000), 1: usdc(60_000)}
+ACCOUNTS = [f"0x{i:040x}" for i in range(1, 7)]
+
+
+def fill_key(f):
+    return (f.seq, f.market, f.price, f.size, f.taker_is_buy, f.ts, f.maker.id, f.maker.account, f.maker.price,
+            f.maker.size, f.maker.flags, f.maker.expiry, f.taker.id, f.taker.account, f.taker.price, f.taker.size,
+            f.maker_fill_total, f.taker_fill_total)
+
+
+def event_key(e):
+    if e[0] == "fill":
+        return ("fill", fill_key(e[1]))
+    o = e[1]
+    return ("order", e[2], o.id, o.account, o.market, o.is_buy, o.price, o.size, o.remaining, o.filled, o.flags,
+            o.expiry, o.client_id)
+
+
+def result_key(value):
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [result_key(v) for v in value]
+    if hasattr(value, "order_id"):  # Ack
+        return ("ack", value.order_id, value.status, value.filled, value.remaining, value.cancel_reason,
+                [fill_key(f) for f in value.fills])
+    return ("order", value.id, value.account, value.remaining, value.filled)
+
+
+def random_command(rng: random.Random, ts: int, live: list[int]):
+    """(method name, args, kwargs) of one random command."""
+    a = rng.choice(ACCOUNTS)
+    r = rng.random()
+    market = 0 if rng.random() < 0.8 else 1
+    tick, lot = DEVNET_MARKETS[market].tick_size, DEVNET_MARKETS[market].lot_size
+    if r < 0.55:
+        price = PX[market] + rng.randrange(-40, 40) * tick * (1 if market == 0 else 10)
+        if rng.random() < 0.03:
+            price += rng.choice((1, PX[market]))  # off tick or outside the band
+        size = rng.randrange(1, 60) * lot * (10 if market == 0 else 1) + (1 if rng.random() < 0.02 else 0)
+        kwargs = {}
+        if rng.random() < 0.15:
+            kwargs["tif"] = rng.choice((1, 2))
+        if rng.random() < 0.1:
+            kwargs["flags"] = rng.choice((FLAG_POST_ONLY, FLAG_REDUCE_ONLY))
+        if rng.random() < 0.2:
+            kwargs["client_id"] = f"c{rng.randrange(30)}"
+        if rng.random() < 0.2:
+            kwargs["stp"] = rng.choice((1, 2))
+        if rng.random() < 0.15:
+            kwargs["expiry"] = ts + rng.randrange(-5, 300)
+        if rng.random() < 0.05:
+            kwargs["is_market"] = True
+            price = 0 if rng.random() < 0.5 else price
+        if rng.random() < 0.3:
+            kwargs["nonce"], kwargs["signature"] = rng.randrange(1, 10**9), rng.randbytes(65)
+        return "place", (ts, a, market, rng.random() < 0.5, price, size), kwargs
+    if r < 0.7 and live:
+        return "cancel", (ts, a if rng.random() < 0.2 else None, rng.choice(live)), {}
+    if r < 0.75:
+        return "cancel", (ts, a, None), {"client_id": f"c{rng.randrange(30)}"}
+    if r < 0.8 and live:
+        return "modify", (ts, None, rng.choice(live), None, rng.randrange(1, 30) * 100_000), {}
+    if r < 0.83:
+        return "schedule_cancel", (ts, a, ts + rng.randrange(0, 400) if rng.random() < 0.8 else 0), {}
+    if r < 0.86:
+        return "cancel_all", (ts, a, rng.choice((None, 0, 1))), {}
+    if r < 0.9:
+        m = rng.choice((0, 1))
+        return "set_oracle_price", (ts, m, PX[m] + rng.randrange(-100, 100) * DEVNET_MARKETS[m].tick_size), {}
+    if r < 0.92:
+        return "set_account", (ts, a, usdc(rng.choice((500, 5_000, 200_000))), {}), {}
+    if r < 0.93:
+        return "set_halted", (ts, 1, rng.random() < 0.5), {}
+    if r < 0.96:
+        return "unwind", (ts,), {}
+    return "tick", (ts,), {}
+
+
+def run_both(seed: int, n: int, limits: Limits):
+    rng = random.Random(seed)
+    engines = [ReferenceEngine(DEVNET_MARKETS, limits), Engine(DEVNET_MARKETS, limits)]
+    events = [[], []]
+    fills = []
+    most_live = 0
+    for e, sink in zip(engines, events):
+        e.listeners.append(lambda ev, sink=sink: sink.append(event_key(ev)))
+    collateral = {a: usdc(rng.choice((2_000, 50_000, 1_000_000))) for a in ACCOUNTS}
+    for e in engines:
+        e.set_oracle_price(0, 0, PX[0])
+        e.set_oracle_price(0, 1, PX[1])
+        for a in ACCOUNTS:
+            e.set_account(0, a, collateral[a], {})
+    for i in range(n):
+        ts = 1 + i * 3
+        live = list(engines[0].orders)
+        most_live = max(most_live, len(live))
+        name, args, kwargs = random_command(rng, ts, live)
+        if name == "cancel" and args[1] is None:  # the owner cancels
+            order = engines[0].orders[args[2]]
+            args = (ts, order.account, args[2])
+        if name == "modify":
+            order = engines[0].orders[args[2]]
+            args = (ts, order.account, args[2], order.price if rng.random() < 0.7 else order.price + 10_000, args[4])
+        if name == "unwind":
+            if not fills:
+                continue
+            f = rng.choice(fills)
+            name = "on_fill_rejected"
+            args = (ts, f[0], f[1], rng.random() < 0.5, f[2], f[3], f[4], f[5], f[6], f[7])
+        results = []
+        for e in engines:
+            try:
+                results.append(("ok", result_key(getattr(e, name)(*args, **kwargs))))
+            except EngineError as exc:
+                results.append(("error", type(exc).__name__, exc.code, exc.msg))
+        assert results[0] == results[1], (i, name, args, kwargs)
+        if results[0][0] == "ok" and name == "place":
+            for fk in results[0][1][6]:
+                fills.append((fk[0], fk[6], fk[3], fk[1], fk[7], fk[13], fk[2], fk[4]))
+        assert events[0] == events[1], (i, name, args, kwargs)
+        if i % 50 == 0:
+            assert engines[0].state_hash() == engines[1].state_hash(), i
+    assert engines[0].state_hash() == engines[1].state_hash()
+    assert engines[0].l2(0) == engines[1].l2(0)
+    for address in ACCOUNTS:
+        ref, ours = engines[0].accounts[address], engines[1].accounts[address]
+        assert (ref.collateral, ref.fees, ref.positions, ref.open_buy, ref.open_sell, ref.open_orders) == \
+               (ours.collateral, ours.fees, ours.positions, ours.open_buy, ours.open_sell, ours.open_orders)
+    return engines, events[0], most_live
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_compiled_engine_matches_the_reference_command_by_command(seed):
+    engines, events, most_live = run_both(seed, 3_000, Limits(rate_per_s=50, burst=40, max_open_orders=25))
+    kinds = {e[1] if e[0] == "order" else "fill" for e in events}
+    # the streams really exercised matching, self-trade prevention, expiry and the switch
+    assert {"fill", "resting", "filled", "cancelled", "self_trade", "expired"} <= kinds
+    assert most_live > 10
+
+
+def test_margin_path_matches_the_reference_with_small_accounts():
+    _, events, _ = run_both(7, 2_000, Limits(rate_per_s=10**6, burst=10**6))
+    assert sum(1 for e in events if e[0] == "fill") > 100
+
+
+def bulk_stream(rng: random.Random, engine: Engine, n: int) -> np.ndarray:
+    """Random places and cancels as `Engine.run` rows, cancels naming orders placed earlier."""
+    rows = []
+    for i in range(n):
+        row = [0] * COMMAND_COLUMNS
+        row[C_TS] = 1 + i // 4
+        row[C_ACCT] = engine.account_id(rng.choice(ACCOUNTS))
+        if rng.random() < 0.25 and i > 10:
+            row[C_OP], row[C_SIZE] = OP_CANCEL, rng.randrange(1, i)
+        else:
+            row[C_OP], row[C_MARKET], row[C_BUY] = OP_PLACE, 0, rng.random() < 0.5
+            row[C_PRICE] = PX[0] + rng.randrange(-30, 30) * 10_000
+            row[C_SIZE] = rng.randrange(1, 40) * 100_000
+            row[C_TIF] = 1 if rng.random() < 0.1 else 0
+            row[C_FLAGS] = FLAG_POST_ONLY if rng.random() < 0.1 else 0
+            row[C_EXPIRY] = row[C_TS] + rng.randrange(5, 100) if rng.random() < 0.1 else 0
+        rows.append(row)
+    return np.array(rows, dtype=np.int64)
+
+
+def fresh(journal=None, capacity=None) -> Engine:
+    e = Engine(DEVNET_MARKETS, Limits(rate_per_s=10**6, burst=10**6), journal=journal, capacity=capacity)
+    e.set_oracle_price(0, 0, PX[0])
+    for a in ACCOUNTS:
+        e.set_account(0, a, usdc(100_000), {})
+    return e
+
+
+def test_bulk_run_equals_the_same_commands_one_by_one_and_replays(tmp_path):
+    journal = Journal(tmp_path / "bulk.sqlite")
+    bulk, single = fresh(journal), fresh()
+    seen_bulk, seen_single = [], []
+    bulk.listeners.append(lambda ev: seen_bulk.append(event_key(ev)))
+    single.listeners.append(lambda ev: seen_single.append(event_key(ev)))
+    cmds = bulk_stream(random.Random(11), bulk, 4_000)
+    out = bulk.run(cmds)
+    for row, res in zip(cmds.tolist(), out.tolist()):
+        account = bulk.addresses[row[C_ACCT]]
+        try:
+            if row[C_OP] == OP_PLACE:
+                ack = single.place(row[C_TS], account, row[C_MARKET], bool(row[C_BUY]), row[C_PRICE], row[C_SIZE],
+                                   tif=row[C_TIF], flags=row[C_FLAGS], expiry=row[C_EXPIRY])
+                assert (res[0], res[1], res[3], res[4]) == (0, ack.order_id, ack.filled, ack.remaining)
+            else:
+                assert single.cancel(row[C_TS], account, row[C_SIZE]).id == res[1] and res[0] == 0
+        except EngineError as exc:
+            assert ERROR_CODES[res[0]] == exc.code
+    assert seen_bulk == seen_single
+    assert bulk.state_hash() == single.state_hash()
+    assert {"expired", "fill"} <= {e[1] if e[0] == "order" else e[0] for e in seen_bulk}
+    journal.commit()
+    rebuilt = Engine(DEVNET_MARKETS)
+    replay(rebuilt, Journal(tmp_path / "bulk.sqlite"))
+    assert rebuilt.state_hash() == bulk.state_hash()
+    assert len(Journal(tmp_path / "bulk.sqlite").fills()) == sum(1 for e in seen_bulk if e[0] == "fill")
+
+
+def test_the_arena_grows_without_losing_anything():
+    """Start tiny (every region at its first capacity) and rest far more than fits."""
+    e = fresh(capacity=dict(pcap=2, lcap=2, ocap=2, idcap=4, acap=2, evcap=2))
+    ids = [e.place(1, ACCOUNTS[i % 6], 0, i % 2 == 0, PX[0] + (-1 if i % 2 == 0 else 1) * (1 + i) * 10_000,
+                   base("0.01") * (1 + i % 5)).order_id for i in range(300)]
+    assert list(e.orders) == ids
+    assert len(e.books[0].bids.prices) == 150 and len(e.books[0].asks.prices) == 150
+    assert e.cancel_all(2, ACCOUNTS[0]) and not e.open_orders(ACCOUNTS[0])
+    assert len(e.orders) == 250
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_muldiv_and_apply_trade_are_exact_against_python_integers(seed):
+    rng = random.Random(seed)
+    for _ in range(20_000):
+        a = rng.randrange(-10**13, 10**13)
+        b = rng.randrange(1, 10**12)
+        c = rng.choice((10**8, 10**4, rng.randrange(1, 10**12), -rng.randrange(1, 10**12)))
+        if abs(a * b // c) > 2**60:
+            continue
+        assert core.muldiv(a, b, c) == a * b // c, (a, b, c)
+    for _ in range(5_000):
+        size, notional = rng.randrange(-10**11, 10**11), rng.randrange(-10**13, 10**13)
+        delta = rng.randrange(-10**11, 10**11) or 1
+        quote = delta * rng.randrange(10**6, 10**11) // 10**8
+        assert core.apply_trade(size, notional, delta, quote) == apply_trade(size, notional, delta, quote)
