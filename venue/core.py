@@ -88,8 +88,8 @@ FLAG_POST_ONLY, FLAG_REDUCE_ONLY = 1, 4
 R_NONE, R_SELF_TRADE, R_IOC = 0, 1, 2
 
 # bulk commands (Engine.run): one row per command
-C_OP, C_TS, C_ACCT, C_MARKET, C_BUY, C_PRICE, C_SIZE, C_TIF, C_FLAGS, C_STP, C_EXPIRY, C_IS_MARKET = range(12)
-CF = 12
+C_OP, C_TS, C_ACCT, C_MARKET, C_BUY, C_PRICE, C_SIZE, C_TIF, C_FLAGS, C_STP, C_EXPIRY, C_IS_MARKET, C_DUP_CLIENT = range(13)
+CF = 13
 OP_PLACE, OP_CANCEL = 0, 1
 # bulk results: code, order id, status, filled, remaining, reason, price
 RF = 7
@@ -627,7 +627,7 @@ def run(m, cmds, out, start):
             return i, OK
         if c[C_OP] == OP_PLACE:
             r = place(m, c[C_TS], c[C_ACCT], c[C_MARKET], c[C_BUY], c[C_PRICE], c[C_SIZE], c[C_TIF], c[C_FLAGS],
-                      c[C_STP], c[C_EXPIRY], c[C_IS_MARKET], 0)
+                      c[C_STP], c[C_EXPIRY], c[C_IS_MARKET], c[C_DUP_CLIENT])
             if r[0] < 0:
                 return i, r[0]
             for k in range(RF):

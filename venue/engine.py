@@ -49,8 +49,9 @@ ERROR_CODES = {core.E_MARKET_HALTED: "MARKET_HALTED", core.E_RATE_LIMITED: "RATE
 # Bulk commands (`Engine.run`): column numbers and operations.
 C_OP, C_TS, C_ACCT, C_MARKET, C_BUY, C_PRICE, C_SIZE, C_TIF = core.C_OP, core.C_TS, core.C_ACCT, core.C_MARKET, \
     core.C_BUY, core.C_PRICE, core.C_SIZE, core.C_TIF
-C_FLAGS, C_STP, C_EXPIRY, C_IS_MARKET, COMMAND_COLUMNS = core.C_FLAGS, core.C_STP, core.C_EXPIRY, core.C_IS_MARKET, \
-    core.CF
+C_FLAGS, C_STP, C_EXPIRY, C_IS_MARKET, C_DUP_CLIENT = core.C_FLAGS, core.C_STP, core.C_EXPIRY, core.C_IS_MARKET, \
+    core.C_DUP_CLIENT
+COMMAND_COLUMNS = core.CF
 OP_PLACE, OP_CANCEL = core.OP_PLACE, core.OP_CANCEL
 # event columns of a fill in the journal's order: seq, market, price, size, taker is buy, maker
 # order, taker order, maker account, taker account, ts
@@ -355,7 +356,7 @@ class Engine:
         if market.__class__ is not int or not 0 <= market < self.n_markets:
             raise OrderRejected("UNKNOWN_MARKET", f"no market {market}")
         if not (-_LIMIT < price < _LIMIT and -_LIMIT < size < _LIMIT and -_LIMIT < expiry < _LIMIT):
-            raise OrderRejected("OUT_OF_RANGE", "price, size or expiry out of range")
+            self.check_range(price, size, expiry)
         acct = self.account_ids.get(account)
         if acct is None:
             acct = self.account_id(account)
@@ -368,7 +369,7 @@ class Engine:
             self._grow(r[0])
         code, oid, status, filled, remaining, reason, final_price = r
         if code:
-            raise self._rejection(code, market, final_price, size, client_id)
+            raise self.rejection(code, market, final_price, size, client_id)
         if self.journal is not None and not self.replaying:
             self.journal.append("place", (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry,
                                           is_market, nonce, signature))
@@ -445,22 +446,41 @@ class Engine:
         """Advances time: expires orders and fires dead-man's switches due by `ts`."""
         self._advance(ts)
 
-    def run(self, cmds: np.ndarray) -> np.ndarray:
+    def run(self, cmds: np.ndarray, meta: list | None = None) -> np.ndarray:
         """Places and cancels in bulk: one row of `COMMAND_COLUMNS` int64 per command (C_* columns;
         accounts by `account_id`; a cancel's order id in C_SIZE, or -(k + 1) for the order placed
-        by row k of the same array), run in one compiled loop.
-        Returns one row per command: code (0 accepted, else an ERROR_CODES key), order id,
-        status, filled, remaining, reason, price. Same rules, events and journal as the calls
-        one by one; client order ids, nonces and signatures are for `place`."""
-        cmds = np.ascontiguousarray(cmds, dtype=np.int64)
-        out = np.zeros((len(cmds), core.RF), dtype=np.int64)
-        i, n = 0, len(cmds)
+        by row k of the same array), run in one compiled loop. `meta`, if given, has one entry per
+        row: None or (client order id, nonce, signature) of a place. A client order id may
+        appear once per call (a second use is refused as a duplicate even if the first order
+        has left the book by then). Returns one row per command: code (0 accepted, else an
+        ERROR_CODES key), order id, status, filled, remaining, reason, price. Same rules, events
+        and journal as the calls one by one."""
+        cmds = np.array(cmds, dtype=np.int64).reshape(-1, COMMAND_COLUMNS) if len(cmds) else \
+            np.zeros((0, COMMAND_COLUMNS), dtype=np.int64)
+        n = len(cmds)
+        if cmds.shape[1] != COMMAND_COLUMNS:
+            raise ValueError(f"commands need {COMMAND_COLUMNS} columns, got {cmds.shape[1]}")
+        places = cmds[:, C_OP] == OP_PLACE
+        if n and ((cmds[places, C_MARKET] < 0) | (cmds[places, C_MARKET] >= self.n_markets)).any():
+            raise ValueError("a command names a market that does not exist")
+        if n and ((cmds[:, C_ACCT] < 0) | (cmds[:, C_ACCT] >= len(self.addresses))).any():
+            raise ValueError("a command names an account index `account_id` has not given out")
+        if meta is not None:
+            self._flag_duplicate_client_ids(cmds, meta)
+        out = np.zeros((n, core.RF), dtype=np.int64)
+        i = 0
         while i < n:
             self.m[core.H_NEXT_DUE] = self.due
             j, grow = core.run(self.m, cmds, out, i)
             if j > i:
-                self._log_bulk(cmds[i:j], out[i:j])
+                self._log_bulk(cmds[i:j], out[i:j], None if meta is None else meta[i:j])
+                if meta is not None:
+                    self._register_meta(cmds, out, meta, i, j)
                 self._drain(bulk=(cmds, out, i, j))
+                if meta is not None:
+                    for k in range(i, j):  # never rested: its fills carry what settlement needs
+                        if meta[k] is not None and out[k, 0] == 0 and out[k, 2] != core.ST_RESTING:
+                            self.meta.pop(int(out[k, 1]), None)
                 self.now = max(self.now, int(cmds[j - 1, C_TS]))
             if grow:
                 self._grow(grow)
@@ -470,6 +490,25 @@ class Engine:
                 self.now = max(self.now, ts)
             i = j
         return out
+
+    def _flag_duplicate_client_ids(self, cmds: np.ndarray, meta: list) -> None:
+        seen = set()
+        for k, entry in enumerate(meta):
+            if entry is not None and entry[0] is not None and cmds[k, C_OP] == OP_PLACE:
+                key = (self.addresses[int(cmds[k, C_ACCT])], entry[0])
+                cmds[k, C_DUP_CLIENT] = int(key in self.client_ids or key in seen)
+                seen.add(key)
+
+    def _register_meta(self, cmds: np.ndarray, out: np.ndarray, meta: list, i: int, j: int) -> None:
+        """Client ids, nonces and signatures of the orders rows i..j placed, before their events."""
+        for k in range(i, j):
+            entry = meta[k]
+            if entry is None or out[k, 0] != 0 or cmds[k, C_OP] != OP_PLACE:
+                continue
+            oid = int(out[k, 1])
+            self.meta[oid] = tuple(entry)
+            if entry[0] is not None and out[k, 2] == core.ST_RESTING:
+                self.client_ids[(self.addresses[int(cmds[k, C_ACCT])], entry[0])] = oid
 
     # ------------------------------------------------------------------ settlement feedback
     def on_fill_rejected(self, ts: int, fill_seq: int, maker_order_id: int, maker_still_valid: bool,
@@ -579,24 +618,39 @@ class Engine:
         return self._order(oid, c[C_ACCT], c[C_MARKET], c[C_BUY], r[6], c[C_SIZE], c[C_FLAGS], c[C_EXPIRY], c[C_STP],
                            r[4], r[3])
 
-    def _log_bulk(self, cmds: np.ndarray, out: np.ndarray) -> None:
-        """The accepted commands of a bulk run, with their accounts as addresses."""
+    def _log_bulk(self, cmds: np.ndarray, out: np.ndarray, meta: list | None) -> None:
+        """The accepted commands of a bulk run, with their accounts as addresses and the
+        metadata of those that have any."""
         if self.journal is None or self.replaying:
             return
-        accepted = cmds[out[:, 0] == 0]
-        used, local = np.unique(accepted[:, C_ACCT], return_inverse=True)
-        accepted = accepted.copy()
-        accepted[:, C_ACCT] = local
-        self.journal.append("bulk", ([self.addresses[i] for i in used.tolist()], accepted.tobytes()))
+        accepted = out[:, 0] == 0
+        rows = cmds[accepted]
+        used, local = np.unique(rows[:, C_ACCT], return_inverse=True)
+        rows = rows.copy()
+        rows[:, C_ACCT] = local
+        extra = [] if meta is None else [(k, *m) for k, m in enumerate(e for e, ok in zip(meta, accepted) if ok)
+                                         if m is not None]
+        self.journal.append("bulk", ([self.addresses[i] for i in used.tolist()], rows.tobytes(), extra))
 
-    def replay_bulk(self, addresses: list[str], blob: bytes) -> None:
+    def replay_bulk(self, addresses: list[str], blob: bytes, extra: list = ()) -> None:
         cmds = np.frombuffer(blob, dtype=np.int64).reshape(-1, COMMAND_COLUMNS).copy()
         ids = np.array([self.account_id(a) for a in addresses], dtype=np.int64)
         if len(cmds):
             cmds[:, C_ACCT] = ids[cmds[:, C_ACCT]]
-        self.run(cmds)
+        meta = None
+        if extra:
+            meta = [None] * len(cmds)
+            for k, client_id, nonce, signature in extra:
+                meta[k] = (client_id, nonce, signature)
+        self.run(cmds, meta)
 
-    def _rejection(self, code: int, market: int, price: int, size: int, client_id) -> EngineError:
+    def check_range(self, price: int, size: int, expiry: int) -> None:
+        """The core holds int64: larger numbers are refused before they reach it."""
+        if not (-_LIMIT < price < _LIMIT and -_LIMIT < size < _LIMIT and -_LIMIT < expiry < _LIMIT):
+            raise OrderRejected("OUT_OF_RANGE", "price, size or expiry out of range")
+
+    def rejection(self, code: int, market: int, price: int, size: int, client_id=None) -> EngineError:
+        """The error for a core result code (what `place` raises; `run` returns the code)."""
         name = ERROR_CODES[code]
         p = self.markets[market].params
         msg = {
@@ -617,7 +671,10 @@ class Engine:
             "FOK_NOT_FILLED": "fill-or-kill order cannot fill completely",
             "INSUFFICIENT_MARGIN": f"equity {int(self.m[core.H_ERR_A])} below initial margin "
                                    f"{int(self.m[core.H_ERR_B])} with open orders",
+            "UNKNOWN_ORDER": "no open order",
         }[name]
+        if code == core.E_UNKNOWN_ORDER:
+            return UnknownOrder(name, msg)
         return RateLimited(name, msg) if code == core.E_RATE_LIMITED else OrderRejected(name, msg)
 
     def _log(self, kind: str, args: tuple) -> None:

@@ -24,7 +24,10 @@ from .chain import (
     FILL_BYTES, Deployment, Fill as ChainFill, contract, pack_fills, read_markets, read_oracle_prices, settle_access_list,
 )
 from .domain import FLAG_IOC, FLAG_POST_ONLY, RejectReason
-from .engine import FOK, GTC, IOC, Engine, EngineError, Fill, Limits, OrderRejected, UnknownOrder
+from .engine import (
+    FOK, GTC, IOC, OP_PLACE, REASON_NAMES, STATUS_NAMES, Ack, Engine, EngineError, Fill, Limits, OrderRejected,
+    UnknownOrder,
+)
 from .journal import Journal, replay
 from .settings import Settings
 from .signing import (
@@ -193,6 +196,53 @@ class Venue:
                                 signature=bytes(signature))
         self.nonces_seen.add(key)
         return ack  # not yet acknowledged: the caller awaits durable() first
+
+    async def place_many(self, items: list[tuple]) -> list:
+        """A batch of (order, signature, tif, client id, stp) in one engine run: each order is
+        checked and its signature verified first, then every order that passed goes through
+        `Engine.run` together (in the batch's order). Returns, per item, its `Ack` or the
+        `EngineError` that refused it. A client order id may appear once per batch."""
+        results: list = [None] * len(items)
+        checked = []
+        for k, (order, signature, tif, client_id, stp) in enumerate(items):
+            try:
+                tif_code, is_market = self._time_in_force(order, tif, False)
+                self.engine.check_range(order.price, order.size, order.expiry * 1000)
+                if not 0 <= order.market < len(self.markets):
+                    raise OrderRejected("UNKNOWN_MARKET", f"no market {order.market}")
+                await self.verify(order, signature)
+                await self._ensure_account(order.account)
+                checked.append((k, order, bytes(signature), tif_code, client_id, stp, is_market))
+            except EngineError as exc:
+                results[k] = exc
+        # No await from here on: the nonce checks, the engine and the bookkeeping are one step.
+        rows, meta, entered = [], [], []
+        ts, batch_nonces = self.now_ms(), set()
+        for k, order, signature, tif_code, client_id, stp, is_market in checked:
+            key = (order.account, order.nonce)
+            if key in batch_nonces:
+                results[k] = OrderRejected("DUPLICATE_NONCE", f"nonce {order.nonce} appears twice in the batch")
+                continue
+            try:
+                self._unused_nonce(order)
+            except EngineError as exc:
+                results[k] = exc
+                continue
+            batch_nonces.add(key)
+            rows.append((OP_PLACE, ts, self.engine.account_id(order.account), order.market, int(order.is_buy),
+                         order.price, order.size, tif_code, order.flags, stp, order.expiry * 1000, int(is_market), 0))
+            meta.append((client_id, order.nonce, signature))
+            entered.append((k, order, key, client_id))
+        if rows:
+            out = self.engine.run(rows, meta)
+            for (k, order, key, client_id), r in zip(entered, out.tolist()):
+                code, oid, status, filled, remaining, reason, price = r
+                if code:
+                    results[k] = self.engine.rejection(code, order.market, price, order.size, client_id)
+                else:
+                    self.nonces_seen.add(key)
+                    results[k] = Ack(oid, STATUS_NAMES[status], filled, remaining, [], REASON_NAMES[reason])
+        return results  # not yet acknowledged: the caller awaits durable() first
 
     def _unused_nonce(self, order: SignedOrder) -> tuple[str, int]:
         """The order's (account, nonce), refused if the venue has seen it: a nonce names one order."""

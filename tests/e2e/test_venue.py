@@ -142,6 +142,30 @@ def test_a_cross_settles_within_two_blocks_and_api_websocket_and_chain_agree(sta
     maker.cancel()
 
 
+def test_batches_go_through_the_engine_together_and_their_fills_settle(stack):
+    """Both sides arrive in batches (one `Engine.run` each): the resting asks carry their
+    signatures and client ids into the cross, which settles on-chain; a nonce or a client order
+    id used twice in a batch is refused for the second order only."""
+    maker, taker = clients(stack, 0, 1)
+    ch = stack["ch"]
+    before = ch.functions.position(taker.address, 0).call()[0]
+    asks = maker.place_batch([maker.order_body("ETH-PERP", "sell", "3002", "0.5", tif="Alo", client_id="a1"),
+                              maker.order_body("ETH-PERP", "sell", "3003", "0.5", tif="Alo", client_id="a2"),
+                              maker.order_body("ETH-PERP", "sell", "3004", "0.5", tif="Alo", client_id="a2")])
+    assert [s["status"] for s in asks] == ["resting", "resting", "error"]
+    assert asks[2]["code"] == "DUPLICATE_CLIENT_ID"
+    cross = taker.order_body("ETH-PERP", "buy", "3003", "1", tif="Ioc")
+    statuses = taker.place_batch([cross, dict(cross)])  # the same signed order twice
+    assert [(s["status"], s.get("filled")) for s in statuses[:1]] == [("filled", "100000000")]
+    assert (statuses[1]["status"], statuses[1]["code"]) == ("error", "DUPLICATE_NONCE")
+    settled = wait_until(lambda: (fills := [f for f in taker.account_state()["fills"]
+                                            if f["takerOrderId"] == statuses[0]["orderId"]])
+                         and all(f["status"] == "settled" for f in fills) and fills, 15, "both fills settled")
+    assert sorted(f["makerOrderId"] for f in settled) == sorted(a["orderId"] for a in asks[:2])
+    assert ch.functions.position(taker.address, 0).call()[0] == before + 100_000_000
+    assert maker.account_state()["openOrders"] == []
+
+
 def test_fill_failing_margin_on_chain_is_rejected_unwound_and_reported(stack):
     maker, small = clients(stack, 1, 2)
     ch = stack["ch"]

@@ -12,7 +12,7 @@ from venue import core
 from venue.domain import DEVNET_MARKETS, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, base, usdc
 from venue.engine import (
     C_ACCT, C_BUY, C_EXPIRY, C_FLAGS, C_MARKET, C_OP, C_PRICE, C_SIZE, C_TIF, C_TS, COMMAND_COLUMNS, ERROR_CODES,
-    OP_CANCEL, OP_PLACE, Engine, EngineError, Limits,
+    OP_CANCEL, OP_PLACE, Engine, EngineError, Limits, UnknownOrder,
 )
 from venue.engine_ref import ReferenceEngine
 from venue.journal import Journal, replay
@@ -25,7 +25,7 @@ ACCOUNTS = [f"0x{i:040x}" for i in range(1, 7)]
 def fill_key(f):
     return (f.seq, f.market, f.price, f.size, f.taker_is_buy, f.ts, f.maker.id, f.maker.account, f.maker.price,
             f.maker.size, f.maker.flags, f.maker.expiry, f.taker.id, f.taker.account, f.taker.price, f.taker.size,
-            f.maker_fill_total, f.taker_fill_total)
+            f.maker_fill_total, f.taker_fill_total, f.maker.nonce, f.maker.signature, f.taker.nonce, f.taker.signature)
 
 
 def event_key(e):
@@ -164,9 +164,10 @@ def test_margin_path_matches_the_reference_with_small_accounts():
     assert sum(1 for e in events if e[0] == "fill") > 100
 
 
-def bulk_stream(rng: random.Random, engine: Engine, n: int) -> np.ndarray:
-    """Random places and cancels as `Engine.run` rows, cancels naming orders placed earlier."""
-    rows = []
+def bulk_stream(rng: random.Random, engine: Engine, n: int) -> tuple[np.ndarray, list]:
+    """Random places and cancels as `Engine.run` rows, cancels naming orders placed earlier, and
+    their metadata (a client order id, nonce and signature on some places)."""
+    rows, meta = [], []
     for i in range(n):
         row = [0] * COMMAND_COLUMNS
         row[C_TS] = 1 + i // 4
@@ -181,7 +182,9 @@ def bulk_stream(rng: random.Random, engine: Engine, n: int) -> np.ndarray:
             row[C_FLAGS] = FLAG_POST_ONLY if rng.random() < 0.1 else 0
             row[C_EXPIRY] = row[C_TS] + rng.randrange(5, 100) if rng.random() < 0.1 else 0
         rows.append(row)
-    return np.array(rows, dtype=np.int64)
+        meta.append((f"b{i}" if rng.random() < 0.5 else None, i + 1, rng.randbytes(64))
+                    if row[C_OP] == OP_PLACE and rng.random() < 0.4 else None)
+    return np.array(rows, dtype=np.int64), meta
 
 
 def fresh(journal=None, capacity=None) -> Engine:
@@ -198,14 +201,16 @@ def test_bulk_run_equals_the_same_commands_one_by_one_and_replays(tmp_path):
     seen_bulk, seen_single = [], []
     bulk.listeners.append(lambda ev: seen_bulk.append(event_key(ev)))
     single.listeners.append(lambda ev: seen_single.append(event_key(ev)))
-    cmds = bulk_stream(random.Random(11), bulk, 4_000)
-    out = bulk.run(cmds)
-    for row, res in zip(cmds.tolist(), out.tolist()):
+    cmds, meta = bulk_stream(random.Random(11), bulk, 4_000)
+    out = np.concatenate([bulk.run(cmds[g:g + 256], meta[g:g + 256]) for g in range(0, len(cmds), 256)])
+    for row, res, extra in zip(cmds.tolist(), out.tolist(), meta):
         account = bulk.addresses[row[C_ACCT]]
+        client_id, nonce, signature = extra or (None, 0, b"")
         try:
             if row[C_OP] == OP_PLACE:
                 ack = single.place(row[C_TS], account, row[C_MARKET], bool(row[C_BUY]), row[C_PRICE], row[C_SIZE],
-                                   tif=row[C_TIF], flags=row[C_FLAGS], expiry=row[C_EXPIRY])
+                                   tif=row[C_TIF], flags=row[C_FLAGS], expiry=row[C_EXPIRY], client_id=client_id,
+                                   nonce=nonce, signature=signature)
                 assert (res[0], res[1], res[3], res[4]) == (0, ack.order_id, ack.filled, ack.remaining)
             else:
                 assert single.cancel(row[C_TS], account, row[C_SIZE]).id == res[1] and res[0] == 0
@@ -213,11 +218,14 @@ def test_bulk_run_equals_the_same_commands_one_by_one_and_replays(tmp_path):
             assert ERROR_CODES[res[0]] == exc.code
     assert seen_bulk == seen_single
     assert bulk.state_hash() == single.state_hash()
+    assert bulk.client_ids == single.client_ids and bulk.meta == single.meta
+    assert any(e[0] == "fill" and e[1][-1] for e in seen_bulk)  # signatures reached the fills
     assert {"expired", "fill"} <= {e[1] if e[0] == "order" else e[0] for e in seen_bulk}
     journal.commit()
     rebuilt = Engine(DEVNET_MARKETS)
     replay(rebuilt, Journal(tmp_path / "bulk.sqlite"))
     assert rebuilt.state_hash() == bulk.state_hash()
+    assert rebuilt.client_ids == bulk.client_ids and rebuilt.meta == bulk.meta
     assert len(Journal(tmp_path / "bulk.sqlite").fills()) == sum(1 for e in seen_bulk if e[0] == "fill")
 
 
@@ -247,3 +255,23 @@ def test_muldiv_and_apply_trade_are_exact_against_python_integers(seed):
         delta = rng.randrange(-10**11, 10**11) or 1
         quote = delta * rng.randrange(10**6, 10**11) // 10**8
         assert core.apply_trade(size, notional, delta, quote) == apply_trade(size, notional, delta, quote)
+
+
+def test_bulk_refuses_a_client_id_twice_in_one_call_and_malformed_rows():
+    e = fresh()
+    row = [0] * COMMAND_COLUMNS
+    row[C_TS], row[C_ACCT], row[C_PRICE], row[C_SIZE] = 1, e.account_id(ACCOUNTS[0]), PX[0] - 10_000, base("0.01")
+    out = e.run([row, row], [("q", 1, b"s"), ("q", 2, b"t")])
+    assert out[:, 0].tolist() == [0, core.E_DUPLICATE_CLIENT_ID]
+    assert e.client_ids == {(ACCOUNTS[0], "q"): int(out[0, 1])}
+    with pytest.raises(UnknownOrder):
+        e.cancel(2, ACCOUNTS[1], int(out[0, 1]))  # not that account's order
+    before = e.state_hash()
+    for bad in ({C_MARKET: 2}, {C_ACCT: 99}):
+        broken = list(row)
+        for col, value in bad.items():
+            broken[col] = value
+        with pytest.raises(ValueError):
+            e.run([broken])
+    assert e.state_hash() == before
+    assert e.run(np.zeros((0, COMMAND_COLUMNS), dtype=np.int64)).shape == (0, core.RF)

@@ -186,14 +186,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return status
 
     async def place_batch_body(venue: Venue, body: bytes) -> dict:
-        statuses = []
-        for o in BatchIn.model_validate_json(body).orders:
-            try:
-                statuses.append(await place_one(venue, o))
-            except EngineError as exc:
-                statuses.append({"status": "error", "code": exc.code, "msg": exc.msg})
+        orders = BatchIn.model_validate_json(body).orders
+        results = await venue.place_many([(to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId, STP[o.stp])
+                                          for o in orders])
         await venue.durable()
-        return {"statuses": statuses}
+        return {"statuses": [{"status": "error", "code": r.code, "msg": r.msg} if isinstance(r, EngineError)
+                             else status_json(r) for r in results]}
 
     # The order routes are answered by `HotRoutes` (below) before FastAPI's routing; these
     # declarations give them their OpenAPI entries and serve them if the middleware is removed.
