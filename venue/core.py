@@ -563,15 +563,25 @@ def cancel_all(m, ts, acct, market, status):
     """Every resting order of `acct` (on `market`, or all markets when it is < 0), oldest first."""
     if m[H_EVCAP] - m[H_EVN] < m[H_OLIVE]:
         return GROW_EVENTS
+    for o in resting_slots(m, acct):
+        if market < 0 or m[m[H_O] + o * OF + O_MARKET] == market:
+            _remove(m, o, status, ts, False)
+    return OK
+
+
+@njit(cache=True)
+def resting_slots(m, acct):
+    """Slots of the resting orders of `acct` (every account's when it is < 0), oldest first."""
     ids = []
     for o in range(m[H_OCAP]):
         b = m[H_O] + o * OF
-        if m[b + O_ACCT] == acct and m[m[H_ID] + m[b + O_ID]] == o and (market < 0 or m[b + O_MARKET] == market):
+        if m[m[H_ID] + m[b + O_ID]] == o and (acct < 0 or m[b + O_ACCT] == acct):
             ids.append(m[b + O_ID])
     ids.sort()
-    for oid in ids:
-        _remove(m, m[m[H_ID] + oid], status, ts, False)
-    return OK
+    out = np.empty(len(ids), dtype=np.int64)
+    for k in range(len(ids)):
+        out[k] = m[m[H_ID] + ids[k]]
+    return out
 
 
 @njit(cache=True)

@@ -700,7 +700,11 @@ class Engine:
         return h.hexdigest()
 
     def open_orders(self, account: str) -> list[Order]:
-        return [o for o in self.orders.values() if o.account == account]
+        """The account's resting orders, oldest first."""
+        acct = self.account_ids.get(account)
+        if acct is None:
+            return []
+        return [self.order_at(slot) for slot in core.resting_slots(self.m, acct).tolist()]
 
     def l2(self, market: int, depth: int = 20) -> tuple[list, list]:
         book = self.books[market]
@@ -750,7 +754,7 @@ class OrdersView(Mapping):
         return iter(np.nonzero(ids >= 0)[0].tolist())
 
     def values(self):
-        return [self[oid] for oid in self]
+        return [self._e.order_at(slot) for slot in core.resting_slots(self._e.m, -1).tolist()]
 
 
 class AccountsView(Mapping):

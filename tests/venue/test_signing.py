@@ -5,8 +5,8 @@ import random
 import pytest
 
 from venue.signing import (
-    Domain, Order, SignatureError, address_of, order_digest, order_digest_reference,
-    recover_signer, recover_signer_reference, sign_digest, sign_order,
+    Domain, Order, SignatureError, address_of, keccak, order_digest, order_digest_reference, recover_address,
+    recover_address_reference, recover_signer, recover_signer_reference, sign_digest, sign_order,
 )
 
 DOMAIN = Domain(31337, "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9")
@@ -64,3 +64,30 @@ def test_high_s_and_wrong_length_signatures_are_refused():
         recover_signer(digest, high_s)
     with pytest.raises(SignatureError):
         recover_signer(digest, sig[:40])
+
+
+def test_cffi_recovery_and_keccak_match_coincurve_and_pycryptodome():
+    """The hand-written calls into libsecp256k1 against coincurve's PublicKey on good and broken
+    signatures; the C keccak against pycryptodome's."""
+    from Crypto.Hash import keccak as reference_keccak
+
+    rng = random.Random(13)
+    outcomes = set()
+    for i in range(300):
+        data = rng.randbytes(rng.randrange(0, 300))
+        assert keccak(data) == reference_keccak.new(digest_bits=256, data=data).digest()
+        digest, key = rng.randbytes(32), rng.randbytes(32)
+        sig = bytearray(sign_digest(digest, key))
+        if i % 3 == 1:
+            sig[rng.randrange(32)] ^= 1 << rng.randrange(8)  # r no longer a valid x (often) or a different key
+        if i % 3 == 2:
+            sig[:32] = bytes(32)  # r = 0: never recovers
+        results = []
+        for recover in (recover_address, recover_address_reference):
+            try:
+                results.append(recover(digest, bytes(sig)))
+            except SignatureError:
+                results.append(None)
+        assert results[0] == results[1]
+        outcomes.add("ok" if results[0] is not None else "refused")
+    assert outcomes == {"ok", "refused"}
