@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
 import time
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +34,8 @@ from .engine import (
 from .journal import Journal, replay
 from .settings import Settings
 from .signing import (
-    Domain, Order as SignedOrder, SignatureError, address_bytes, order_digest, recover_address, to_checksum,
+    Domain, Order as SignedOrder, SignatureError, address_bytes, order_digest, recover_address, recover_many,
+    to_checksum,
 )
 
 log = logging.getLogger("venue")
@@ -105,16 +109,25 @@ class Venue:
         self.eth_price = 0
         self.agents: dict[str, set[bytes]] = {}  # account -> approved agent addresses (20 bytes)
         self._syncing: dict[str, asyncio.Future] = {}
+        # Batches recover their signatures in a worker process, so the second core does the
+        # secp256k1 work while the loop parses, matches and answers (spawned: nothing of this
+        # process's state is inherited).
+        self.recovery_pool = ProcessPoolExecutor(settings.recovery_workers, multiprocessing.get_context("spawn")) \
+            if settings.recovery_workers > 0 else None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._apply_prices(await asyncio.to_thread(read_oracle_prices, self.oracle, self.markets, self.weth_oracle_id))
+        if self.recovery_pool is not None:  # start the worker now, not on the first batch
+            await asyncio.get_running_loop().run_in_executor(self.recovery_pool, recover_many, [])
         self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._chain_poller())]
 
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.recovery_pool is not None:
+            self.recovery_pool.shutdown(wait=True, cancel_futures=True)
         self.journal.close()
 
     def now_ms(self) -> int:
@@ -131,6 +144,17 @@ class Venue:
         except SignatureError as exc:
             raise SignatureRejected("BAD_SIGNATURE", str(exc)) from exc
         await self.check_signer(order.account, signer)
+
+    async def recover_signers(self, pairs: list[tuple[bytes, bytes]]) -> list[bytes | str]:
+        """Signers of many (digest, signature) pairs (see `recover_many`), in the worker process
+        when there is one and the batch is worth the trip."""
+        if self.recovery_pool is not None and len(pairs) >= 8:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self.recovery_pool, recover_many, pairs)
+            except BrokenProcessPool:
+                log.error("the signature recovery worker died; recovering on the event loop from now on")
+                self.recovery_pool = None
+        return recover_many(pairs)
 
     async def check_signer(self, account: str, signer: bytes) -> None:
         """Raises unless `signer` (20 bytes) is `account` or an agent it approved."""
@@ -203,16 +227,26 @@ class Venue:
         `Engine.run` together (in the batch's order). Returns, per item, its `Ack` or the
         `EngineError` that refused it. A client order id may appear once per batch."""
         results: list = [None] * len(items)
-        checked = []
+        terms = []
         for k, (order, signature, tif, client_id, stp) in enumerate(items):
             try:
                 tif_code, is_market = self._time_in_force(order, tif, False)
                 self.engine.check_range(order.price, order.size, order.expiry * 1000)
                 if not 0 <= order.market < len(self.markets):
                     raise OrderRejected("UNKNOWN_MARKET", f"no market {order.market}")
-                await self.verify(order, signature)
+                terms.append((k, order, bytes(signature), tif_code, client_id, stp, is_market))
+            except EngineError as exc:
+                results[k] = exc
+        signers = await self.recover_signers([(order_digest(t[1], self.domain_separator), t[2]) for t in terms])
+        checked = []
+        for t, signer in zip(terms, signers):
+            k, order = t[0], t[1]
+            try:
+                if isinstance(signer, str):
+                    raise SignatureRejected("BAD_SIGNATURE", signer)
+                await self.check_signer(order.account, signer)
                 await self._ensure_account(order.account)
-                checked.append((k, order, bytes(signature), tif_code, client_id, stp, is_market))
+                checked.append(t)
             except EngineError as exc:
                 results[k] = exc
         # No await from here on: the nonce checks, the engine and the bookkeeping are one step.

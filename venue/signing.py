@@ -172,6 +172,19 @@ def recover_address(digest: bytes, signature: bytes) -> bytes:
     return keccak(_ffi.buffer(out, 65)[1:])[-20:]
 
 
+def recover_many(pairs: list[tuple[bytes, bytes]]) -> list[bytes | str]:
+    """`recover_address` over (digest, signature) pairs: each signer's 20 bytes, or the
+    `SignatureError` message for a signature that does not recover. Runs in the venue's
+    recovery worker process for batches."""
+    out: list[bytes | str] = []
+    for digest, signature in pairs:
+        try:
+            out.append(recover_address(digest, signature))
+        except SignatureError as exc:
+            out.append(str(exc))
+    return out
+
+
 def recover_address_reference(digest: bytes, signature: bytes) -> bytes:
     """`recover_address` through coincurve's `PublicKey` (the reference for the cffi calls)."""
     if len(signature) == 64:

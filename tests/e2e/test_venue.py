@@ -149,6 +149,13 @@ def test_batches_go_through_the_engine_together_and_their_fills_settle(stack):
     maker, taker = clients(stack, 0, 1)
     ch = stack["ch"]
     before = ch.functions.position(taker.address, 0).call()[0]
+    # Nine bids (enough for the recovery worker), one of them forged: only that one is refused.
+    bids = [maker.order_body("ETH-PERP", "buy", str(2990 - i), "0.1", tif="Alo") for i in range(9)]
+    bids[4] = dict(bids[4], size="20000000")
+    statuses = maker.place_batch(bids)
+    assert [s["status"] for s in statuses] == ["resting"] * 4 + ["error"] + ["resting"] * 4
+    assert statuses[4]["code"] == "BAD_SIGNATURE" and "signed by" in statuses[4]["msg"]
+    assert len(maker.cancel()) == 8
     asks = maker.place_batch([maker.order_body("ETH-PERP", "sell", "3002", "0.5", tif="Alo", client_id="a1"),
                               maker.order_body("ETH-PERP", "sell", "3003", "0.5", tif="Alo", client_id="a2"),
                               maker.order_body("ETH-PERP", "sell", "3004", "0.5", tif="Alo", client_id="a2")])

@@ -6,7 +6,7 @@ import pytest
 
 from venue.signing import (
     Domain, Order, SignatureError, address_of, keccak, order_digest, order_digest_reference, recover_address,
-    recover_address_reference, recover_signer, recover_signer_reference, sign_digest, sign_order,
+    recover_address_reference, recover_many, recover_signer, recover_signer_reference, sign_digest, sign_order,
 )
 
 DOMAIN = Domain(31337, "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9")
@@ -91,3 +91,14 @@ def test_cffi_recovery_and_keccak_match_coincurve_and_pycryptodome():
         assert results[0] == results[1]
         outcomes.add("ok" if results[0] is not None else "refused")
     assert outcomes == {"ok", "refused"}
+
+
+def test_recover_many_gives_each_signer_or_the_reason_it_failed():
+    digests = [bytes([i]) * 32 for i in range(1, 5)]
+    keys = [bytes([i + 1]) * 32 for i in range(4)]
+    pairs = [(d, sign_digest(d, k)) for d, k in zip(digests, keys)]
+    pairs[2] = (pairs[2][0], pairs[2][1][:40])  # truncated
+    out = recover_many(pairs)
+    assert [o if isinstance(o, str) else "0x" + o.hex() for o in out][:2] == [address_of(k).lower() for k in keys[:2]]
+    assert isinstance(out[2], str) and "64 or 65 bytes" in out[2]
+    assert out[3] == recover_address(*pairs[3])
