@@ -382,14 +382,16 @@ class Venue:
             self.fills[fill.seq] = FillRecord(fill)
             self.unbatched.append(fill.seq)
             self.trades[fill.market].append(fill)
-            self._publish({"channel": "trades", "market": fill.market, "data": trade_json(fill)})
-            self._publish({"channel": "fills", "data": self.fills[fill.seq].as_json()})
+            if self.subscribers:
+                self._publish({"channel": "trades", "market": fill.market, "data": trade_json(fill)})
+                self._publish({"channel": "fills", "data": self.fills[fill.seq].as_json()})
         else:
             _, order, status = event
             self.nonces_seen.add((order.account, order.nonce))
             self.dirty_levels.add((order.market, order.is_buy, order.price))
-            self._publish({"channel": "orders", "data": {"id": order.id, "account": order.account, "status": status,
-                                                         "remaining": str(order.remaining)}})
+            if self.subscribers:
+                self._publish({"channel": "orders", "data": {"id": order.id, "account": order.account,
+                                                             "status": status, "remaining": str(order.remaining)}})
 
     def _publish(self, message: dict) -> None:
         for q in list(self.subscribers):
