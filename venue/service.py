@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import multiprocessing
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from .engine import (
     UnknownOrder,
 )
 from .journal import Journal, replay
+from .recovery import RecoveryWorker
 from .settings import Settings
 from .signing import (
     Domain, Order as SignedOrder, SignatureError, address_bytes, order_digest, recover_address, recover_many,
@@ -109,25 +107,22 @@ class Venue:
         self.eth_price = 0
         self.agents: dict[str, set[bytes]] = {}  # account -> approved agent addresses (20 bytes)
         self._syncing: dict[str, asyncio.Future] = {}
-        # Batches recover their signatures in a worker process, so the second core does the
-        # secp256k1 work while the loop parses, matches and answers (spawned: nothing of this
-        # process's state is inherited).
-        self.recovery_pool = ProcessPoolExecutor(settings.recovery_workers, multiprocessing.get_context("spawn")) \
-            if settings.recovery_workers > 0 else None
+        self.recovery: RecoveryWorker | None = None  # started with the event loop (`start`)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._apply_prices(await asyncio.to_thread(read_oracle_prices, self.oracle, self.markets, self.weth_oracle_id))
-        if self.recovery_pool is not None:  # start the worker now, not on the first batch
-            await asyncio.get_running_loop().run_in_executor(self.recovery_pool, recover_many, [])
+        if self.settings.recovery_workers > 0:
+            self.recovery = RecoveryWorker(asyncio.get_running_loop())
+            await self.recovery.recover([])  # the worker is up before the first order
         self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._chain_poller())]
 
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.recovery_pool is not None:
-            self.recovery_pool.shutdown(wait=True, cancel_futures=True)
+        if self.recovery is not None:
+            self.recovery.close()
         self.journal.close()
 
     def now_ms(self) -> int:
@@ -140,20 +135,16 @@ class Venue:
         venue has not seen yet is asked of the chain, off the event loop."""
         digest = order_digest(order, self.domain_separator)
         try:
-            signer = recover_address(digest, signature)
+            signer = recover_address(digest, signature)  # on the loop: see venue/recovery.py
         except SignatureError as exc:
             raise SignatureRejected("BAD_SIGNATURE", str(exc)) from exc
         await self.check_signer(order.account, signer)
 
     async def recover_signers(self, pairs: list[tuple[bytes, bytes]]) -> list[bytes | str]:
-        """Signers of many (digest, signature) pairs (see `recover_many`), in the worker process
-        when there is one and the batch is worth the trip."""
-        if self.recovery_pool is not None and len(pairs) >= 8:
-            try:
-                return await asyncio.get_running_loop().run_in_executor(self.recovery_pool, recover_many, pairs)
-            except BrokenProcessPool:
-                log.error("the signature recovery worker died; recovering on the event loop from now on")
-                self.recovery_pool = None
+        """Signers of many (digest, signature) pairs (see `recover_many`), in the recovery worker
+        when there is one."""
+        if self.recovery is not None and pairs:
+            return await self.recovery.recover(pairs)
         return recover_many(pairs)
 
     async def check_signer(self, account: str, signer: bytes) -> None:

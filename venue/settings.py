@@ -19,5 +19,6 @@ class Settings(BaseSettings):
     poll_interval_ms: int = 100  # chain events and receipts
     priority_fee_gwei: float = 1.0
     max_fee_gwei: float = 200.0
-    # Processes that recover batch signatures beside the event loop (0: recover on the loop).
+    # 1: batches recover their signatures in a worker process beside the event loop
+    # (venue/recovery.py); 0: on the loop.
     recovery_workers: int = 1

@@ -86,7 +86,6 @@ class HotRoutes:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-@functools.lru_cache(maxsize=65_536)
 def checksum(address: str) -> str:
     """EIP-55 form of an address as clients send it (cached: the same accounts trade all day)."""
     return to_checksum(address_bytes(address))
