@@ -322,6 +322,11 @@ class Engine:
             self.m[row + core.A_TOKEN_TS] = -1
         return idx
 
+    def collateral(self, address: str) -> int | None:
+        """The account's collateral value as the engine holds it (None: never seen)."""
+        idx = self.account_ids.get(address)
+        return None if idx is None else int(self.m[self.m[core.H_A] + idx * self.af + core.A_COLL])
+
     def account(self, address: str) -> AccountState:
         return AccountState(self, address, self.account_id(address))
 

@@ -300,6 +300,9 @@ class Venue:
         top of the snapshot whose `seq` it got."""
         if not self.dirty_levels:
             return
+        if not self.subscribers:  # a subscriber starts from a snapshot numbered with the current bookSeq
+            self.dirty_levels.clear()
+            return
         by_market: dict[int, list] = {}
         for market, is_buy, price in sorted(self.dirty_levels):
             by_market.setdefault(market, []).append(["buy" if is_buy else "sell", str(price),
@@ -315,7 +318,7 @@ class Venue:
     async def _ensure_account(self, address: str) -> None:
         """An account the venue has not seen is read from the chain (off the event loop) before
         its first order; concurrent first orders share one read."""
-        if address in self.engine.accounts and self.engine.accounts[address].collateral:
+        if self.engine.collateral(address):
             return
         pending = self._syncing.get(address)
         if pending is None:
