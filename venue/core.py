@@ -45,7 +45,8 @@ H_A, H_ACAP, H_AF = 17, 18, 19
 H_EV, H_EVCAP, H_EVN = 20, 21, 22
 H_MAX_OPEN, H_RATE, H_BURST, H_SLIP, H_CHECK_MARGIN = 23, 24, 25, 26, 27
 H_REPLAYING, H_NEXT_DUE, H_ERR_A, H_ERR_B = 28, 29, 30, 31
-HEADER = 32
+H_N_ACCOUNTS, H_EXPIRING_RESTS = 32, 33  # accounts given out; orders rested with an expiry since the last drain
+HEADER = 40
 
 # market fields
 MK_TICK, MK_LOT, MK_MIN_NOTIONAL, MK_BAND, MK_MAKER_FEE, MK_TAKER_FEE = 0, 1, 2, 3, 4, 5
@@ -77,7 +78,8 @@ ST_RESTING, ST_FILLED, ST_CANCELLED, ST_SELF_TRADE, ST_EXPIRED, ST_DEADMAN, ST_R
 # command results: 0 accepted, > 0 an error (names in venue.engine.ERROR_CODES), < 0 grow a region
 (OK, E_MARKET_HALTED, E_RATE_LIMITED, E_NO_ORACLE_PRICE, E_INVALID_SIZE, E_INVALID_PRICE, E_TICK_SIZE,
  E_LOT_SIZE, E_MIN_NOTIONAL, E_PRICE_BAND, E_EXPIRED, E_DUPLICATE_CLIENT_ID, E_POST_ONLY_WOULD_CROSS,
- E_REDUCE_ONLY, E_TOO_MANY_OPEN_ORDERS, E_FOK_NOT_FILLED, E_INSUFFICIENT_MARGIN, E_UNKNOWN_ORDER) = range(18)
+ E_REDUCE_ONLY, E_TOO_MANY_OPEN_ORDERS, E_FOK_NOT_FILLED, E_INSUFFICIENT_MARGIN, E_UNKNOWN_ORDER, E_UNKNOWN_MARKET,
+ E_UNKNOWN_ACCOUNT) = range(20)
 GROW_ORDERS, GROW_IDS, GROW_LEVELS, GROW_PRICES, GROW_EVENTS = -1, -2, -3, -4, -5
 
 # time in force, self-trade prevention, flags (same numbers as venue.engine / venue.domain)
@@ -313,8 +315,10 @@ def _rest(m, oid, acct, market, is_buy, price, size, rem, filled, flags, stp, ex
     a = m[H_A] + acct * m[H_AF]
     m[a + A_OPEN] += 1
     m[a + A_POS + 4 * market + (2 if is_buy else 3)] += rem
-    if expiry != 0 and expiry < m[H_NEXT_DUE]:
-        m[H_NEXT_DUE] = expiry
+    if expiry != 0:
+        m[H_EXPIRING_RESTS] += 1
+        if expiry < m[H_NEXT_DUE]:
+            m[H_NEXT_DUE] = expiry
     _event_order(m, ST_RESTING, o, ts)
 
 
@@ -635,6 +639,12 @@ def run(m, cmds, out, start):
         c = cmds[i]
         if c[C_TS] >= m[H_NEXT_DUE]:
             return i, OK
+        if c[C_ACCT] < 0 or c[C_ACCT] >= m[H_N_ACCOUNTS]:
+            out[i, 0] = E_UNKNOWN_ACCOUNT
+            continue
+        if c[C_OP] == OP_PLACE and (c[C_MARKET] < 0 or c[C_MARKET] >= m[H_M]):
+            out[i, 0] = E_UNKNOWN_MARKET
+            continue
         if c[C_OP] == OP_PLACE:
             r = place(m, c[C_TS], c[C_ACCT], c[C_MARKET], c[C_BUY], c[C_PRICE], c[C_SIZE], c[C_TIF], c[C_FLAGS],
                       c[C_STP], c[C_EXPIRY], c[C_IS_MARKET], c[C_DUP_CLIENT])

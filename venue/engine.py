@@ -45,7 +45,8 @@ ERROR_CODES = {core.E_MARKET_HALTED: "MARKET_HALTED", core.E_RATE_LIMITED: "RATE
                core.E_DUPLICATE_CLIENT_ID: "DUPLICATE_CLIENT_ID",
                core.E_POST_ONLY_WOULD_CROSS: "POST_ONLY_WOULD_CROSS", core.E_REDUCE_ONLY: "REDUCE_ONLY",
                core.E_TOO_MANY_OPEN_ORDERS: "TOO_MANY_OPEN_ORDERS", core.E_FOK_NOT_FILLED: "FOK_NOT_FILLED",
-               core.E_INSUFFICIENT_MARGIN: "INSUFFICIENT_MARGIN", core.E_UNKNOWN_ORDER: "UNKNOWN_ORDER"}
+               core.E_INSUFFICIENT_MARGIN: "INSUFFICIENT_MARGIN", core.E_UNKNOWN_ORDER: "UNKNOWN_ORDER",
+               core.E_UNKNOWN_MARKET: "UNKNOWN_MARKET", core.E_UNKNOWN_ACCOUNT: "UNKNOWN_ACCOUNT"}
 # Bulk commands (`Engine.run`): column numbers and operations.
 C_OP, C_TS, C_ACCT, C_MARKET, C_BUY, C_PRICE, C_SIZE, C_TIF = core.C_OP, core.C_TS, core.C_ACCT, core.C_MARKET, \
     core.C_BUY, core.C_PRICE, core.C_SIZE, core.C_TIF
@@ -320,6 +321,7 @@ class Engine:
             row = self.m[core.H_A] + idx * self.af
             self.m[row + core.A_TOKENS] = self.limits.burst
             self.m[row + core.A_TOKEN_TS] = -1
+            self.m[core.H_N_ACCOUNTS] = idx + 1
         return idx
 
     def collateral(self, address: str) -> int | None:
@@ -460,17 +462,15 @@ class Engine:
         has left the book by then). Returns one row per command: code (0 accepted, else an
         ERROR_CODES key), order id, status, filled, remaining, reason, price. Same rules, events
         and journal as the calls one by one."""
-        cmds = np.array(cmds, dtype=np.int64).reshape(-1, COMMAND_COLUMNS) if len(cmds) else \
-            np.zeros((0, COMMAND_COLUMNS), dtype=np.int64)
+        cmds = np.ascontiguousarray(cmds, dtype=np.int64)
+        if cmds.ndim != 2 or cmds.shape[1] != COMMAND_COLUMNS:
+            if cmds.size == 0:
+                cmds = np.zeros((0, COMMAND_COLUMNS), dtype=np.int64)
+            else:
+                raise ValueError(f"commands are rows of {COMMAND_COLUMNS} int64, got shape {cmds.shape}")
         n = len(cmds)
-        if cmds.shape[1] != COMMAND_COLUMNS:
-            raise ValueError(f"commands need {COMMAND_COLUMNS} columns, got {cmds.shape[1]}")
-        places = cmds[:, C_OP] == OP_PLACE
-        if n and ((cmds[places, C_MARKET] < 0) | (cmds[places, C_MARKET] >= self.n_markets)).any():
-            raise ValueError("a command names a market that does not exist")
-        if n and ((cmds[:, C_ACCT] < 0) | (cmds[:, C_ACCT] >= len(self.addresses))).any():
-            raise ValueError("a command names an account index `account_id` has not given out")
         if meta is not None:
+            cmds = cmds.copy()  # the duplicate client id flags are written into it
             self._flag_duplicate_client_ids(cmds, meta)
         out = np.zeros((n, core.RF), dtype=np.int64)
         i = 0
@@ -563,6 +563,7 @@ class Engine:
         events = self._region(m, core.H_EV, n, core.EVF)
         journal = self.journal if self.journal is not None and not self.replaying else None
         listeners = self.listeners
+        expiring, m[core.H_EXPIRING_RESTS] = m[core.H_EXPIRING_RESTS], 0
         if bulk is not None and not listeners and not self.meta:
             # nobody to tell: the journal needs the fills, the expiry clock the orders that rested with one
             if journal is not None:
@@ -570,10 +571,12 @@ class Engine:
                 for f in events[events[:, 0] == core.EV_FILL][:, _FILL_ROW].tolist():
                     journal.append_fill_row((f[0], seq, f[1], f[2], f[3], f[4], f[5], f[6], addresses[f[7]],
                                              addresses[f[8]], f[9]))
-            rested = events[(events[:, 0] == core.EV_ORDER) & (events[:, 1] == core.ST_RESTING) & (events[:, 11] != 0)]
-            for expiry, oid in rested[:, [11, 2]].tolist():
-                heapq.heappush(self.expiries, (expiry, oid))
-                self.due = min(self.due, expiry)
+            if expiring:
+                rested = events[(events[:, 0] == core.EV_ORDER) & (events[:, 1] == core.ST_RESTING)
+                                & (events[:, 11] != 0)]
+                for expiry, oid in rested[:, [11, 2]].tolist():
+                    heapq.heappush(self.expiries, (expiry, oid))
+                    self.due = min(self.due, expiry)
             return [], []
         rows = events.tolist()
         fills: list[Fill] = []
@@ -657,7 +660,7 @@ class Engine:
     def rejection(self, code: int, market: int, price: int, size: int, client_id=None) -> EngineError:
         """The error for a core result code (what `place` raises; `run` returns the code)."""
         name = ERROR_CODES[code]
-        p = self.markets[market].params
+        p = self.markets[market].params if 0 <= market < self.n_markets else None
         msg = {
             "MARKET_HALTED": f"{p.symbol} is halted",
             "RATE_LIMITED": f"more than {self.limits.rate_per_s} orders per second",
@@ -677,6 +680,8 @@ class Engine:
             "INSUFFICIENT_MARGIN": f"equity {int(self.m[core.H_ERR_A])} below initial margin "
                                    f"{int(self.m[core.H_ERR_B])} with open orders",
             "UNKNOWN_ORDER": "no open order",
+            "UNKNOWN_MARKET": f"no market {market}",
+            "UNKNOWN_ACCOUNT": "no account with that index (Engine.account_id gives them out)",
         }[name]
         if code == core.E_UNKNOWN_ORDER:
             return UnknownOrder(name, msg)

@@ -267,11 +267,10 @@ def test_bulk_refuses_a_client_id_twice_in_one_call_and_malformed_rows():
     with pytest.raises(UnknownOrder):
         e.cancel(2, ACCOUNTS[1], int(out[0, 1]))  # not that account's order
     before = e.state_hash()
-    for bad in ({C_MARKET: 2}, {C_ACCT: 99}):
-        broken = list(row)
-        for col, value in bad.items():
-            broken[col] = value
-        with pytest.raises(ValueError):
-            e.run([broken])
+    broken = [list(row), list(row)]
+    broken[0][C_MARKET], broken[1][C_ACCT] = 2, 99
+    assert e.run(broken)[:, 0].tolist() == [core.E_UNKNOWN_MARKET, core.E_UNKNOWN_ACCOUNT]
     assert e.state_hash() == before
+    with pytest.raises(ValueError):
+        e.run(np.zeros((2, 3), dtype=np.int64))
     assert e.run(np.zeros((0, COMMAND_COLUMNS), dtype=np.int64)).shape == (0, core.RF)

@@ -7,10 +7,10 @@ orders, 25 % limits that cross the spread, from 50 accounts. Our engine runs wit
 on: validation (tick, lot, notional, band, open orders, rate limit), pre-trade margin with
 open orders, and self-trade prevention.
 
-Three ways through our engine: `Engine.run` on groups of 256 commands (one compiled loop per
-group, as a sequencer drains its queue), the same with the SQLite journal (WAL, one commit per
-group, acknowledged only after it), and a Python call per command (`place` / `cancel`, how the
-API's single-order route enters it today). The peer has no bulk entry: it is called per
+Three ways through our engine: `Engine.run` on groups of 100 commands (one compiled loop per
+group, as the API's batch route enters it with up to 100 orders), the same with the SQLite
+journal (WAL, one commit per group, acknowledged only after it), and a Python call per command
+(`place` / `cancel`, as the single-order route enters it). The peer has no bulk entry: it is called per
 operation, as its API offers. The reference engine in plain Python (venue/engine_ref.py) runs
 the stream once for comparison.
 """
@@ -41,7 +41,7 @@ N_ACCOUNTS = 50
 ORACLE = 3_000_000_000
 TICK = DEVNET_MARKETS[0].tick_size
 LOT = DEVNET_MARKETS[0].lot_size
-GROUP = 256
+GROUP = 100
 
 
 def make_stream(seed: int = 42, n: int = N_OPS) -> list[tuple]:
