@@ -39,6 +39,9 @@ from .signing import (
 log = logging.getLogger("venue")
 
 
+_TIF = {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK, "Market": IOC}  # API time in force -> engine's
+
+
 class SignatureRejected(EngineError):
     status = 401
 
@@ -197,7 +200,7 @@ class Venue:
             raise OrderRejected("TIF_MISMATCH", "an order signed IOC cannot rest")
         if tif == "Alo" and not order.flags & FLAG_POST_ONLY:
             raise OrderRejected("TIF_MISMATCH", "Alo orders must be signed post-only")
-        return {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK, "Market": IOC}[tif], is_market or tif == "Market"
+        return _TIF[tif], is_market or tif == "Market"
 
     async def _enter(self, order: SignedOrder, signature: bytes, tif_code: int, client_id: str | None, stp: int,
                      is_market: bool):
@@ -235,8 +238,10 @@ class Venue:
             try:
                 if isinstance(signer, str):
                     raise SignatureRejected("BAD_SIGNATURE", signer)
-                await self.check_signer(order.account, signer)
-                await self._ensure_account(order.account)
+                if signer != address_bytes(order.account):  # an agent, maybe
+                    await self.check_signer(order.account, signer)
+                if not self.engine.collateral(order.account):  # not read from the chain yet
+                    await self._ensure_account(order.account)
                 checked.append(t)
             except EngineError as exc:
                 results[k] = exc
