@@ -102,6 +102,7 @@ def run_both(seed: int, n: int, limits: Limits):
     engines = [ReferenceEngine(DEVNET_MARKETS, limits), Engine(DEVNET_MARKETS, limits)]
     events = [[], []]
     fills = []
+    codes = set()
     most_live = 0
     for e, sink in zip(engines, events):
         e.listeners.append(lambda ev, sink=sink: sink.append(event_key(ev)))
@@ -135,6 +136,8 @@ def run_both(seed: int, n: int, limits: Limits):
             except EngineError as exc:
                 results.append(("error", type(exc).__name__, exc.code, exc.msg))
         assert results[0] == results[1], (i, name, args, kwargs)
+        if results[0][0] == "error":
+            codes.add(results[0][2])
         if results[0][0] == "ok" and name == "place":
             for fk in results[0][1][6]:
                 fills.append((fk[0], fk[6], fk[3], fk[1], fk[7], fk[13], fk[2], fk[4]))
@@ -147,21 +150,24 @@ def run_both(seed: int, n: int, limits: Limits):
         ref, ours = engines[0].accounts[address], engines[1].accounts[address]
         assert (ref.collateral, ref.fees, ref.positions, ref.open_buy, ref.open_sell, ref.open_orders) == \
                (ours.collateral, ours.fees, ours.positions, ours.open_buy, ours.open_sell, ours.open_orders)
-    return engines, events[0], most_live
+    return engines, events[0], most_live, codes
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_compiled_engine_matches_the_reference_command_by_command(seed):
-    engines, events, most_live = run_both(seed, 3_000, Limits(rate_per_s=50, burst=40, max_open_orders=25))
+    engines, events, most_live, codes = run_both(seed, 3_000, Limits(rate_per_s=45, burst=25, max_open_orders=3))
     kinds = {e[1] if e[0] == "order" else "fill" for e in events}
     # the streams really exercised matching, self-trade prevention, expiry and the switch
     assert {"fill", "resting", "filled", "cancelled", "self_trade", "expired"} <= kinds
     assert most_live > 10
+    assert {"TICK_SIZE", "LOT_SIZE", "PRICE_BAND", "EXPIRED", "POST_ONLY_WOULD_CROSS", "REDUCE_ONLY", "RATE_LIMITED",
+            "TOO_MANY_OPEN_ORDERS", "FOK_NOT_FILLED", "UNKNOWN_ORDER", "DUPLICATE_CLIENT_ID"} <= codes, codes
 
 
 def test_margin_path_matches_the_reference_with_small_accounts():
-    _, events, _ = run_both(7, 2_000, Limits(rate_per_s=10**6, burst=10**6))
+    _, events, _, codes = run_both(7, 2_000, Limits(rate_per_s=10**6, burst=10**6))
     assert sum(1 for e in events if e[0] == "fill") > 100
+    assert "INSUFFICIENT_MARGIN" in codes
 
 
 def bulk_stream(rng: random.Random, engine: Engine, n: int) -> tuple[np.ndarray, list]:
