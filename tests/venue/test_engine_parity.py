@@ -97,7 +97,7 @@ def random_command(rng: random.Random, ts: int, live: list[int]):
     return "tick", (ts,), {}
 
 
-def run_both(seed: int, n: int, limits: Limits):
+def run_both(seed: int, n: int, limits: Limits, collateral_usdc=(2_000, 50_000, 1_000_000)):
     rng = random.Random(seed)
     engines = [ReferenceEngine(DEVNET_MARKETS, limits), Engine(DEVNET_MARKETS, limits)]
     events = [[], []]
@@ -106,7 +106,7 @@ def run_both(seed: int, n: int, limits: Limits):
     most_live = 0
     for e, sink in zip(engines, events):
         e.listeners.append(lambda ev, sink=sink: sink.append(event_key(ev)))
-    collateral = {a: usdc(rng.choice((2_000, 50_000, 1_000_000))) for a in ACCOUNTS}
+    collateral = {a: usdc(rng.choice(collateral_usdc)) for a in ACCOUNTS}
     for e in engines:
         e.set_oracle_price(0, 0, PX[0])
         e.set_oracle_price(0, 1, PX[1])
@@ -165,7 +165,7 @@ def test_compiled_engine_matches_the_reference_command_by_command(seed):
 
 
 def test_margin_path_matches_the_reference_with_small_accounts():
-    _, events, _, codes = run_both(7, 2_000, Limits(rate_per_s=10**6, burst=10**6))
+    _, events, _, codes = run_both(7, 2_000, Limits(rate_per_s=10**6, burst=10**6), (300, 1_000, 5_000))
     assert sum(1 for e in events if e[0] == "fill") > 100
     assert "INSUFFICIENT_MARGIN" in codes
 
