@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import marshal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
