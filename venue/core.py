@@ -397,13 +397,16 @@ def place(m, ts, acct, market, is_buy, price, size, tif, flags, stp, expiry, is_
 
     Returns (code, order id, status, filled, remaining, reason, price): code 0 accepted, > 0 the
     error, < 0 a region to grow first. The validation order is the reference engine's."""
-    need = room(m, 2 * m[H_OLIVE] + 4)
+    mk = m[H_MK] + market * MKF
+    a = m[H_A] + acct * m[H_AF]
+    # Events it can cause: a fill and an update per maker it takes (each at least a lot), an
+    # update per own order self-trade prevention removes, its own resting update.
+    makers = min(m[H_OLIVE], max(size, 0) // m[mk + MK_LOT] + 1 + m[a + A_OPEN])
+    need = room(m, 2 * makers + 4)
     if need != OK:
         return need, 0, 0, 0, 0, 0, price
-    mk = m[H_MK] + market * MKF
     if m[mk + MK_HALTED]:
         return E_MARKET_HALTED, 0, 0, 0, 0, 0, price
-    a = m[H_A] + acct * m[H_AF]
     if not m[H_REPLAYING]:
         if m[a + A_TOKEN_TS] >= 0:
             m[a + A_TOKENS] = min(m[H_BURST], m[a + A_TOKENS] + (ts - m[a + A_TOKEN_TS]) * m[H_RATE] // 1000)
@@ -565,7 +568,7 @@ def expire(m, oid, ts):
 @njit(cache=True)
 def cancel_all(m, ts, acct, market, status):
     """Every resting order of `acct` (on `market`, or all markets when it is < 0), oldest first."""
-    if m[H_EVCAP] - m[H_EVN] < m[H_OLIVE]:
+    if m[H_EVCAP] - m[H_EVN] < m[m[H_A] + acct * m[H_AF] + A_OPEN]:
         return GROW_EVENTS
     for o in resting_slots(m, acct):
         if market < 0 or m[m[H_O] + o * OF + O_MARKET] == market:

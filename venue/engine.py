@@ -278,8 +278,8 @@ class Engine:
         key = {core.GROW_ORDERS: "ocap", core.GROW_IDS: "idcap", core.GROW_LEVELS: "lcap", core.GROW_PRICES: "pcap",
                core.GROW_EVENTS: "evcap"}[code]
         self.caps[key] *= 2
-        if key == "evcap":  # room for every resting order's update at once (cancel-all, matching)
-            self.caps[key] = max(self.caps[key], 2 * int(self.m[core.H_OLIVE]) + 8)
+        if key == "evcap":  # at most one command's worth of events is ever missing
+            self.caps[key] = max(self.caps[key], int(self.m[core.H_EVN]) + 2 * int(self.m[core.H_OLIVE]) + 8)
         self.m = self._layout(self.m)
 
     def _call(self, fn, *args) -> int:
