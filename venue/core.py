@@ -12,7 +12,8 @@ command costs one unboxing. Regions (offsets in the header):
   L   levels       price, first order, last order, total size, order count (free list: head)
   O   orders       id, account, market, side, price, size, remaining, filled, flags, stp,
                    expiry, next, prev, level (free list: next)
-  ID  order id ->  order slot (-1: not resting)
+  ID  order id ->  order slot (-1: not resting); indexed by id, so it grows with the highest
+                   id: 8 bytes an order ever accepted (8 MB a million)
   A   accounts     collateral, pending fees, open orders, rate tokens, token time, then per
                    market: size, open notional, open buy size, open sell size
   EV  events       what each command did, in order, for the Python side (fills, order updates)
