@@ -1,6 +1,9 @@
-"""Signature recovery beside the event loop: a worker process that turns (digest, signature)
-pairs into signers, so the second core does the secp256k1 work (~43 µs an order here) while
-the loop parses, matches and answers.
+"""Signature recovery beside the event loop: a worker process (`python -m venue.recovery`, its
+stdin and stdout the pipe) that turns (digest, signature) pairs into signers, so the second
+core does the secp256k1 work (~43 µs an order here) while the loop parses, matches and answers.
+It is started as its own program rather than with multiprocessing's spawn, which would import
+the venue's main module again in the child (a script that starts the server without a
+`__main__` guard would start it twice).
 
 One trip is one pipe message each way (marshal: a list of pairs in, a list of 20-byte signers
 or error texts out), answered in order; a batch of orders makes one trip. A trip costs the loop
@@ -23,8 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import marshal
-import multiprocessing
+import os
+import subprocess
+import sys
 from collections import deque
+from multiprocessing.connection import Connection
 
 from .signing import recover_many
 
@@ -33,27 +39,31 @@ log = logging.getLogger("venue.recovery")
 MAX_IN_FLIGHT = 64
 
 
-def _serve(conn) -> None:
-    """The worker: answers trips until the venue closes its end of the pipe."""
+def main() -> int:
+    """The worker: answers trips (framed as multiprocessing connections frame them) from stdin
+    on stdout until the venue closes its end."""
+    trips, answers = Connection(os.dup(0), writable=False), Connection(os.dup(1), readable=False)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing else may write into the answer pipe
     while True:
         try:
-            data = conn.recv_bytes()
+            data = trips.recv_bytes()
         except (EOFError, OSError):
-            return
-        conn.send_bytes(marshal.dumps(recover_many(marshal.loads(data))))
+            return 0
+        answers.send_bytes(marshal.dumps(recover_many(marshal.loads(data))))
 
 
 class RecoveryWorker:
     def __init__(self, loop: asyncio.AbstractEventLoop):
-        ctx = multiprocessing.get_context("spawn")  # nothing of the venue's state is inherited
-        self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), name="crossbook-recovery", daemon=True)
-        self.process.start()
-        child.close()
+        self.process = subprocess.Popen([sys.executable, "-m", "venue.recovery"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE)
+        self._trips = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self._answers = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.process.stdin.close()  # the connections hold their own copies of the pipe ends
+        self.process.stdout.close()
         self._loop = loop
         self._waiting: deque[tuple[asyncio.Future, list]] = deque()  # trips in flight, oldest first
         self.alive = True
-        loop.add_reader(self._conn.fileno(), self._on_answer)
+        loop.add_reader(self._answers.fileno(), self._on_answer)
 
     def recover(self, pairs: list[tuple[bytes, bytes]]) -> asyncio.Future:
         """A future of `recover_many(pairs)`, computed in the worker (one trip)."""
@@ -62,7 +72,7 @@ class RecoveryWorker:
             fut.set_result(recover_many(pairs))
             return fut
         try:
-            self._conn.send_bytes(marshal.dumps(pairs))
+            self._trips.send_bytes(marshal.dumps(pairs))
         except OSError:
             self._died()
             fut.set_result(recover_many(pairs))
@@ -72,8 +82,8 @@ class RecoveryWorker:
 
     def _on_answer(self) -> None:
         try:
-            while self._conn.poll():
-                answer = marshal.loads(self._conn.recv_bytes())
+            while self._answers.poll():
+                answer = marshal.loads(self._answers.recv_bytes())
                 fut, _ = self._waiting.popleft()
                 if not fut.done():
                     fut.set_result(answer)
@@ -85,7 +95,7 @@ class RecoveryWorker:
             return
         log.error("the signature recovery worker is gone; recovering on the event loop from now on")
         self.alive = False
-        self._loop.remove_reader(self._conn.fileno())
+        self._loop.remove_reader(self._answers.fileno())
         while self._waiting:
             fut, pairs = self._waiting.popleft()
             if not fut.done():
@@ -93,12 +103,18 @@ class RecoveryWorker:
 
     def close(self, timeout: float = 5) -> None:
         """Closes the pipe (the worker ends on EOF) and waits for it; terminates it (by its own
-        handle) if it does not end in time."""
+        process id) if it does not end in time."""
         if self.alive:
-            self._loop.remove_reader(self._conn.fileno())
+            self._loop.remove_reader(self._answers.fileno())
             self.alive = False
-        self._conn.close()
-        self.process.join(timeout)
-        if self.process.is_alive():
+        self._trips.close()
+        self._answers.close()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
             self.process.terminate()
-            self.process.join(timeout)
+            self.process.wait(timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
