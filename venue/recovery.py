@@ -6,15 +6,18 @@ the venue's main module again in the child (a script that starts the server with
 `__main__` guard would start it twice).
 
 One trip is one pipe message each way (marshal: a list of pairs in, a list of 20-byte signers
-or error texts out), answered in order; a batch of orders makes one trip. A trip costs the loop
-~36 µs with one pair in it and ~6 µs a pair with eight (the pipe and marshal, measured), against
-~41 µs to recover one on the loop itself.
+or error texts out), answered in order. A batch of orders makes one trip; single orders over
+HTTP that ask in the same turn of the event loop share one (`recover_one`, the way the
+journal's group commit shares a write), and one alone is recovered on the loop. A trip costs the
+loop ~36 µs with one pair in it and ~6 µs a pair with eight (the pipe and marshal, measured),
+against ~41 µs to recover one on the loop itself.
 
-Single orders stay on the loop. Sending them too (those arriving in the same loop turn sharing a
-trip) was measured: the loop's CPU per order fell from ~250 to ~178 µs, yet the single endpoint
-stayed at 4.2k orders/s and websocket posting fell from 5.5k to 3.7k/s, because uvicorn serves
-one request per connection at a time (and a socket's posts run in order), so the round trip
-lengthens every connection's queue and the loop idles a quarter of the time.
+Measured with `make bench-api`: over 32 connections with one request each, single orders went
+from ~4.9k to ~6.1k/s (the loop's CPU per order 190 -> 142 µs). A websocket's posts are
+handled one after another, so each would wait a round trip: they recover on the loop (sending
+them too took websocket posting from 5.5k to 3.7k/s). With 8 connections pipelining 4 each,
+which uvicorn serves one request at a time per connection, the gain is smaller (~3.6k ->
+~4.2k/s).
 
 Back-pressure: with `MAX_IN_FLIGHT` trips unanswered, new work is recovered on the loop, so the
 pipe never fills. If the worker dies, the pairs it held are recovered on the loop and every
@@ -62,6 +65,7 @@ class RecoveryWorker:
         self.process.stdout.close()
         self._loop = loop
         self._waiting: deque[tuple[asyncio.Future, list]] = deque()  # trips in flight, oldest first
+        self._queued: list[tuple[tuple[bytes, bytes], asyncio.Future]] = []  # single pairs of this loop turn
         self.alive = True
         loop.add_reader(self._answers.fileno(), self._on_answer)
 
@@ -79,6 +83,31 @@ class RecoveryWorker:
             return fut
         self._waiting.append((fut, pairs))
         return fut
+
+    def recover_one(self, digest: bytes, signature: bytes) -> asyncio.Future:
+        """A future of one signer (20 bytes, or the error text). Pairs asked for in the same turn
+        of the event loop travel together; one alone is recovered on the loop (a trip costs the
+        loop about what recovering it does)."""
+        fut = self._loop.create_future()
+        self._queued.append(((digest, signature), fut))
+        if len(self._queued) == 1:
+            self._loop.call_soon(self._send_queued)
+        return fut
+
+    def _send_queued(self) -> None:
+        group, self._queued = self._queued, []
+        if len(group) == 1:
+            (pair, fut), = group
+            fut.set_result(recover_many([pair])[0])
+            return
+        trip = self.recover([pair for pair, _ in group])
+
+        def deliver(done: asyncio.Future) -> None:
+            for (_, fut), signer in zip(group, done.result()):
+                if not fut.done():
+                    fut.set_result(signer)
+
+        trip.add_done_callback(deliver)
 
     def _on_answer(self) -> None:
         try:

@@ -132,15 +132,22 @@ class Venue:
         return int(time.time() * 1000)
 
     # ------------------------------------------------------------------ orders
-    async def verify(self, order: SignedOrder, signature: bytes) -> None:
+    async def verify(self, order: SignedOrder, signature: bytes, offload: bool = False) -> None:
         """The signer must be the account or one of its agents. Agents come from `AgentSet`
         events (read when the account is first seen, then followed by the chain poller); one the
-        venue has not seen yet is asked of the chain, off the event loop."""
+        venue has not seen yet is asked of the chain, off the event loop. `offload`: recover
+        the signature in the worker, together with the other single orders of this loop turn
+        (for requests that run concurrently; a websocket's posts run one after another)."""
         digest = order_digest(order, self.domain_separator)
-        try:
-            signer = recover_address(digest, signature)  # on the loop: see venue/recovery.py
-        except SignatureError as exc:
-            raise SignatureRejected("BAD_SIGNATURE", str(exc)) from exc
+        if offload and self.recovery is not None:
+            signer = await self.recovery.recover_one(digest, bytes(signature))
+            if isinstance(signer, str):
+                raise SignatureRejected("BAD_SIGNATURE", signer)
+        else:
+            try:
+                signer = recover_address(digest, signature)
+            except SignatureError as exc:
+                raise SignatureRejected("BAD_SIGNATURE", str(exc)) from exc
         await self.check_signer(order.account, signer)
 
     async def recover_signers(self, pairs: list[tuple[bytes, bytes]]) -> list[bytes | str]:
@@ -162,11 +169,11 @@ class Venue:
         raise SignatureRejected("BAD_SIGNATURE", f"signed by {signer_address}, not by {account} or its agent")
 
     async def place(self, order: SignedOrder, signature: bytes, tif: str = "Gtc", client_id: str | None = None,
-                    stp: int = 0, is_market: bool = False):
+                    stp: int = 0, is_market: bool = False, offload: bool = False):
         """Checks the signature and the order's own terms, then hands it to the engine. The
         acknowledgement is returned only after the journal commit."""
         tif_code, is_market = self._time_in_force(order, tif, is_market)
-        await self.verify(order, signature)
+        await self.verify(order, signature, offload)
         return await self._enter(order, signature, tif_code, client_id, stp, is_market)
 
     async def modify(self, order_id: int, order: SignedOrder, signature: bytes, tif: str = "Gtc",

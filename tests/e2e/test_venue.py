@@ -173,6 +173,25 @@ def test_batches_go_through_the_engine_together_and_their_fills_settle(stack):
     assert maker.account_state()["openOrders"] == []
 
 
+def test_concurrent_single_orders_share_recovery_and_a_forged_one_is_refused_alone(stack):
+    """Single orders sent at once (those the venue reads in the same loop turn share a trip to
+    the recovery worker; tests/venue/test_recovery.py checks the grouping): every honest one
+    rests, the forged one gets its 401 alone."""
+    (maker,) = clients(stack, 0)
+    bodies = [maker.order_body("ETH-PERP", "buy", str(2980 - i), "0.1", tif="Alo") for i in range(12)]
+    bodies[5] = dict(bodies[5], price=str(int(bodies[5]["price"]) - 10_000))  # no longer what was signed
+
+    async def send_all():
+        async with httpx.AsyncClient(base_url=stack["api"], limits=httpx.Limits(max_connections=12)) as c:
+            return await asyncio.gather(*(c.post("/orders", json=b) for b in bodies))
+
+    replies = asyncio.run(send_all())
+    assert [r.status_code for r in replies] == [200] * 5 + [401] + [200] * 6
+    assert replies[5].json()["code"] == "BAD_SIGNATURE"
+    assert all(r.json()["status"] == "resting" for i, r in enumerate(replies) if i != 5)
+    assert len(maker.cancel()) == 11
+
+
 def test_fill_failing_margin_on_chain_is_rejected_unwound_and_reported(stack):
     maker, small = clients(stack, 1, 2)
     ch = stack["ch"]

@@ -73,3 +73,23 @@ def test_past_the_in_flight_limit_work_is_recovered_on_the_loop(monkeypatch):
             worker.close()
 
     run(go())
+
+
+def test_single_pairs_of_one_loop_turn_share_a_trip_and_one_alone_stays_on_the_loop(monkeypatch):
+    trips = []
+
+    async def go():
+        worker = RecoveryWorker(asyncio.get_running_loop())
+        sent = worker.recover
+        monkeypatch.setattr(worker, "recover", lambda p: trips.append(len(p)) or sent(p))
+        try:
+            group = pairs(10, 6)
+            answers = await asyncio.gather(*(worker.recover_one(d, s) for d, s in group))
+            assert answers == recover_many(group)  # bad ones included, in order
+            (alone,) = pairs(11, 1)
+            assert await worker.recover_one(*alone) == recover_many([alone])[0]
+        finally:
+            worker.close()
+
+    run(go())
+    assert trips == [6]  # the six shared one trip; the lone pair made none

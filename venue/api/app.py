@@ -133,9 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Order(checksum(o.account), o.market, o.isBuy, int(o.price), int(o.size), o.flags, o.expiry,
                      o.nonce)
 
-    async def place_one(venue: Venue, o: OrderIn) -> dict:
+    async def place_one(venue: Venue, o: OrderIn, offload: bool = False) -> dict:
         return status_json(await venue.place(to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId,
-                                             STP[o.stp]))
+                                             STP[o.stp], offload=offload))
 
     def status_json(ack) -> dict:
         status = {"status": ack.status, "orderId": ack.order_id, "filled": str(ack.filled),
@@ -181,7 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return [trade_json(f) for f in reversed(venue.trades[market])]
 
     async def place_body(venue: Venue, body: bytes) -> dict:
-        status = await place_one(venue, OrderIn.model_validate_json(body))
+        status = await place_one(venue, OrderIn.model_validate_json(body), offload=True)
         await venue.durable()  # journalled before it is acknowledged
         return status
 
