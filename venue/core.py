@@ -148,6 +148,24 @@ def margin_raw(notional, tier_cap, im1, im2):
 
 # ---------------------------------------------------------------------------------- regions
 @njit(cache=True)
+def _side(market, is_buy):
+    """Index of the book side that holds buy (or sell) orders of `market`."""
+    return 2 * market + (0 if is_buy else 1)
+
+
+@njit(cache=True)
+def _account(m, acct):
+    """Start of an account's row."""
+    return m[H_A] + acct * m[H_AF]
+
+
+@njit(cache=True)
+def _position(m, acct, market):
+    """Start of an account's four words for `market`: size, open notional, open buys, open sells."""
+    return _account(m, acct) + A_POS + 4 * market
+
+
+@njit(cache=True)
 def _side_best(m, s):
     """(price, level slot) of the best level of side s, or (0, -1)."""
     n = m[m[H_PN] + s]
@@ -174,7 +192,7 @@ def _lower_bound(m, s, key):
 @njit(cache=True)
 def _level_at(m, market, is_buy, price):
     """Level slot resting at `price` on that side, or -1."""
-    s = 2 * market + (0 if is_buy else 1)
+    s = _side(market, is_buy)
     key = price if is_buy else -price
     i = _lower_bound(m, s, key)
     if i < m[m[H_PN] + s] and m[m[H_PP] + s * m[H_PCAP] + i] == key:
@@ -240,7 +258,7 @@ def _remove(m, o, status, ts, filled):
         m[lb + L_TAIL] = prev
     market, is_buy = m[b + O_MARKET], m[b + O_BUY]
     if m[lb + L_COUNT] == 0:
-        s = 2 * market + (0 if is_buy else 1)
+        s = _side(market, is_buy)
         price = m[lb + L_PRICE]
         i = _lower_bound(m, s, price if is_buy else -price)
         pp, pl = m[H_PP] + s * m[H_PCAP], m[H_PL] + s * m[H_PCAP]
@@ -251,10 +269,10 @@ def _remove(m, o, status, ts, filled):
         m[m[H_PN] + s] = n - 1
         m[lb + L_HEAD] = m[H_LFREE]
         m[H_LFREE] = lv
-    a = m[H_A] + m[b + O_ACCT] * m[H_AF]
-    m[a + A_OPEN] -= 1
+    acct = m[b + O_ACCT]
+    m[_account(m, acct) + A_OPEN] -= 1
     if not filled:
-        m[a + A_POS + 4 * market + (2 if is_buy else 3)] -= rem
+        m[_position(m, acct, market) + (2 if is_buy else 3)] -= rem
     m[m[H_ID] + m[b + O_ID]] = -1
     m[b + O_NEXT] = m[H_OFREE]
     m[H_OFREE] = o
@@ -266,7 +284,7 @@ def _rest(m, oid, acct, market, is_buy, price, size, rem, filled, flags, stp, ex
     o = m[H_OFREE]
     b = m[H_O] + o * OF
     m[H_OFREE] = m[b + O_NEXT]
-    s = 2 * market + (0 if is_buy else 1)
+    s = _side(market, is_buy)
     key = price if is_buy else -price
     i = _lower_bound(m, s, key)
     pp, pl = m[H_PP] + s * m[H_PCAP], m[H_PL] + s * m[H_PCAP]
@@ -313,9 +331,8 @@ def _rest(m, oid, acct, market, is_buy, price, size, rem, filled, flags, stp, ex
     m[lb + L_COUNT] += 1
     m[m[H_ID] + oid] = o
     m[H_OLIVE] += 1
-    a = m[H_A] + acct * m[H_AF]
-    m[a + A_OPEN] += 1
-    m[a + A_POS + 4 * market + (2 if is_buy else 3)] += rem
+    m[_account(m, acct) + A_OPEN] += 1
+    m[_position(m, acct, market) + (2 if is_buy else 3)] += rem
     if expiry != 0:
         m[H_EXPIRING_RESTS] += 1
         if expiry < m[H_NEXT_DUE]:
@@ -330,16 +347,16 @@ def _apply_fill(m, market, price, qty, taker_is_buy, maker_acct, taker_acct):
     notional = muldiv(qty, price, SIZE_SCALE)
     delta = qty if taker_is_buy else -qty
     quote = muldiv(delta, price, SIZE_SCALE)
-    t = m[H_A] + taker_acct * m[H_AF] + A_POS + 4 * market
+    t = _position(m, taker_acct, market)
     size, basis, realized = apply_trade(m[t], m[t + 1], delta, quote)
     m[t], m[t + 1] = size, basis
-    ta = m[H_A] + taker_acct * m[H_AF]
+    ta = _account(m, taker_acct)
     m[ta + A_COLL] += realized
     m[ta + A_FEES] += -((-notional * m[mk + MK_TAKER_FEE]) // BPS)
-    p = m[H_A] + maker_acct * m[H_AF] + A_POS + 4 * market
+    p = _position(m, maker_acct, market)
     size, basis, realized = apply_trade(m[p], m[p + 1], -delta, -quote)
     m[p], m[p + 1] = size, basis
-    ma = m[H_A] + maker_acct * m[H_AF]
+    ma = _account(m, maker_acct)
     m[ma + A_COLL] += realized
     mf = m[mk + MK_MAKER_FEE]
     m[ma + A_FEES] += -((-notional * mf) // BPS) if mf >= 0 else -((notional * -mf) // BPS)
@@ -349,7 +366,7 @@ def _apply_fill(m, market, price, qty, taker_is_buy, maker_acct, taker_acct):
 @njit(cache=True)
 def _fillable(m, acct, market, is_buy, price):
     """Size an order could take right now, not counting the account's own orders (FOK)."""
-    s = 2 * market + (1 if is_buy else 0)
+    s = _side(market, not is_buy)
     pp, pl = m[H_PP] + s * m[H_PCAP], m[H_PL] + s * m[H_PCAP]
     total = 0
     for j in range(m[m[H_PN] + s] - 1, -1, -1):
@@ -369,11 +386,11 @@ def _fillable(m, acct, market, is_buy, price):
 @njit(cache=True)
 def _margin_ok(m, acct, market, is_buy, size):
     """Initial margin with the worst case of open orders (Engine._check_margin)."""
-    a = m[H_A] + acct * m[H_AF]
+    a = _account(m, acct)
     equity = m[a + A_COLL] - m[a + A_FEES]
     raw = 0
     for k in range(m[H_M]):
-        p = a + A_POS + 4 * k
+        p = _position(m, acct, k)
         pos, basis = m[p], m[p + 1]
         buys = m[p + 2] + (size if k == market and is_buy else 0)
         sells = m[p + 3] + (size if k == market and not is_buy else 0)
@@ -399,7 +416,7 @@ def place(m, ts, acct, market, is_buy, price, size, tif, flags, stp, expiry, is_
     Returns (code, order id, status, filled, remaining, reason, price): code 0 accepted, > 0 the
     error, < 0 a region to grow first. The validation order is the reference engine's."""
     mk = m[H_MK] + market * MKF
-    a = m[H_A] + acct * m[H_AF]
+    a = _account(m, acct)
     # Events it can cause: a fill and an update per maker it takes (each at least a lot), an
     # update per own order self-trade prevention removes, its own resting update.
     makers = min(m[H_OLIVE], max(size, 0) // m[mk + MK_LOT] + 1 + m[a + A_OPEN])
@@ -444,12 +461,11 @@ def place(m, ts, acct, market, is_buy, price, size, tif, flags, stp, expiry, is_
         return E_EXPIRED, 0, 0, 0, 0, 0, price
     if dup_client:
         return E_DUPLICATE_CLIENT_ID, 0, 0, 0, 0, 0, price
-    best, _ = _side_best(m, 2 * market + (1 if is_buy else 0))
-    n_opposite = m[m[H_PN] + 2 * market + (1 if is_buy else 0)]
-    crosses = n_opposite > 0 and (price >= best if is_buy else price <= best)
+    best, best_level = _side_best(m, _side(market, not is_buy))
+    crosses = best_level >= 0 and (price >= best if is_buy else price <= best)
     if flags & FLAG_POST_ONLY and crosses:
         return E_POST_ONLY_WOULD_CROSS, 0, 0, 0, 0, 0, price
-    pos = m[a + A_POS + 4 * market]
+    pos = m[_position(m, acct, market)]
     if flags & FLAG_REDUCE_ONLY:
         if pos == 0 or (pos > 0) == is_buy or size > abs(pos):
             return E_REDUCE_ONLY, 0, 0, 0, 0, 0, price
@@ -479,7 +495,7 @@ def place(m, ts, acct, market, is_buy, price, size, tif, flags, stp, expiry, is_
 def _match(m, ts, acct, market, is_buy, limit, oid, size, stp):
     """Fills the taker against the opposite side in price-time order: (remaining, filled,
     cancelled by self-trade prevention)."""
-    s = 2 * market + (1 if is_buy else 0)
+    s = _side(market, not is_buy)
     remaining, filled = size, 0
     while remaining > 0:
         best, lv = _side_best(m, s)
@@ -569,7 +585,7 @@ def expire(m, oid, ts):
 @njit(cache=True)
 def cancel_all(m, ts, acct, market, status):
     """Every resting order of `acct` (on `market`, or all markets when it is < 0), oldest first."""
-    if m[H_EVCAP] - m[H_EVN] < m[m[H_A] + acct * m[H_AF] + A_OPEN]:
+    if m[H_EVCAP] - m[H_EVN] < m[_account(m, acct) + A_OPEN]:
         return GROW_EVENTS
     for o in resting_slots(m, acct):
         if market < 0 or m[m[H_O] + o * OF + O_MARKET] == market:
@@ -602,7 +618,7 @@ def reduce(m, ts, oid, size):
     delta = m[b + O_REM] - size
     m[b + O_REM] = size
     m[m[H_L] + m[b + O_LEVEL] * LF + L_SIZE] -= delta
-    m[m[H_A] + m[b + O_ACCT] * m[H_AF] + A_POS + 4 * m[b + O_MARKET] + (2 if m[b + O_BUY] else 3)] -= delta
+    m[_position(m, m[b + O_ACCT], m[b + O_MARKET]) + (2 if m[b + O_BUY] else 3)] -= delta
     _event_order(m, ST_MODIFIED, o, ts)
     return OK
 
@@ -616,7 +632,7 @@ def unwind(m, ts, market, maker_acct, taker_acct, size, price, taker_is_buy, mak
     delta = size if taker_is_buy else -size
     for k in range(2):
         acct, d = (taker_acct, -delta) if k == 0 else (maker_acct, delta)
-        p = m[H_A] + acct * m[H_AF] + A_POS + 4 * market
+        p = _position(m, acct, market)
         s, basis, _ = apply_trade(m[p], m[p + 1], d, muldiv(d, price, SIZE_SCALE))
         m[p], m[p + 1] = s, basis
     o = slot_of(m, maker_oid)
@@ -627,7 +643,7 @@ def unwind(m, ts, market, maker_acct, taker_acct, size, price, taker_is_buy, mak
         m[b + O_REM] += size
         m[b + O_FILLED] -= size
         m[m[H_L] + m[b + O_LEVEL] * LF + L_SIZE] += size
-        m[m[H_A] + m[b + O_ACCT] * m[H_AF] + A_POS + 4 * market + (2 if m[b + O_BUY] else 3)] += size
+        m[_position(m, m[b + O_ACCT], market) + (2 if m[b + O_BUY] else 3)] += size
     else:
         _remove(m, o, ST_REJECTED, ts, False)
     return OK

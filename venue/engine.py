@@ -57,6 +57,7 @@ OP_PLACE, OP_CANCEL = core.OP_PLACE, core.OP_CANCEL
 # order, taker order, maker account, taker account, ts
 _FILL_ROW = [1, 2, 3, 4, 5, 7, 15, 8, 16, 6]
 _LIMIT = 1 << 62  # the core's integers are int64; anything this large is refused up front
+_NEVER = 1 << 62  # a time no expiry or switch reaches
 
 
 class EngineError(Exception):
@@ -151,7 +152,8 @@ class AccountState:
 
     def _row(self) -> list[int]:
         e = self._engine
-        return e.m[e.m[core.H_A] + self._idx * e.af: e.m[core.H_A] + (self._idx + 1) * e.af].tolist()
+        row = e.account_row(self._idx)
+        return e.m[row: row + e.af].tolist()
 
     @property
     def collateral(self) -> int:
@@ -214,7 +216,7 @@ class Engine:
         self.meta: dict[int, tuple] = {}  # order id -> (client id, nonce, signature), when any is set
         self.expiries: list[tuple[int, int]] = []  # heap of (expiry ms, order id)
         self.deadmen: list[tuple[int, int]] = []  # heap of (cancel-all time ms, account index)
-        self.due = 1 << 62  # the earliest expiry or dead-man's switch
+        self.due = _NEVER  # the earliest expiry or dead-man's switch
         self.journal = journal
         self.listeners = []  # callables(event tuple) for order updates and fills
         self.now = 0
@@ -317,16 +319,20 @@ class Engine:
             if idx >= self.caps["acap"]:
                 self.caps["acap"] *= 2
                 self.m = self._layout(self.m)
-            row = self.m[core.H_A] + idx * self.af
+            row = self.account_row(idx)
             self.m[row + core.A_TOKENS] = self.limits.burst
             self.m[row + core.A_TOKEN_TS] = -1
             self.m[core.H_N_ACCOUNTS] = idx + 1
         return idx
 
+    def account_row(self, idx: int) -> int:
+        """Where account `idx`'s row starts in the arena (core._account)."""
+        return int(self.m[core.H_A]) + idx * self.af
+
     def collateral(self, address: str) -> int | None:
         """The account's collateral value as the engine holds it (None: never seen)."""
         idx = self.account_ids.get(address)
-        return None if idx is None else int(self.m[self.m[core.H_A] + idx * self.af + core.A_COLL])
+        return None if idx is None else int(self.m[self.account_row(idx) + core.A_COLL])
 
     def account(self, address: str) -> AccountState:
         return AccountState(self, address, self.account_id(address))
@@ -344,7 +350,7 @@ class Engine:
         """The chain's view of an account (collateral value, positions as (size, open notional)),
         plus anything still pending is re-applied by the caller."""
         self._log("account", (ts, address, collateral, {int(k): tuple(v) for k, v in positions.items()}, fees))
-        row = self.m[core.H_A] + self.account_id(address) * self.af
+        row = self.account_row(self.account_id(address))
         self.m[row + core.A_COLL] = collateral
         self.m[row + core.A_FEES] = fees
         for k in range(self.n_markets):
@@ -355,14 +361,10 @@ class Engine:
               tif: int = GTC, flags: int = 0, client_id: str | None = None, stp: int = STP_EXPIRE_MAKER,
               expiry: int = 0, is_market: bool = False, nonce: int = 0, signature: bytes = b"") -> Ack:
         """Validates, checks margin, matches, and rests what is left of a GTC order."""
-        if ts >= self.due:
-            self._fire(ts)
-        if ts > self.now:
-            self.now = ts
+        self._advance(ts)
         if market.__class__ is not int or not 0 <= market < self.n_markets:
             raise OrderRejected("UNKNOWN_MARKET", f"no market {market}")
-        if not (-_LIMIT < price < _LIMIT and -_LIMIT < size < _LIMIT and -_LIMIT < expiry < _LIMIT):
-            self.check_range(price, size, expiry)
+        self.check_range(price, size, expiry)
         acct = self.account_ids.get(account)
         if acct is None:
             acct = self.account_id(account)
@@ -376,9 +378,8 @@ class Engine:
         code, oid, status, filled, remaining, reason, final_price = r
         if code:
             raise self.rejection(code, market, final_price, size, client_id)
-        if self.journal is not None and not self.replaying:
-            self.journal.append("place", (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry,
-                                          is_market, nonce, signature))
+        self._log("place", (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry, is_market,
+                            nonce, signature))
         if client_id is not None or nonce or signature:
             self.meta[oid] = (client_id, nonce, signature)
             if client_id is not None and status == core.ST_RESTING:
@@ -489,9 +490,7 @@ class Engine:
             if grow:
                 self._grow(grow)
             elif j < n:  # an expiry or dead-man's switch is due first
-                ts = int(cmds[j, C_TS])
-                self._fire(ts)
-                self.now = max(self.now, ts)
+                self._advance(int(cmds[j, C_TS]))
             i = j
         return out
 
@@ -549,7 +548,7 @@ class Engine:
         self._reset_due()
 
     def _reset_due(self) -> None:
-        self.due = min(self.expiries[0][0] if self.expiries else 1 << 62, self.deadmen[0][0] if self.deadmen else 1 << 62)
+        self.due = min(self.expiries[0][0] if self.expiries else _NEVER, self.deadmen[0][0] if self.deadmen else _NEVER)
 
     def _drain(self, taker: Order | None = None, bulk=None) -> tuple[list[Fill], list[Order]]:
         """The core's events since the last drain, in order: fills (journal, listeners) and order
@@ -660,28 +659,30 @@ class Engine:
         """The error for a core result code (what `place` raises; `run` returns the code)."""
         name = ERROR_CODES[code]
         p = self.markets[market].params if 0 <= market < self.n_markets else None
-        msg = {
-            "MARKET_HALTED": f"{p.symbol} is halted",
-            "RATE_LIMITED": f"more than {self.limits.rate_per_s} orders per second",
-            "NO_ORACLE_PRICE": f"{p.symbol} has no oracle price",
-            "INVALID_SIZE": "size must be positive",
-            "INVALID_PRICE": "price must be positive",
-            "TICK_SIZE": f"price {price} is not a multiple of the tick {p.tick_size}",
-            "LOT_SIZE": f"size {size} is not a multiple of the lot {p.lot_size}",
-            "MIN_NOTIONAL": f"notional below the minimum {p.min_notional}",
-            "PRICE_BAND": f"price {price} is more than {p.band_bps} bps from the oracle {self.markets[market].oracle_price}",
-            "EXPIRED": "expiry is in the past",
-            "DUPLICATE_CLIENT_ID": f"client order id {client_id!r} is live",
-            "POST_ONLY_WOULD_CROSS": "post-only order would take liquidity",
-            "REDUCE_ONLY": "reduce-only order would open or grow a position",
-            "TOO_MANY_OPEN_ORDERS": f"at most {self.limits.max_open_orders} open orders",
-            "FOK_NOT_FILLED": "fill-or-kill order cannot fill completely",
-            "INSUFFICIENT_MARGIN": f"equity {int(self.m[core.H_ERR_A])} below initial margin "
-                                   f"{int(self.m[core.H_ERR_B])} with open orders",
-            "UNKNOWN_ORDER": "no open order",
-            "UNKNOWN_MARKET": f"no market {market}",
-            "UNKNOWN_ACCOUNT": "no account with that index (Engine.account_id gives them out)",
-        }[name]
+        messages = {  # built only for the code at hand (an unknown market has no params)
+            "MARKET_HALTED": lambda: f"{p.symbol} is halted",
+            "RATE_LIMITED": lambda: f"more than {self.limits.rate_per_s} orders per second",
+            "NO_ORACLE_PRICE": lambda: f"{p.symbol} has no oracle price",
+            "INVALID_SIZE": lambda: "size must be positive",
+            "INVALID_PRICE": lambda: "price must be positive",
+            "TICK_SIZE": lambda: f"price {price} is not a multiple of the tick {p.tick_size}",
+            "LOT_SIZE": lambda: f"size {size} is not a multiple of the lot {p.lot_size}",
+            "MIN_NOTIONAL": lambda: f"notional below the minimum {p.min_notional}",
+            "PRICE_BAND": lambda: f"price {price} is more than {p.band_bps} bps from the oracle "
+                                  f"{self.markets[market].oracle_price}",
+            "EXPIRED": lambda: "expiry is in the past",
+            "DUPLICATE_CLIENT_ID": lambda: f"client order id {client_id!r} is live",
+            "POST_ONLY_WOULD_CROSS": lambda: "post-only order would take liquidity",
+            "REDUCE_ONLY": lambda: "reduce-only order would open or grow a position",
+            "TOO_MANY_OPEN_ORDERS": lambda: f"at most {self.limits.max_open_orders} open orders",
+            "FOK_NOT_FILLED": lambda: "fill-or-kill order cannot fill completely",
+            "INSUFFICIENT_MARGIN": lambda: f"equity {int(self.m[core.H_ERR_A])} below initial margin "
+                                           f"{int(self.m[core.H_ERR_B])} with open orders",
+            "UNKNOWN_ORDER": lambda: "no open order",
+            "UNKNOWN_MARKET": lambda: f"no market {market}",
+            "UNKNOWN_ACCOUNT": lambda: "no account with that index (Engine.account_id gives them out)",
+        }
+        msg = messages[name]()
         if code == core.E_UNKNOWN_ORDER:
             return UnknownOrder(name, msg)
         return RateLimited(name, msg) if code == core.E_RATE_LIMITED else OrderRejected(name, msg)

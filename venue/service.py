@@ -157,9 +157,14 @@ class Venue:
             return await self.recovery.recover(pairs)
         return recover_many(pairs)
 
+    def known_signer(self, account: str, signer: bytes) -> bool:
+        """`signer` (20 bytes) is `account` or an agent the venue knows it approved."""
+        return signer == address_bytes(account) or signer in self.agents.get(account, ())
+
     async def check_signer(self, account: str, signer: bytes) -> None:
-        """Raises unless `signer` (20 bytes) is `account` or an agent it approved."""
-        if signer == address_bytes(account) or signer in self.agents.get(account, ()):
+        """Raises unless `signer` (20 bytes) is `account` or an agent it approved (asking the
+        chain about an agent the venue has not seen)."""
+        if self.known_signer(account, signer):
             return
         signer_address = to_checksum(signer)
         if await asyncio.to_thread(self.ch.functions.isAgent(account, signer_address).call):
@@ -245,10 +250,9 @@ class Venue:
             try:
                 if isinstance(signer, str):
                     raise SignatureRejected("BAD_SIGNATURE", signer)
-                if signer != address_bytes(order.account):  # an agent, maybe
+                if not self.known_signer(order.account, signer):  # await only to ask the chain
                     await self.check_signer(order.account, signer)
-                if not self.engine.collateral(order.account):  # not read from the chain yet
-                    await self._ensure_account(order.account)
+                await self._ensure_account(order.account)
                 checked.append(t)
             except EngineError as exc:
                 results[k] = exc

@@ -276,6 +276,8 @@ def test_bulk_refuses_a_client_id_twice_in_one_call_and_malformed_rows():
     broken = [list(row), list(row)]
     broken[0][C_MARKET], broken[1][C_ACCT] = 2, 99
     assert e.run(broken)[:, 0].tolist() == [core.E_UNKNOWN_MARKET, core.E_UNKNOWN_ACCOUNT]
+    unknown = e.rejection(core.E_UNKNOWN_MARKET, 2, PX[0], base("0.01"))
+    assert (type(unknown).__name__, unknown.code, unknown.msg) == ("OrderRejected", "UNKNOWN_MARKET", "no market 2")
     assert e.state_hash() == before
     with pytest.raises(ValueError):
         e.run(np.zeros((2, 3), dtype=np.int64))
