@@ -11,12 +11,29 @@ contract Oracle is IOracle {
         uint64 timestamp;
     }
 
-    address public immutable owner;
+    address public owner;
+    address public pendingOwner;
     mapping(address => bool) public isKeeper;
     mapping(uint256 => PriceData) internal _prices;
 
     constructor(address owner_) {
         owner = owner_;
+    }
+
+    /// @inheritdoc IOracle
+    function transferOwnership(address newOwner) external {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+        pendingOwner = newOwner;
+        emit OwnershipTransferStarted(msg.sender, newOwner);
+    }
+
+    /// @inheritdoc IOracle
+    function acceptOwnership() external {
+        if (msg.sender != pendingOwner || msg.sender == address(0)) revert NotPendingOwner(msg.sender);
+        address previous = owner;
+        owner = msg.sender;
+        delete pendingOwner;
+        emit OwnershipTransferred(previous, msg.sender);
     }
 
     /// @inheritdoc IOracle

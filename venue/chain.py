@@ -20,17 +20,25 @@ MANIFEST = REPO_ROOT / ".build" / "__local__.json"
 MAKER_BYTES, TAKER_BYTES = 96, 115  # see OrderLib: a maker order names its account by table index
 FILL_BYTES = 16 + MAKER_BYTES + TAKER_BYTES
 
-# Roles in ClearingHouse.sol.
-ROLE_OPERATOR, ROLE_FUNDING_KEEPER, ROLE_RISK_ADMIN, ROLE_RISK_KEEPER = 1, 2, 3, 4
+# Roles in ClearingHouseBase.sol.
+ROLE_OPERATOR, ROLE_FUNDING_KEEPER, ROLE_RISK_ADMIN, ROLE_RISK_KEEPER, ROLE_GUARDIAN = 1, 2, 3, 4, 5
+# Market status in ClearingHouseBase.sol.
+MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY = 0, 1, 2
 
 
 @cache
 def artifact(name: str) -> dict:
-    """ABI and creation bytecode of a contract compiled by `ape compile`."""
+    """ABI and creation bytecode of a contract compiled by `ape compile`. The ClearingHouse
+    answers calls for its modules too (it routes them by selector), so its ABI is the whole
+    surface, IClearingHouse's, plus its constructor."""
     if not MANIFEST.exists():
         raise FileNotFoundError(f"{MANIFEST} missing: run `make compile` first")
-    contract = json.loads(MANIFEST.read_text())["contractTypes"][name]
-    return {"abi": contract["abi"], "bytecode": contract["deploymentBytecode"]["bytecode"]}
+    types = json.loads(MANIFEST.read_text())["contractTypes"]
+    contract = types[name]
+    abi = contract["abi"]
+    if name == "ClearingHouse":
+        abi = [e for e in abi if e.get("type") == "constructor"] + types["IClearingHouse"]["abi"]
+    return {"abi": abi, "bytecode": contract["deploymentBytecode"]["bytecode"]}
 
 
 def pack_order(order: Order, signature: bytes) -> bytes:
@@ -93,8 +101,9 @@ def fill_accounts(data: bytes) -> set[str]:
     return {account for account, _ in fill_parties(data)}
 
 
-# Storage slots in ClearingHouse's layout (solc's; tests/contracts/test_settlement.py reads them
-# back with eth_getStorageAt): the batch's own state, then the mappings settlement reads.
+# Storage slots in ClearingHouseBase's layout (solc's; tests/contracts/test_settlement.py reads them
+# back with eth_getStorageAt): the batch's own state, then the mappings settlement reads. The
+# batch index shares slot 4 with `paused`, the fee pool slot 6 with the funding pool.
 HAS_ROLE_SLOT, RISK_PARAMS_SLOT, NEXT_BATCH_SLOT, MARKET_COUNT_SLOT, FEE_POOL_SLOT = 1, 2, 4, 5, 6
 MARKETS_SLOT, ACCOUNTS_SLOT, POSITIONS_SLOT = 8, 9, 10
 MARKET_SLOTS = 4  # a Market struct spans four slots
@@ -137,17 +146,24 @@ class Deployment:
     weth: str
     owner: str
     markets: list[str] = field(default_factory=list)
+    guardian: str | None = None
+    modules: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
             "chainId": self.chain_id, "ClearingHouse": self.clearing_house, "Oracle": self.oracle,
             "USDC": self.usdc, "WETH": self.weth, "owner": self.owner, "markets": self.markets,
+            "guardian": self.guardian, "modules": self.modules,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> "Deployment":
         return cls(data["chainId"], data["ClearingHouse"], data["Oracle"], data["USDC"], data["WETH"],
-                   data["owner"], list(data.get("markets", [])))
+                   data["owner"], list(data.get("markets", [])), data.get("guardian"), dict(data.get("modules", {})))
+
+
+# The ClearingHouse's modules, in its constructor's order.
+MODULES = ("CollateralModule", "LiquidationModule", "AdminModule")
 
 
 def contract(w3, name: str, address: str):
@@ -208,16 +224,20 @@ def deploy(
     keepers: tuple[str, ...] = (),
     markets: tuple[MarketParams, ...] = DEVNET_MARKETS,
     risk: RiskParams = DEVNET_RISK,
+    guardian: str | None = None,
 ) -> Deployment:
-    """Deploys tokens, Oracle and ClearingHouse from the unlocked account `owner`, lists
-    `markets`, and grants `operator` settlement and `keepers` the oracle, funding and risk-keeper
-    roles. The owner is risk admin."""
+    """Deploys tokens, Oracle, the three ClearingHouse modules and the ClearingHouse from the
+    unlocked account `owner`, lists `markets`, and grants `operator` settlement, `keepers` the
+    oracle, funding and risk-keeper roles, and `guardian` the guardian role (pause, reduce-only
+    markets). The owner is risk admin."""
     usdc = _deploy(w3, "MockERC20", owner, "USD Coin (devnet)", "USDC", 6)
     weth = _deploy(w3, "MockERC20", owner, "Wrapped Ether (devnet)", "WETH", 18)
     oracle = _deploy(w3, "Oracle", owner, owner)
+    config = (oracle, usdc, weth, ETH_ORACLE_ID, WETH_MIN_HAIRCUT_BPS, WETH_MAX_HAIRCUT_BPS)
+    modules = {name: _deploy(w3, name, owner, config) for name in MODULES}
     house = _deploy(
-        w3, "ClearingHouse", owner, owner, oracle, usdc, weth, ETH_ORACLE_ID,
-        WETH_HAIRCUT_BPS, WETH_MIN_HAIRCUT_BPS, WETH_MAX_HAIRCUT_BPS, risk.as_tuple(),
+        w3, "ClearingHouse", owner, owner, config, WETH_HAIRCUT_BPS, risk.as_tuple(),
+        *(modules[name] for name in MODULES),
     )
     ch = contract(w3, "ClearingHouse", house)
     orc = contract(w3, "Oracle", oracle)
@@ -230,7 +250,9 @@ def deploy(
         _send(w3, orc.functions.setKeeper(keeper, True), owner)
         _send(w3, ch.functions.setRole(ROLE_FUNDING_KEEPER, keeper, True), owner)
         _send(w3, ch.functions.setRole(ROLE_RISK_KEEPER, keeper, True), owner)
+    if guardian:
+        _send(w3, ch.functions.setRole(ROLE_GUARDIAN, guardian, True), owner)
     return Deployment(
         chain_id=w3.eth.chain_id, clearing_house=house, oracle=oracle, usdc=usdc, weth=weth,
-        owner=owner, markets=[m.symbol for m in markets],
+        owner=owner, markets=[m.symbol for m in markets], guardian=guardian, modules=modules,
     )

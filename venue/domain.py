@@ -49,6 +49,8 @@ class RejectReason(IntEnum):
     POSITION_CAP = 17
     OPEN_INTEREST_CAP = 18
     INSUFFICIENT_MARGIN = 19
+    MAINTENANCE_WORSENED = 20
+    MARKET_REDUCE_ONLY = 21
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,27 @@ def funding_index_delta(price: int, rate: int, elapsed: int) -> int:
     return floor_div(price * rate * elapsed, SECONDS_PER_HOUR * FUNDING_INDEX_SCALE)
 
 
+MAX_FUNDING_STEP = 7200  # ClearingHouseBase.MAX_FUNDING_STEP
+
+
+def accrue_funding(index: int, last_time: int, rate: int, price: int, now: int) -> tuple[int, int]:
+    """(index, time) brought up to `now` at `rate` (ClearingHouseBase._accrue): at most
+    MAX_FUNDING_STEP seconds per step; a zero rate (or no price) changes nothing, time included."""
+    if rate == 0 or price == 0 or now == last_time:
+        return index, last_time
+    return index + funding_index_delta(price, rate, min(now - last_time, MAX_FUNDING_STEP)), now
+
+
+def closing_rule_holds(before: "Health", after: "Health") -> bool:
+    """Whether a fill that did not grow an account's risk may settle (ClearingHouseBase.
+    _closingRuleHolds): at or above maintenance margin afterwards, or equity - maintenance margin
+    not lower than before and equity not below zero."""
+    if after.equity >= after.maintenance_margin:
+        return True
+    return after.equity >= 0 and (
+        after.equity - after.maintenance_margin >= before.equity - before.maintenance_margin)
+
+
 def funding_owed(size: int, index: int, snapshot: int) -> int:
     """Positive: the account pays. Rounded up, against the account."""
     return ceil_div(size * (index - snapshot), SIZE_SCALE * FUNDING_INDEX_SCALE)

@@ -10,7 +10,7 @@ enum RejectReason {
     InvalidSignature, //    4  signer is neither the account nor one of its agents
     Expired, //             5  order expiry has passed
     OrderClosed, //         6  order cancelled, fully filled, or below the account's minimum nonce
-    Overfill, //            7  cumulative fills would exceed the signed size
+    Overfill, //            7  cumulative fills under the (account, nonce) would exceed the signed size
     PriceNotCrossing, //    8  fill price violates the maker's or the taker's limit
     TickSize, //            9  price not a multiple of the tick size
     LotSize, //            10  size zero or not a multiple of the lot size
@@ -22,7 +22,11 @@ enum RejectReason {
     ReduceOnly, //         16  a reduce-only order would open, grow or flip a position
     PositionCap, //        17  the account's position would exceed the market's maximum
     OpenInterestCap, //    18  open interest would exceed the market's cap
-    InsufficientMargin //  19  an account whose risk grew would fall below initial margin
+    InsufficientMargin, // 19  an account whose risk grew would fall below initial margin
+    MaintenanceWorsened, //20  a fill that did not grow an account's risk left it below maintenance
+    //                         margin with equity - maintenance margin lower than before, or with
+    //                         negative equity (the closing rule, see ClearingHouse)
+    MarketReduceOnly //    21  the guardian put the market in reduce-only mode and the fill grows risk
 }
 
 /// @notice Listing parameters of a market. Sizes in 1e-8 base units, prices and notionals in quote
@@ -65,13 +69,37 @@ struct PositionView {
     int256 fundingOwed;
 }
 
-/// @title IClearingHouse
-/// @notice Cross-margin perpetual futures clearing: collateral, markets, settlement of batches of
-///         EIP-712 signed orders matched off-chain, fees, funding, liquidation and insurance.
-interface IClearingHouse {
+/// @notice A market's stored parameters and state, as `market(id)` returns it.
+struct MarketState {
+    uint64 tickSize;
+    uint64 lotSize;
+    uint64 minNotional;
+    uint16 oracleId;
+    uint16 bandBps;
+    /// @dev 0 active, 1 halted (owner: no fills), 2 reduce-only (guardian: only fills that do not grow risk).
+    uint8 status;
+    int16 makerFeeBps;
+    uint16 takerFeeBps;
+    uint16 imBps1;
+    uint16 imBps2;
+    uint16 liquidationPenaltyBps;
+    uint128 tierCap1;
+    uint64 maxPosition;
+    uint64 openInterestCap;
+    uint64 openInterest;
+    uint64 maxFundingRatePerHour;
+    int128 fundingIndex;
+    uint64 lastFundingTime;
+    int64 lastFundingRate;
+}
+
+/// @title IClearingHouseBase
+/// @notice The errors and events of every part of the clearinghouse (entry contract and modules).
+interface IClearingHouseBase {
     /* ERRORS */
 
-    /// @notice The caller lacks `role` (0 owner, 1 operator, 2 funding keeper, 3 risk admin, 4 risk keeper).
+    /// @notice The caller lacks `role` (0 owner, 1 operator, 2 funding keeper, 3 risk admin,
+    ///         4 risk keeper, 5 guardian, 6 pending owner).
     error Unauthorized(address caller, uint8 role);
     /// @notice A batch arrived out of order: every batch index settles exactly once, in sequence.
     error BatchIndexMismatch(uint256 expected, uint256 given);
@@ -79,7 +107,7 @@ interface IClearingHouse {
     error MalformedBatch(uint256 length);
     /// @notice `marketId` is not listed.
     error MarketNotListed(uint256 marketId);
-    /// @notice A listing parameter is out of range; `code` names which (see ClearingHouse._checkParams).
+    /// @notice A listing parameter is out of range; `code` names which (see ClearingHouseBase._checkParams).
     error InvalidMarketParams(uint256 code);
     /// @notice Risk parameters out of range.
     error InvalidRiskParams();
@@ -113,15 +141,31 @@ interface IClearingHouse {
     error InsufficientFees(int256 feePool, uint256 amount);
     /// @notice A value does not fit its storage field.
     error Overflow(int256 value);
+    /// @notice The guardian paused the venue: no settlement and no deposits (withdrawals of free
+    ///         collateral and liquidations go on).
+    error VenuePaused();
+    /// @notice No part of the clearinghouse answers `selector`.
+    error UnknownSelector(bytes4 selector);
+    /// @notice A module was built with other immutables than the entry contract.
+    error ModuleMismatch(address module);
+    /// @notice `marketId`'s status cannot change from `current` to `requested` by this caller.
+    error InvalidMarketStatus(uint256 marketId, uint256 current, uint256 requested);
 
     /* EVENTS */
 
     event RoleSet(uint8 indexed role, address indexed account, bool enabled);
+    event OwnershipTransferStarted(address indexed owner, address indexed pendingOwner);
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event Deposited(address indexed account, address indexed token, uint256 amount);
     event Withdrawn(address indexed account, address indexed token, uint256 amount);
     event AgentSet(address indexed account, address indexed agent, bool approved);
     event MarketListed(uint256 indexed marketId, MarketParams params);
+    /// @notice The owner halted (or resumed) a market: no fills settle in it while halted.
     event MarketHalted(uint256 indexed marketId, bool halted);
+    /// @notice The guardian put a market in reduce-only mode (or lifted it).
+    event MarketReduceOnly(uint256 indexed marketId, bool reduceOnly, address indexed by);
+    /// @notice The guardian paused (true) or unpaused the whole venue.
+    event VenuePausedSet(bool paused, address indexed by);
     event RiskParamsSet(RiskParams params);
     event HaircutSet(uint256 haircutBps);
     event OrderCancelled(address indexed account, uint256 nonce);
@@ -130,6 +174,7 @@ interface IClearingHouse {
     event BatchSettled(uint256 indexed batchIndex, uint256 fills, uint256 settled);
     /// @notice Fill `fillIndex` of batch `batchIndex` was skipped because of `reason`; `account` is the order owner at fault.
     event FillRejected(uint256 indexed batchIndex, uint256 fillIndex, RejectReason reason, address account);
+    /// @notice A new funding rate applies from `timestamp` on; `fundingIndex` is the index accrued up to then.
     event FundingUpdated(uint256 indexed marketId, int256 ratePerHour, int256 fundingIndex, uint256 timestamp);
     /// @notice `liquidator` took `size` (signed, the liquidated account's side) of `account`'s position at `price`.
     event Liquidated(
@@ -146,48 +191,29 @@ interface IClearingHouse {
     /// @notice Negative equity the insurance fund could not cover; it stays on the account as a debt.
     event BadDebt(address indexed account, uint256 amount);
     event FeesSwept(address indexed to, uint256 amount);
+}
 
-    /* COLLATERAL */
-
-    /// @notice Deposits `amount` of the quote token or WETH for the caller.
-    function deposit(address token, uint256 amount) external;
-
-    /// @notice Withdraws `amount` of `token`. Reverts with InsufficientMargin if the account would
-    ///         fall below initial margin, and with StalePrice if a price it needs is stale.
-    function withdraw(address token, uint256 amount) external;
-
-    /// @notice Allows (or stops) `agent` to sign orders for the caller.
-    function setAgent(address agent, bool approved) external;
-
-    /* ORDERS AND SETTLEMENT */
-
-    /// @notice Cancels the caller's orders with these nonces; they can never settle afterwards.
-    function cancelOrders(uint256[] calldata nonces) external;
-
-    /// @notice Cancels every order of the caller with a nonce below `minNonce`.
-    function cancelAllBelow(uint256 minNonce) external;
-
+/// @title ISettlement
+/// @notice What the entry contract (ClearingHouse) answers itself: settlement, funding, the
+///         EIP-712 domain, and the module addresses it routes every other call to.
+interface ISettlement is IClearingHouseBase {
     /// @notice Settles batch `batchIndex` of packed fills (layout in OrderLib). Operator only; the
-    ///         index must equal `nextBatchIndex`. An invalid fill is skipped with FillRejected.
+    ///         index must equal `nextBatchIndex`; reverts VenuePaused while paused. An invalid
+    ///         fill is skipped with FillRejected and the rest of the batch settles.
+    /// @dev Before any position in a market changes, the market's funding index is brought up to
+    ///      date at the last posted rate (see `updateFunding`). Every account whose risk grows
+    ///      must hold initial margin afterwards; every account whose risk does not grow must
+    ///      pass the closing rule: afterwards at or above maintenance margin, or equity -
+    ///      maintenance margin not lower than before the fill and equity not below zero
+    ///      (otherwise MaintenanceWorsened).
     function settle(uint256 batchIndex, bytes calldata fills) external;
 
-    /* FUNDING AND LIQUIDATION */
-
-    /// @notice Advances the funding index of `marketId` with `premiumRatePerHour` (WAD), clamped
-    ///         to the market's cap, over the time since the last update. Funding keeper only.
+    /// @notice Brings the funding index of `marketId` up to now at the rate in force, then sets
+    ///         the rate to `premiumRatePerHour` (WAD), clamped to the market's cap, from now on.
+    ///         Funding keeper only. Funding accrues continuously: a position held t seconds pays
+    ///         t seconds of the rates in force (each accrual step applies at most
+    ///         MAX_FUNDING_STEP seconds, so a stale rate cannot run on).
     function updateFunding(uint256 marketId, int256 premiumRatePerHour) external;
-
-    /// @notice Takes over up to `size` of `account`'s position in `marketId` at the oracle price
-    ///         moved against the account by the market's penalty. The account must be below
-    ///         maintenance margin. The size is capped at what restores maintenance margin plus the
-    ///         buffer, unless equity is under the full-close threshold.
-    /// @return closed The size actually taken over.
-    function liquidate(address account, uint256 marketId, uint256 size) external returns (uint256 closed);
-
-    /// @notice Adds `amount` of the quote token to the insurance fund.
-    function depositInsurance(uint256 amount) external;
-
-    /* VIEWS */
 
     /// @notice The EIP-712 domain separator orders are signed under.
     function domainSeparator() external view returns (bytes32);
@@ -195,12 +221,134 @@ interface IClearingHouse {
     function orderType() external pure returns (string memory);
     /// @notice keccak256 of the Order type string: the EIP-712 type hash orders are signed with.
     function orderTypeHash() external pure returns (bytes32);
-    /// @notice Equity (collateral + unrealized PnL - funding owed), initial and maintenance margin at oracle prices.
+    /// @notice ERC-5267: the EIP-712 domain.
+    function eip712Domain()
+        external
+        view
+        returns (bytes1, string memory, string memory, uint256, address, bytes32, uint256[] memory);
+    /// @notice The module answering collateral, order-cancel and account views.
+    function collateralModule() external view returns (address);
+    /// @notice The module answering liquidation and the insurance fund.
+    function liquidationModule() external view returns (address);
+    /// @notice The module answering owner, guardian and risk administration.
+    function adminModule() external view returns (address);
+}
+
+/// @title ICollateralModule
+/// @notice Collateral, agents, on-chain order cancels, and the account views.
+interface ICollateralModule is IClearingHouseBase {
+    /// @notice Deposits `amount` of the quote token or WETH for the caller. Reverts VenuePaused while paused.
+    function deposit(address token, uint256 amount) external;
+
+    /// @notice Withdraws `amount` of `token`. Reverts with InsufficientMargin if the account would
+    ///         fall below initial margin, and with StalePrice if a price it needs is stale.
+    ///         Allowed while the venue is paused.
+    function withdraw(address token, uint256 amount) external;
+
+    /// @notice Allows (or stops) `agent` to sign orders for the caller.
+    function setAgent(address agent, bool approved) external;
+
+    /// @notice Cancels the caller's orders with these nonces; they can never settle afterwards.
+    function cancelOrders(uint256[] calldata nonces) external;
+
+    /// @notice Cancels every order of the caller with a nonce below `minNonce` (any uint64).
+    function cancelAllBelow(uint256 minNonce) external;
+
+    /// @notice Equity (collateral + unrealized PnL - funding owed), initial and maintenance margin
+    ///         at oracle prices, funding accrued to now.
     function health(address account) external view returns (int256 equity, uint256 initialMargin, uint256 maintenanceMargin);
     /// @notice Position of `account` in `marketId` with entry price, unrealized PnL and funding owed.
     function position(address account, uint256 marketId) external view returns (PositionView memory);
     /// @notice Quote balance (may be negative), WETH balance in wei, and the active-market bitmask.
     function balances(address account) external view returns (int256 quote, uint256 wethWei, uint256 marketMask);
-    /// @notice Cumulative filled size of an order digest that has been partly filled.
+    /// @notice Order state of `account`'s nonce: 0 fresh, 1 partly filled, 2 closed.
     function orderState(address account, uint256 nonce) external view returns (uint256 state);
+    /// @notice Parameters of a listed market and its funding and open-interest state.
+    function market(uint256 marketId) external view returns (MarketState memory);
+    /// @notice The market's funding index accrued to now at its last posted rate (what the next
+    ///         settlement touching it will store).
+    function currentFundingIndex(uint256 marketId) external view returns (int256);
+}
+
+/// @title ILiquidationModule
+/// @notice Liquidation and the insurance fund.
+interface ILiquidationModule is IClearingHouseBase {
+    /// @notice Takes over up to `size` of `account`'s position in `marketId` at the oracle price
+    ///         moved against the account by the market's penalty. The account must be below
+    ///         maintenance margin. The size is capped at what restores maintenance margin plus the
+    ///         buffer, unless equity is under the full-close threshold. Allowed while the venue is
+    ///         paused and in halted or reduce-only markets (an insolvent account must not wait).
+    /// @return closed The size actually taken over.
+    function liquidate(address account, uint256 marketId, uint256 size) external returns (uint256 closed);
+
+    /// @notice Adds `amount` of the quote token to the insurance fund.
+    function depositInsurance(uint256 amount) external;
+}
+
+/// @title IAdminModule
+/// @notice Owner, guardian and risk administration.
+interface IAdminModule is IClearingHouseBase {
+    /// @notice Grants or revokes a role (1 operator, 2 funding keeper, 3 risk admin, 4 risk keeper,
+    ///         5 guardian). Owner only.
+    function setRole(uint8 role, address account, bool enabled) external;
+    /// @notice Starts a two-step ownership transfer; `newOwner` must call `acceptOwnership`. Owner only.
+    function transferOwnership(address newOwner) external;
+    /// @notice Completes an ownership transfer. Pending owner only.
+    function acceptOwnership() external;
+    /// @notice Lists a market and returns its id (ids count up from 0). Owner only.
+    function listMarket(MarketParams calldata p) external returns (uint256 marketId);
+    /// @notice Halts or resumes a market (no fills while halted; liquidations go on). Owner only.
+    function setMarketHalted(uint256 marketId, bool halted) external;
+    /// @notice Puts a market in reduce-only mode (fills that grow risk are rejected with
+    ///         MarketReduceOnly; closing fills and liquidations go on), or lifts it. Guardian only.
+    function setMarketReduceOnly(uint256 marketId, bool reduceOnly) external;
+    /// @notice Pauses the venue (no settlement, no deposits; withdrawals of free collateral and
+    ///         liquidations go on). Guardian only.
+    function pause() external;
+    /// @notice Lifts the pause. Guardian only.
+    function unpause() external;
+    /// @notice Sets the venue-wide risk parameters. Owner only.
+    function setRiskParams(RiskParams calldata p) external;
+    /// @notice Sets the WETH haircut within the deployment's bounds. Risk admin only.
+    function setHaircut(uint256 newHaircutBps) external;
+    /// @notice Raises the WETH haircut; never lowers it. Risk keeper only.
+    function raiseHaircut(uint256 newHaircutBps) external;
+    /// @notice Sends `amount` of accrued fees to `to`. Owner only.
+    function sweepFees(address to, uint256 amount) external;
+}
+
+/// @title IClearingHouse
+/// @notice Cross-margin perpetual futures clearing for crossbook: the whole surface one address
+///         answers (the entry contract ClearingHouse and the modules it delegates to), plus the
+///         public state getters. Tools bind this ABI to the ClearingHouse address.
+interface IClearingHouse is ISettlement, ICollateralModule, ILiquidationModule, IAdminModule {
+    function owner() external view returns (address);
+    function pendingOwner() external view returns (address);
+    function hasRole(uint8 role, address account) external view returns (bool);
+    function riskParams()
+        external
+        view
+        returns (uint32 maxPriceAge, uint16 insuranceShareBps, uint16 liquidationBufferBps, uint16 fullCloseThresholdBps);
+    function haircutBps() external view returns (uint256);
+    function nextBatchIndex() external view returns (uint64);
+    function paused() external view returns (bool);
+    function marketCount() external view returns (uint256);
+    /// @notice Fees accrued (taker fees less maker rebates) not yet swept.
+    function feePool() external view returns (int128);
+    /// @notice Funding in transit: what accounts paid minus what they received. Funding is rounded
+    ///         against each account, so once every position has settled to the same index this is
+    ///         the rounding dust the venue kept. Conservation, exact to the unit:
+    ///         quoteToken.balanceOf(this) = sum(quote - sum of cost bases) + feePool + fundingPool + insuranceFund.
+    function fundingPool() external view returns (int128);
+    function insuranceFund() external view returns (uint256);
+    function isAgent(address account, address agent) external view returns (bool);
+    /// @notice Cumulative size settled under `account`'s `nonce` while its order is partly filled
+    ///         (0 once fresh or closed): every order signed with that nonce shares it.
+    function filledAmount(address account, uint256 nonce) external view returns (uint256);
+    function oracle() external view returns (address);
+    function quoteToken() external view returns (address);
+    function weth() external view returns (address);
+    function wethOracleId() external view returns (uint256);
+    function minHaircutBps() external view returns (uint256);
+    function maxHaircutBps() external view returns (uint256);
 }

@@ -10,6 +10,8 @@ interface IOracle {
     error NotKeeper(address caller);
     /// @notice The caller is not the owner.
     error NotOwner(address caller);
+    /// @notice The caller is not the pending owner.
+    error NotPendingOwner(address caller);
     /// @notice `ids` and `prices` differ in length.
     error LengthMismatch(uint256 ids, uint256 prices);
     /// @notice A price of zero, or one wider than 64 bits, was pushed for `id`.
@@ -25,6 +27,15 @@ interface IOracle {
     event PriceUpdated(uint256 indexed id, uint256 price, uint256 timestamp);
     /// @notice `keeper` was allowed (`enabled`) or disallowed to push prices.
     event KeeperSet(address indexed keeper, bool enabled);
+
+    event OwnershipTransferStarted(address indexed owner, address indexed pendingOwner);
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+
+    /// @notice Starts a two-step ownership transfer; `newOwner` must call `acceptOwnership`. Owner only.
+    function transferOwnership(address newOwner) external;
+
+    /// @notice Completes an ownership transfer. Pending owner only.
+    function acceptOwnership() external;
 
     /// @notice Pushes prices for several feeds in one call, all observed at `timestamp`.
     /// @dev Reverts unless the caller is a keeper, the arrays match, every price is positive,

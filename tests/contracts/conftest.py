@@ -37,12 +37,13 @@ class Venue:
         self.chain = chain
         self.deployment = deployment
         self.owner, self.operator, self.keeper = accounts[0], accounts[1], accounts[2]
-        self.ch = project.ClearingHouse.at(deployment.clearing_house)
+        self.ch = project.IClearingHouse.at(deployment.clearing_house)  # the whole surface: entry contract and modules
         self.oracle = project.Oracle.at(deployment.oracle)
         self.usdc = project.MockERC20.at(deployment.usdc)
         self.weth = project.MockERC20.at(deployment.weth)
         self.domain_separator = bytes(self.ch.domainSeparator())
-        self.traders = [Trader(a, a.private_key) for a in list(accounts)[3:10]]
+        self.traders = [Trader(a, a.private_key) for a in list(accounts)[3:9]]
+        self.guardian = accounts[9]
         self._nonces = itertools.count(1)
         self._batch = 0
 
@@ -104,7 +105,8 @@ class Venue:
 @pytest.fixture(scope="session")
 def deployment(chain, accounts):
     w3 = chain.provider.web3
-    return deploy(w3, accounts[0].address, operator=accounts[1].address, keepers=(accounts[2].address,))
+    return deploy(w3, accounts[0].address, operator=accounts[1].address, keepers=(accounts[2].address,),
+                  guardian=accounts[9].address)
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
 """venue/risk.py computes exactly what the contracts compute. A fixed-seed random walk of
-trades (both markets, flips included), oracle moves, funding updates and WETH haircuts is
-played on the real contracts and, in parallel, through the Python mirror; after every step the
-mirror's positions, balances, fees, funding and account health equal the chain's, bit for bit."""
+trades (both markets, flips included), oracle moves, funding rate updates at random times and
+WETH haircuts is played on the real contracts and, in parallel, through the Python mirror; after
+every step the mirror's positions, balances, fees, funding (accrued continuously) and account
+health equal the chain's, bit for bit, and every fill's verdict (settled, InsufficientMargin,
+MaintenanceWorsened) is the mirror's. A scripted tail drives a thin account to the closing rule's
+edge so both of its outcomes are exercised."""
 
 import random
 
 from venue import risk
-from venue.domain import DEVNET_MARKETS, usdc
+from venue.domain import DEVNET_MARKETS, RejectReason, usdc
 
 from .conftest import BTC, BTC_PRICE, ETH, ETH_PRICE
 
@@ -14,18 +17,29 @@ MARKETS = {i: risk.MarketRisk(m.tier_cap_1, m.im_bps_1, m.im_bps_2) for i, m in 
 
 
 class Mirror:
-    """The Python side of the walk: balances and positions advanced with venue/risk.py only."""
+    """The Python side of the walk: balances, positions and funding advanced with venue/risk.py only."""
 
-    def __init__(self, addresses):
+    def __init__(self, addresses, now):
         self.quote = {a: 0 for a in addresses}
         self.weth_gwei = {a: 0 for a in addresses}
         self.pos = {(a, m): [0, 0, 0] for a in addresses for m in MARKETS}  # size, basis, snapshot
         self.index = {m: 0 for m in MARKETS}
+        self.funding_time = {m: now for m in MARKETS}
+        self.rate = {m: 0 for m in MARKETS}
         self.fees = 0
+        self.funding_pool = 0
+
+    def accrued(self, m, price, now):
+        return risk.accrue_funding(self.index[m], self.funding_time[m], self.rate[m], price, now)
+
+    def accrue(self, m, price, now):
+        self.index[m], self.funding_time[m] = self.accrued(m, price, now)
 
     def settle_funding(self, a, m):
         p = self.pos[(a, m)]
-        self.quote[a] -= risk.funding_owed(p[0], self.index[m], p[2])
+        owed = risk.funding_owed(p[0], self.index[m], p[2])
+        self.quote[a] -= owed
+        self.funding_pool += owed
         p[2] = self.index[m]
 
     def trade(self, a, m, delta, price):
@@ -45,65 +59,144 @@ class Mirror:
         self.quote[maker] -= mf
         self.fees += tf + mf
 
-    def health(self, a, prices, haircut):
+    def health(self, a, prices, haircut, now):
         positions = {m: tuple(self.pos[(a, m)]) for m in MARKETS}
-        markets = {m: risk.MarketRisk(r.tier_cap_1, r.im_bps_1, r.im_bps_2, self.index[m]) for m, r in MARKETS.items()}
+        markets = {m: risk.MarketRisk(r.tier_cap_1, r.im_bps_1, r.im_bps_2, self.accrued(m, prices[m], now)[0])
+                   for m, r in MARKETS.items()}
         return risk.account_health(self.quote[a], self.weth_gwei[a], positions, prices, markets, prices[ETH], haircut)
+
+    def verdict(self, maker, taker, m, taker_buys, size, price, prices, haircut, now):
+        """What the contract must do with this fill: RejectReason.NONE, or the margin reason with its
+        culprit, maker first (initial margin where risk grew, the closing rule where it did not)."""
+        self.accrue(m, prices[m], now)
+        before = {a: (self.quote[a], list(self.pos[(a, m)])) for a in (maker, taker)}
+        health_before = {a: self.health(a, prices, haircut, now) for a in (maker, taker)}
+        fees, pool = self.fees, self.funding_pool
+        self.fill(maker, taker, m, taker_buys, size, price)
+        outcome = (RejectReason.NONE, None)
+        for a in (maker, taker):
+            old, new = before[a][1][0], self.pos[(a, m)][0]
+            after = self.health(a, prices, haircut, now)
+            grew = new != 0 and (old == 0 or (old > 0) != (new > 0) or abs(new) > abs(old))
+            if grew and after.equity < after.initial_margin:
+                outcome = (RejectReason.INSUFFICIENT_MARGIN, a)
+                break
+            if not grew and not risk.closing_rule_holds(health_before[a], after):
+                outcome = (RejectReason.MAINTENANCE_WORSENED, a)
+                break
+        if outcome[0] != RejectReason.NONE:  # undo: nothing of a rejected fill stays
+            for a, (quote, pos) in before.items():
+                self.quote[a], self.pos[(a, m)] = quote, pos
+            self.fees, self.funding_pool = fees, pool
+        return outcome
+
+
+class Walk:
+    def __init__(self, venue, traders):
+        self.venue, self.traders = venue, traders
+        self.addresses = [t.address for t in traders]
+        self.mirror = Mirror(self.addresses, venue.now())
+        for m in MARKETS:
+            self.mirror.funding_time[m] = venue.ch.market(m).lastFundingTime
+        self.prices = {ETH: ETH_PRICE, BTC: BTC_PRICE}
+        self.verdicts = []
+        self.checks = 0
+
+    def fund(self, i, amount, weth=0):
+        self.venue.fund(self.traders[i], amount, weth)
+        self.mirror.quote[self.addresses[i]] += amount
+        self.mirror.weth_gwei[self.addresses[i]] += weth // 10**9
+
+    def trade(self, mk, tk, m, taker_buys, size, price):
+        venue = self.venue
+        receipt = venue.settle(venue.fill(venue.order(self.traders[mk], not taker_buys, price, size, market=m),
+                                          venue.order(self.traders[tk], taker_buys, price, size, market=m)))
+        now = venue.chain.blocks[receipt.block_number].timestamp
+        expected = self.mirror.verdict(self.addresses[mk], self.addresses[tk], m, taker_buys, size, price,
+                                       self.prices, venue.ch.haircutBps(), now)
+        got = [(r, a) for _, r, a in venue.rejections(receipt)]
+        assert got == ([] if expected[0] == RejectReason.NONE else [expected])
+        self.verdicts.append(expected[0])
+
+    def push(self):
+        self.venue.push_prices(self.prices[ETH], self.prices[BTC])
+
+    def update_funding(self, m, rate):
+        receipt = self.venue.ch.updateFunding(m, rate, sender=self.venue.keeper)
+        event = receipt.events[0]
+        self.mirror.accrue(m, self.prices[m], event.timestamp)
+        self.mirror.rate[m] = event.ratePerHour
+        self.mirror.funding_time[m] = event.timestamp
+        assert event.fundingIndex == self.mirror.index[m] == self.venue.ch.market(m).fundingIndex
+
+    def check(self):
+        venue, mirror = self.venue, self.mirror
+        haircut, now = venue.ch.haircutBps(), venue.now()
+        for m in MARKETS:
+            assert venue.ch.currentFundingIndex(m) == mirror.accrued(m, self.prices[m], now)[0]
+        for a in self.addresses:
+            assert venue.ch.balances(a).quote == mirror.quote[a]
+            for m in MARKETS:
+                p = venue.ch.position(a, m)
+                size, basis, snapshot = mirror.pos[(a, m)]
+                assert (p.size, p.openNotional) == (size, basis)
+                assert p.fundingOwed == risk.funding_owed(size, mirror.accrued(m, self.prices[m], now)[0], snapshot)
+                assert p.unrealizedPnl == risk.position_value(size, self.prices[m]) - basis
+            h = venue.ch.health(a)
+            expected = mirror.health(a, self.prices, haircut, now)
+            assert (h.equity, h.initialMargin, h.maintenanceMargin) == (
+                expected.equity, expected.initial_margin, expected.maintenance_margin)
+            self.checks += 1
+        assert venue.ch.feePool() == mirror.fees
+        assert venue.ch.fundingPool() == mirror.funding_pool
 
 
 def test_python_mirror_matches_the_contracts_bit_for_bit(venue):
     rng = random.Random(2024)
-    traders = venue.traders[:4]
-    addresses = [t.address for t in traders]
-    mirror = Mirror(addresses)
-    prices = {ETH: ETH_PRICE, BTC: BTC_PRICE}
-    for t in traders:
-        amount, weth = usdc(rng.randrange(50_000, 200_000)), rng.randrange(0, 5) * 10**18
-        venue.fund(t, amount, weth)
-        mirror.quote[t.address] += amount
-        mirror.weth_gwei[t.address] += weth // 10**9
-    checks = 0
+    walk = Walk(venue, venue.traders[:6])
+    for i in range(4):
+        walk.fund(i, usdc(rng.randrange(50_000, 200_000)), rng.randrange(0, 5) * 10**18)
     for step in range(40):
         r = rng.random()
         if r < 0.6:  # a trade at a price inside the band, sized to flip positions sometimes
             m = rng.choice([ETH, BTC])
             params = DEVNET_MARKETS[m]
             mk, tk = rng.sample(range(4), 2)
-            taker_buys = rng.random() < 0.5
             size = rng.randrange(1, 400) * params.lot_size * (10 if m == ETH else 5)
-            price = (prices[m] // params.tick_size + rng.randrange(-300, 300)) * params.tick_size
-            receipt = venue.settle(venue.fill(venue.order(traders[mk], not taker_buys, price, size, market=m),
-                                              venue.order(traders[tk], taker_buys, price, size, market=m)))
-            if not venue.rejections(receipt):
-                mirror.fill(addresses[mk], addresses[tk], m, taker_buys, size, price)
+            price = (walk.prices[m] // params.tick_size + rng.randrange(-300, 300)) * params.tick_size
+            walk.trade(mk, tk, m, rng.random() < 0.5, size, price)
         elif r < 0.8:  # oracle move, with an odd (not tick-aligned) price
             m = rng.choice([ETH, BTC])
-            prices[m] = prices[m] * rng.randrange(9_600, 10_400) // 10_000 + rng.randrange(0, 999)
-            venue.push_prices(prices[ETH], prices[BTC])
-        elif r < 0.93:  # funding over a random interval with a random (sometimes clamped) rate
-            m = rng.choice([ETH, BTC])
+            walk.prices[m] = walk.prices[m] * rng.randrange(9_600, 10_400) // 10_000 + rng.randrange(0, 999)
+            walk.push()
+        elif r < 0.93:  # a new funding rate at a random time (sometimes clamped); funding accrues between
             venue.warp(rng.randrange(60, 7_200))
-            venue.push_prices(prices[ETH], prices[BTC])
-            receipt = venue.ch.updateFunding(m, rng.randrange(-6 * 10**16, 6 * 10**16), sender=venue.keeper)
-            mirror.index[m] = receipt.events[0].fundingIndex
-            assert mirror.index[m] == venue.ch.market(m).fundingIndex
+            walk.push()
+            walk.update_funding(rng.choice([ETH, BTC]), rng.randrange(-6 * 10**16, 6 * 10**16))
         else:  # the risk admin moves the WETH haircut
             venue.ch.setHaircut(rng.randrange(500, 5_001), sender=venue.owner)
-        haircut = venue.ch.haircutBps()
-        for a in addresses:
-            b = venue.ch.balances(a)
-            assert b.quote == mirror.quote[a]
-            for m in MARKETS:
-                p = venue.ch.position(a, m)
-                size, basis, snapshot = mirror.pos[(a, m)]
-                assert (p.size, p.openNotional) == (size, basis)
-                assert p.fundingOwed == risk.funding_owed(size, mirror.index[m], snapshot)
-                assert p.unrealizedPnl == risk.position_value(size, prices[m]) - basis
-            h = venue.ch.health(a)
-            expected = mirror.health(a, prices, haircut)
-            assert (h.equity, h.initialMargin, h.maintenanceMargin) == (
-                expected.equity, expected.initial_margin, expected.maintenance_margin)
-            checks += 1
-        assert venue.ch.feePool() == mirror.fees
+        walk.check()
     # The walk really moved things: positions flipped, funding accrued, fees were paid.
-    assert checks == 160 and mirror.fees > 0 and any(mirror.index.values())
+    assert walk.checks == 240 and walk.mirror.fees > 0 and any(walk.mirror.index.values())
+
+    # Scripted: a thin account (4) against a rich one (5), funding running, the oracle falling.
+    walk.fund(4, usdc(700))
+    walk.fund(5, usdc(100_000))
+    tick = DEVNET_MARKETS[ETH].tick_size
+    walk.prices[ETH] = ETH_PRICE
+    walk.push()
+    walk.trade(5, 4, ETH, True, 2 * 10**8, ETH_PRICE)  # thin goes long 2 ETH at 3,000 (IM 300)
+    walk.trade(5, 4, ETH, True, 4 * 10**8, ETH_PRICE)  # 4 more: refused, initial margin (900 on 18,000)
+    walk.check()
+    venue.warp(600)
+    walk.prices[ETH] = 2_750 * 10**6  # equity ~200 on 5,500 of notional: above MM (137.5), below the band's 5 %
+    walk.push()
+    walk.check()
+    edge = walk.prices[ETH] * 9_500 // 10_000 // tick * tick
+    walk.trade(5, 4, ETH, False, 2 * 10**8, edge)  # a full close at the band edge: equity < 0, refused
+    walk.trade(5, 4, ETH, False, 1 * 10**8, edge)  # half of it: below MM and worse than before, refused
+    walk.trade(5, 4, ETH, False, 1 * 10**8, walk.prices[ETH])  # at the oracle: allowed
+    walk.check()
+    assert walk.verdicts[-5:] == [RejectReason.NONE, RejectReason.INSUFFICIENT_MARGIN, RejectReason.MAINTENANCE_WORSENED,
+                                  RejectReason.MAINTENANCE_WORSENED, RejectReason.NONE]
+    assert RejectReason.INSUFFICIENT_MARGIN in walk.verdicts and RejectReason.NONE in walk.verdicts

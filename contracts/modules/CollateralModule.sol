@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {PositionView, MarketState} from "../interfaces/IClearingHouse.sol";
+import {ClearingHouseBase, Config} from "../storage/ClearingHouseBase.sol";
+import {MathLib} from "../libraries/MathLib.sol";
+import {MarginLib} from "../libraries/MarginLib.sol";
+import {FundingLib} from "../libraries/FundingLib.sol";
+import {TransferLib} from "../libraries/TransferLib.sol";
+
+/// @title CollateralModule
+/// @notice Deposits, withdrawals, agents, on-chain cancels and the account views. Runs by
+///         delegatecall from ClearingHouse over its storage; see ICollateralModule for the API.
+contract CollateralModule is ClearingHouseBase {
+    constructor(Config memory c) ClearingHouseBase(c) {}
+
+    /* COLLATERAL */
+
+    function deposit(address token, uint256 amount) external {
+        if (paused) revert VenuePaused();
+        if (amount == 0) revert ZeroAmount();
+        Account storage a = _accounts[msg.sender];
+        if (token == quoteToken) {
+            a.quote = _toInt88(int256(a.quote) + int256(amount));
+        } else if (token == weth) {
+            if (amount % MarginLib.GWEI_PER_ETH != 0) revert NotGweiMultiple(amount);
+            a.wethGwei = _toUint64(uint256(a.wethGwei) + amount / MarginLib.GWEI_PER_ETH);
+        } else {
+            revert UnsupportedToken(token);
+        }
+        emit Deposited(msg.sender, token, amount);
+        TransferLib.pull(token, msg.sender, amount);
+    }
+
+    function withdraw(address token, uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        AccountMem memory a = _loadAccount(msg.sender);
+        if (token == quoteToken) {
+            if (a.quote < int256(amount)) revert InsufficientBalance(msg.sender, a.quote, amount);
+            a.quote -= int256(amount);
+        } else if (token == weth) {
+            if (amount % MarginLib.GWEI_PER_ETH != 0) revert NotGweiMultiple(amount);
+            uint256 amountGwei = amount / MarginLib.GWEI_PER_ETH;
+            if (a.wethGwei < amountGwei) revert InsufficientBalance(msg.sender, int256(a.wethGwei * 1e9), amount);
+            a.wethGwei -= amountGwei;
+        } else {
+            revert UnsupportedToken(token);
+        }
+        PriceCache memory cache = _newCache(true, false);
+        (, int256 equity, uint256 raw) = _health(msg.sender, a, type(uint256).max, _emptyPos(), cache);
+        uint256 im = MarginLib.initialMargin(raw);
+        if (equity < int256(im)) revert InsufficientMargin(msg.sender, equity, im);
+        _storeAccount(msg.sender, a);
+        emit Withdrawn(msg.sender, token, amount);
+        TransferLib.push(token, msg.sender, amount);
+    }
+
+    function setAgent(address agent, bool approved) external {
+        isAgent[msg.sender][agent] = approved;
+        emit AgentSet(msg.sender, agent, approved);
+    }
+
+    /* ORDERS */
+
+    function cancelOrders(uint256[] calldata nonces) external {
+        if (nonces.length != 0) _accounts[msg.sender].flags |= uint8(FLAG_ORDER_WORDS);
+        for (uint256 i; i < nonces.length; ++i) {
+            uint256 nonce = nonces[i];
+            uint256 shift = (nonce & 127) << 1;
+            uint256 word = _orderWords[msg.sender][nonce >> 7];
+            _orderWords[msg.sender][nonce >> 7] = (word & ~(uint256(3) << shift)) | (STATE_CLOSED << shift);
+            delete filledAmount[msg.sender][nonce];
+            emit OrderCancelled(msg.sender, nonce);
+        }
+    }
+
+    /// @dev The minimum nonce is a uint64 like the signed nonce, so every signed nonce but
+    ///      2^64 - 1 can be reached (that one: `cancelOrders`).
+    function cancelAllBelow(uint256 minNonce) external {
+        Account storage a = _accounts[msg.sender];
+        if (minNonce <= a.minNonce || minNonce > type(uint64).max) revert NonceNotIncreasing(a.minNonce, minNonce);
+        a.minNonce = uint64(minNonce);
+        emit NoncesCancelledBelow(msg.sender, minNonce);
+    }
+
+    /* VIEWS */
+
+    function market(uint256 marketId) external view returns (MarketState memory s) {
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        Market storage m = _markets[marketId];
+        s.tickSize = m.tickSize;
+        s.lotSize = m.lotSize;
+        s.minNotional = m.minNotional;
+        s.oracleId = m.oracleId;
+        s.bandBps = m.bandBps;
+        s.status = m.status;
+        s.makerFeeBps = m.makerFeeBps;
+        s.takerFeeBps = m.takerFeeBps;
+        s.imBps1 = m.imBps1;
+        s.imBps2 = m.imBps2;
+        s.liquidationPenaltyBps = m.liquidationPenaltyBps;
+        s.tierCap1 = m.tierCap1;
+        s.maxPosition = m.maxPosition;
+        s.openInterestCap = m.openInterestCap;
+        s.openInterest = m.openInterest;
+        s.maxFundingRatePerHour = m.maxFundingRatePerHour;
+        s.fundingIndex = m.fundingIndex;
+        s.lastFundingTime = m.lastFundingTime;
+        s.lastFundingRate = m.lastFundingRate;
+    }
+
+    function currentFundingIndex(uint256 marketId) external view returns (int256) {
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        (MarketView memory m,,) = _market(_newCache(false, true), marketId);
+        return m.fundingIndex;
+    }
+
+    function health(address account)
+        external
+        view
+        returns (int256 equity, uint256 initialMargin, uint256 maintenanceMargin)
+    {
+        PriceCache memory cache = _newCache(false, true);
+        uint256 raw;
+        (, equity, raw) = _health(account, _loadAccount(account), type(uint256).max, _emptyPos(), cache);
+        return (equity, MarginLib.initialMargin(raw), MarginLib.maintenanceMargin(raw));
+    }
+
+    function position(address account, uint256 marketId) external view returns (PositionView memory v) {
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        PositionMem memory p = _loadPosition(account, marketId);
+        (MarketView memory m, uint256 price,) = _market(_newCache(false, true), marketId);
+        v.size = p.size;
+        v.openNotional = p.openNotional;
+        if (p.size != 0) v.entryPrice = MathLib.abs(p.openNotional) * uint256(SIZE_SCALE) / MathLib.abs(p.size);
+        v.unrealizedPnl = MarginLib.positionValue(p.size, price) - p.openNotional;
+        v.fundingOwed = FundingLib.owed(p.size, m.fundingIndex, p.fundingSnapshot);
+    }
+
+    function balances(address account) external view returns (int256 quote, uint256 wethWei, uint256 marketMask) {
+        Account memory a = _accounts[account];
+        return (a.quote, uint256(a.wethGwei) * MarginLib.GWEI_PER_ETH, a.marketMask);
+    }
+
+    function orderState(address account, uint256 nonce) external view returns (uint256) {
+        if (nonce < _accounts[account].minNonce) return STATE_CLOSED;
+        return (_orderWords[account][nonce >> 7] >> ((nonce & 127) << 1)) & 3;
+    }
+}

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ClearingHouseBase, Config} from "../storage/ClearingHouseBase.sol";
+import {RiskParams} from "../interfaces/IClearingHouse.sol";
+import {MathLib} from "../libraries/MathLib.sol";
+import {MarginLib} from "../libraries/MarginLib.sol";
+import {TransferLib} from "../libraries/TransferLib.sol";
+
+/// @title LiquidationModule
+/// @notice Liquidation and the insurance fund. Runs by delegatecall from ClearingHouse over its
+///         storage; see ILiquidationModule for the API. Liquidation works while the venue is
+///         paused and in halted or reduce-only markets: an account below maintenance margin is
+///         closed down whatever the guardian did, at the oracle price.
+contract LiquidationModule is ClearingHouseBase {
+    using MathLib for uint256;
+
+    constructor(Config memory c) ClearingHouseBase(c) {}
+
+    function liquidate(address account, uint256 marketId, uint256 size) external returns (uint256 closed) {
+        if (account == msg.sender) revert SelfLiquidation(account);
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        Market storage m = _markets[marketId];
+        if (size == 0 || size % m.lotSize != 0) revert InvalidLiquidationSize(size, m.lotSize);
+        PriceCache memory cache = _newCache(true, false);
+
+        AccountMem memory a = _loadAccount(account);
+        uint256 price;
+        MarketView memory view_;
+        {
+            (, int256 equity, uint256 raw) = _health(account, a, type(uint256).max, _emptyPos(), cache);
+            uint256 maintenance = MarginLib.maintenanceMargin(raw);
+            if (equity >= int256(maintenance)) revert AccountNotLiquidatable(account, equity, maintenance);
+            (view_, price,) = _market(cache, marketId);
+            closed = MathLib.min(size, _maxLiquidation(account, marketId, equity, maintenance, price));
+        }
+        if (closed == 0) revert NoPosition(account, marketId);
+
+        // Funding up to now, stored before any position in the market changes.
+        int256 index = view_.fundingIndex;
+        if (view_.fundingChanged) _storeFunding(marketId, view_);
+        PositionMem memory p = _loadPosition(account, marketId);
+        int256 fundingPaid = _settleFunding(a, p, index);
+        uint256 penaltyBps = m.liquidationPenaltyBps;
+        // The account's side of the trade, at the oracle price moved against it by the penalty.
+        int256 delta = p.size > 0 ? -int256(closed) : int256(closed);
+        uint256 oracleNotional = closed * price / uint256(SIZE_SCALE);
+        uint256 execNotional;
+        uint256 penalty;
+        if (delta < 0) {
+            execNotional = closed.mulDivDown(price * (BPS - penaltyBps), uint256(SIZE_SCALE) * BPS);
+            penalty = oracleNotional - execNotional;
+        } else {
+            execNotional = closed.mulDivUp(price * (BPS + penaltyBps), uint256(SIZE_SCALE) * BPS);
+            penalty = execNotional - oracleNotional;
+        }
+        int256 quote = delta > 0 ? int256(execNotional) : -int256(execNotional);
+        uint256 insuranceCut = penalty.mulDivDown(riskParams.insuranceShareBps, BPS);
+        int256 oldSize = p.size;
+        _applyTrade(a, p, delta, quote);
+        a.mask = _maskWith(a.mask, marketId, p.size);
+
+        // The liquidator takes the other side and pays the insurance share out of its gain.
+        AccountMem memory l = _loadAccount(msg.sender);
+        PositionMem memory lp = _loadPosition(msg.sender, marketId);
+        fundingPaid += _settleFunding(l, lp, index);
+        int256 liquidatorOldSize = lp.size;
+        _applyTrade(l, lp, -delta, -quote);
+        l.quote -= int256(insuranceCut);
+        l.mask = _maskWith(l.mask, marketId, lp.size);
+        if (_riskGrew(liquidatorOldSize, lp.size)) {
+            if (MathLib.abs(lp.size) > m.maxPosition) revert InsufficientMargin(msg.sender, 0, 0);
+            (, int256 lEquity, uint256 lRaw) = _health(msg.sender, l, marketId, lp, cache);
+            uint256 im = MarginLib.initialMargin(lRaw);
+            if (lEquity < int256(im)) revert InsufficientMargin(msg.sender, lEquity, im);
+        }
+        m.openInterest = uint64(
+            uint256(
+                int256(uint256(m.openInterest)) + MathLib.max0(p.size) - MathLib.max0(oldSize) + MathLib.max0(lp.size)
+                    - MathLib.max0(liquidatorOldSize)
+            )
+        );
+        insuranceFund += insuranceCut;
+        if (fundingPaid != 0) _addToPools(0, fundingPaid);
+
+        // Negative equity once every position is gone: the insurance fund covers what it can.
+        uint256 covered;
+        uint256 badDebt;
+        if (a.mask == 0) {
+            (, int256 equityAfter,) = _health(account, a, type(uint256).max, _emptyPos(), cache);
+            if (equityAfter < 0) {
+                uint256 shortfall = uint256(-equityAfter);
+                covered = MathLib.min(shortfall, insuranceFund);
+                badDebt = shortfall - covered;
+                insuranceFund -= covered;
+                a.quote += int256(covered);
+            }
+        }
+        _storeAccount(account, a);
+        _storePosition(account, marketId, p);
+        _storeAccount(msg.sender, l);
+        _storePosition(msg.sender, marketId, lp);
+        emit Liquidated(account, msg.sender, marketId, delta, execNotional * uint256(SIZE_SCALE) / closed, penalty, insuranceCut);
+        if (covered != 0) emit InsuranceUsed(account, covered);
+        if (badDebt != 0) emit BadDebt(account, badDebt);
+    }
+
+    /// @dev Largest size one call may close: the whole position past the full-close threshold,
+    ///      otherwise the size whose closing restores equity >= MM * (1 + buffer), rounded up to
+    ///      a lot. Closing notional n lowers equity by n * penalty and maintenance margin by at
+    ///      least n * imBps1 / 2, hence n >= 2e4 * (MM * (1e4 + b) - E * 1e4) / (imBps1 * (1e4 + b) - 2e4 * penalty).
+    function _maxLiquidation(address account, uint256 marketId, int256 equity, uint256 maintenance, uint256 price)
+        internal
+        view
+        returns (uint256)
+    {
+        Market storage m = _markets[marketId];
+        uint256 held = MathLib.abs(_positions[account][marketId].size);
+        RiskParams memory r = riskParams;
+        if (equity * int256(BPS) < int256(maintenance * r.fullCloseThresholdBps)) return held;
+        int256 buffered = int256(BPS + r.liquidationBufferBps);
+        int256 numerator = 2 * int256(BPS) * (int256(maintenance) * buffered - equity * int256(BPS));
+        int256 denominator = int256(uint256(m.imBps1)) * buffered - 2 * int256(BPS) * int256(uint256(m.liquidationPenaltyBps));
+        uint256 notional = uint256(MathLib.ceilDiv(numerator, denominator));
+        uint256 needed = (notional * uint256(SIZE_SCALE)).divUp(price);
+        uint256 lot = m.lotSize;
+        needed = needed.divUp(lot) * lot;
+        return MathLib.min(needed, held);
+    }
+
+    function depositInsurance(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        insuranceFund += amount;
+        emit InsuranceDeposited(msg.sender, amount);
+        TransferLib.pull(quoteToken, msg.sender, amount);
+    }
+}
