@@ -119,9 +119,13 @@ contract ClearingHouse is ClearingHouseBase {
 
     /// @dev See ISettlement.settle.
     function settle(uint256 batchIndex, bytes calldata fills) external only(ROLE_OPERATOR) {
-        uint256 expected = nextBatchIndex;
-        if (paused) revert VenuePaused();
-        if (batchIndex != expected) revert BatchIndexMismatch(expected, batchIndex);
+        // Slot 4: nextBatchIndex (uint64) | paused (bool) << 64, read and written whole.
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(nextBatchIndex.slot)
+        }
+        if (word >> 64 != 0) revert VenuePaused();
+        if (batchIndex != word) revert BatchIndexMismatch(word, batchIndex);
         // The maker table, then the fills (layout in OrderLib).
         uint256 makers;
         uint256 table;
@@ -133,7 +137,10 @@ contract ClearingHouse is ClearingHouseBase {
         if (makers == 0 || fills.length <= head || (fills.length - head) % OrderLib.FILL_BYTES != 0) {
             revert MalformedBatch(fills.length);
         }
-        nextBatchIndex = uint64(batchIndex + 1);
+        if (batchIndex >= type(uint64).max) revert Overflow(int256(batchIndex));
+        assembly ("memory-safe") {
+            sstore(nextBatchIndex.slot, add(batchIndex, 1)) // not paused: the high bits stay zero
+        }
         uint256 count = (fills.length - head) / OrderLib.FILL_BYTES;
         PriceCache memory cache = _newCache(false, false);
         uint256 settled;
@@ -199,7 +206,13 @@ contract ClearingHouse is ClearingHouseBase {
                 return (RejectReason.MarketNotListed, taker.order.account);
             }
             // The market with its funding index accrued to now (stored once, after the batch).
-            (MarketView memory m, uint256 oraclePrice, bool fresh) = _market(cache, marketId);
+            // Loaded in place: `_market` would allocate a zeroed view to return (~300 gas a fill).
+            MarketView memory m = cache.markets[marketId];
+            (uint256 oraclePrice, bool fresh) = _price(cache, marketId);
+            if (!m.loaded) {
+                _loadView(m, marketId);
+                _accrue(m, oraclePrice);
+            }
 
             // The fill's own checks, both parties (signature, order state, account, position with
             // funding settled, the trade), fees, caps, open interest and single-market margin.
@@ -217,11 +230,10 @@ contract ClearingHouse is ClearingHouseBase {
             }
 
             // Effects.
-            _commitParties(maker, taker, marketId, start);
+            _commitParties(maker, taker, marketId, start, cache);
             m.openInterest = openInterest;
             m.openInterestChanged = true;
             cache.feeDelta += fees;
-            cache.fundingDelta += maker.fundingPaid + taker.fundingPaid;
             return (RejectReason.None, address(0));
         }
     }
@@ -271,20 +283,6 @@ contract ClearingHouse is ClearingHouseBase {
                 r := a
                 if slt(a, 0) { r := sub(0, a) }
             }
-            // MarginLib.positionValue(held, price) - basis: a position's part of equity.
-            function equityTerm(held, basis, px) -> e {
-                let value := mul(held, px)
-                let floored := sdiv(value, 100000000)
-                if and(slt(value, 0), iszero(iszero(smod(value, 100000000)))) { floored := sub(floored, 1) }
-                e := sub(floored, basis)
-            }
-            // MarginLib.marginRaw(notionalUp(|held|, price), tierCap, imBps1, imBps2).
-            function rawTerm(held, px, im1, im2, tierCap) -> raw {
-                let exposure := div(add(mul(absolute(held), px), 99999999), 100000000)
-                raw := mul(exposure, im1)
-                if gt(exposure, tierCap) { raw := add(mul(tierCap, im1), mul(sub(exposure, tierCap), im2)) }
-            }
-
             // Signature, order state and remaining size of `p`'s order; then its account and its
             // position in the market with funding settled to `idx`. Returns a RejectReason code.
             function openParty(p, dom, th, half, sz, mkt, idx, accts, poss, agents, words, filledMap) -> rc {
@@ -381,12 +379,17 @@ contract ClearingHouse is ClearingHouseBase {
                 mstore(add(pos, 0x20), signextend(11, shr(64, w)))
                 mstore(add(pos, 0x40), idx)
                 mstore(add(p, 0x100), held)
-                // FundingLib.owed: ceil(size * (index - snapshot) / (SIZE_SCALE * INDEX_SCALE)).
+                // FundingLib.owed: ceil(size * (index - snapshot) / (SIZE_SCALE * INDEX_SCALE)),
+                // nothing when the position already settled to this index (a maker's second fill
+                // in a batch). Paid into the funding pool once the fill commits.
                 let f := mul(held, sub(idx, signextend(11, shr(160, w))))
-                let owed := sdiv(f, 100000000000000000)
-                if and(sgt(f, 0), iszero(iszero(smod(f, 100000000000000000)))) { owed := add(owed, 1) }
-                mstore(a, sub(mload(a), owed))
-                mstore(add(p, 0x1c0), owed) // into the funding pool once the fill commits
+                let owed := 0
+                if f {
+                    owed := sdiv(f, 100000000000000000)
+                    if and(sgt(f, 0), iszero(iszero(smod(f, 100000000000000000)))) { owed := add(owed, 1) }
+                    mstore(a, sub(mload(a), owed))
+                }
+                mstore(add(p, 0x1c0), owed)
             }
 
             // Reduce-only, then the trade at `px` (PositionLib.applyTrade; through zero: a full
@@ -403,10 +406,11 @@ contract ClearingHouse is ClearingHouseBase {
                     }
                 }
                 let basis := mload(add(pos, 0x20))
-                mstore(add(p, 0x180), mload(a)) // before the trade, for the closing rule
-                mstore(add(p, 0x1a0), basis)
                 let quote := sdiv(mul(delta, px), 100000000)
                 let newSize := add(s, delta)
+                // Risk grew (`_riskGrew`): opened or moved away from zero, or flipped; a pure
+                // reduction (to zero included) did not. `delta` is never zero (lot size checked).
+                let grew := 1
                 switch or(iszero(s), eq(sgt(s, 0), sgt(delta, 0)))
                 case 1 { basis := add(basis, quote) }
                 default {
@@ -418,6 +422,9 @@ contract ClearingHouse is ClearingHouseBase {
                         basis := sub(quote, closeQuote)
                     }
                     default {
+                        grew := 0
+                        mstore(add(p, 0x180), mload(a)) // before the trade, for the closing rule
+                        mstore(add(p, 0x1a0), basis)
                         let newBasis := floorDiv(mul(basis, newSize), s)
                         mstore(a, add(mload(a), sub(sub(newBasis, basis), quote)))
                         basis := newBasis
@@ -425,17 +432,6 @@ contract ClearingHouse is ClearingHouseBase {
                 }
                 mstore(pos, newSize)
                 mstore(add(pos, 0x20), basis)
-                // Risk grew: opened, moved away from zero, or flipped (`_riskGrew`).
-                let grew := 0
-                if newSize {
-                    switch or(iszero(s), slt(xor(s, newSize), 0))
-                    case 1 { grew := 1 }
-                    default {
-                        switch sgt(s, 0)
-                        case 1 { grew := sgt(newSize, s) }
-                        default { grew := slt(newSize, s) }
-                    }
-                }
                 mstore(add(p, 0x120), grew)
             }
 
@@ -453,8 +449,7 @@ contract ClearingHouse is ClearingHouseBase {
                 // side, self-trade, IOC maker, post-only taker, expiry (maker, taker), limit
                 // prices (maker, taker), tick, lot, minimum notional, oracle age, price band.
                 culprit := mload(to)
-                let status := mload(add(m, 0x20)) // 0 active, 1 halted, 2 reduce-only
-                if eq(status, 1) {
+                if eq(mload(add(m, 0x20)), 1) { // status: 0 active, 1 halted, 2 reduce-only
                     code := 1
                     break
                 }
@@ -544,7 +539,7 @@ contract ClearingHouse is ClearingHouseBase {
                     culprit := mload(mload(taker))
                     break
                 }
-                if status {
+                if mload(add(m, 0x20)) {
                     // Reduce-only market (the guardian's): no fill that grows either party's risk.
                     if mload(add(maker, 0x120)) {
                         code := 21
@@ -606,15 +601,22 @@ contract ClearingHouse is ClearingHouseBase {
                 for { let i := 0 } lt(i, 2) { i := add(i, 1) } {
                     let p := maker
                     if i { p := taker }
-                    let grew := mload(add(p, 0x120))
                     let a := mload(add(p, 0xc0))
                     switch and(iszero(mload(add(a, 0x20))), iszero(and(mload(add(a, 0x40)), not(shl(marketId, 1)))))
-                    case 0 { mstore(add(p, 0x120), sub(3, shl(1, grew))) } // 1 grew, 3 did not
+                    case 0 { mstore(add(p, 0x120), sub(3, shl(1, mload(add(p, 0x120))))) } // 1 grew, 3 did not
                     default {
                         let pos := mload(add(p, 0xe0))
-                        let equity := add(mload(a), equityTerm(mload(pos), mload(add(pos, 0x20)), oraclePrice))
-                        let raw := rawTerm(mload(pos), oraclePrice, mload(add(m, 0x120)), mload(add(m, 0x140)), mload(add(m, 0x160)))
-                        switch grew
+                        let held := mload(pos)
+                        let value := mul(held, oraclePrice)
+                        let floored := sdiv(value, 100000000)
+                        if and(slt(value, 0), iszero(iszero(smod(value, 100000000)))) { floored := sub(floored, 1) }
+                        let equity := sub(add(mload(a), floored), mload(add(pos, 0x20)))
+                        let exposure := div(add(mul(absolute(held), oraclePrice), 99999999), 100000000)
+                        let imBps1 := mload(add(m, 0x120))
+                        let tierCap := mload(add(m, 0x160))
+                        let raw := mul(exposure, imBps1)
+                        if gt(exposure, tierCap) { raw := add(mul(tierCap, imBps1), mul(sub(exposure, tierCap), mload(add(m, 0x140)))) }
+                        switch mload(add(p, 0x120))
                         case 1 {
                             switch slt(equity, div(add(raw, 9999), 10000))
                             case 1 { mstore(add(p, 0x120), 2) }
@@ -622,14 +624,18 @@ contract ClearingHouse is ClearingHouseBase {
                         }
                         default {
                             let mm := div(add(raw, 19999), 20000)
-                            let verdict := 0
                             if slt(equity, mm) {
-                                let held := mload(add(p, 0x100))
-                                let equityBefore := add(mload(add(p, 0x180)), equityTerm(held, mload(add(p, 0x1a0)), oraclePrice))
-                                let mmBefore := div(add(rawTerm(held, oraclePrice, mload(add(m, 0x120)), mload(add(m, 0x140)), mload(add(m, 0x160))), 19999), 20000)
-                                if or(slt(equity, 0), slt(sub(equity, mm), sub(equityBefore, mmBefore))) { verdict := 4 }
+                                held := mload(add(p, 0x100))
+                                value := mul(held, oraclePrice)
+                                floored := sdiv(value, 100000000)
+                                if and(slt(value, 0), iszero(iszero(smod(value, 100000000)))) { floored := sub(floored, 1) }
+                                let equityBefore := sub(add(mload(add(p, 0x180)), floored), mload(add(p, 0x1a0)))
+                                exposure := div(add(mul(absolute(held), oraclePrice), 99999999), 100000000)
+                                let rawBefore := mul(exposure, imBps1)
+                                if gt(exposure, tierCap) { rawBefore := add(mul(tierCap, imBps1), mul(sub(exposure, tierCap), mload(add(m, 0x140)))) }
+                                let mmBefore := div(add(rawBefore, 19999), 20000)
+                                if or(slt(equity, 0), slt(sub(equity, mm), sub(equityBefore, mmBefore))) { mstore(add(p, 0x120), 4) }
                             }
-                            mstore(add(p, 0x120), verdict)
                         }
                     }
                 }
@@ -667,7 +673,10 @@ contract ClearingHouse is ClearingHouseBase {
     /// @dev Writes both parties of a fill that passed every check: order state (the minimum
     ///      nonce when filled in nonce order, else the two-bit word and the partial-fill amount),
 
-    function _commitParties(Party memory maker, Party memory taker, uint256 marketId, uint256 start) internal {
+    ///      The funding both paid is added to `cache.fundingDelta` (the funding pool's batch total).
+    function _commitParties(Party memory maker, Party memory taker, uint256 marketId, uint256 start, PriceCache memory cache)
+        internal
+    {
         uint256 wordsSlot;
         uint256 filledSlot;
         bytes4 overflow = Overflow.selector;
@@ -742,6 +751,9 @@ contract ClearingHouse is ClearingHouseBase {
             let size := shr(192, calldataload(start)) // the fill's size
             commitParty(maker, marketId, size, wordsSlot, filledSlot, overflow)
             commitParty(taker, marketId, size, wordsSlot, filledSlot, overflow)
+            // PriceCache.fundingDelta at 0xc0 (price, fresh, strict, ignoreAge, markets, feeDelta, fundingDelta).
+            let fundingDelta := add(cache, 0xc0)
+            mstore(fundingDelta, add(mload(fundingDelta), add(mload(add(maker, 0x1c0)), mload(add(taker, 0x1c0)))))
         }
     }
 
