@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api clean
+.PHONY: install compile test test-invariants-long devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -47,6 +47,11 @@ compile: install .build/.stamp
 
 test: compile
 	$(BIN)/pytest $(TESTS) $(PYTEST_ARGS)
+
+# The stateful invariant run at five times the steps of `make test` (about 100,000 steps, ~30 min).
+test-invariants-long: compile
+	CROSSBOOK_INVARIANT_EXAMPLES=250 CROSSBOOK_INVARIANT_STEPS=400 CROSSBOOK_INVARIANT_MIN_STEPS=50000 \
+		$(BIN)/pytest tests/contracts/test_invariants.py $(PYTEST_ARGS)
 
 devnet: compile
 	$(BIN)/venue devnet

@@ -80,7 +80,7 @@ ST_RESTING, ST_FILLED, ST_CANCELLED, ST_SELF_TRADE, ST_EXPIRED, ST_DEADMAN, ST_R
 (OK, E_MARKET_HALTED, E_RATE_LIMITED, E_NO_ORACLE_PRICE, E_INVALID_SIZE, E_INVALID_PRICE, E_TICK_SIZE,
  E_LOT_SIZE, E_MIN_NOTIONAL, E_PRICE_BAND, E_EXPIRED, E_DUPLICATE_CLIENT_ID, E_POST_ONLY_WOULD_CROSS,
  E_REDUCE_ONLY, E_TOO_MANY_OPEN_ORDERS, E_FOK_NOT_FILLED, E_INSUFFICIENT_MARGIN, E_UNKNOWN_ORDER, E_UNKNOWN_MARKET,
- E_UNKNOWN_ACCOUNT) = range(20)
+ E_UNKNOWN_ACCOUNT, E_MAINTENANCE_WORSENED) = range(21)
 GROW_ORDERS, GROW_IDS, GROW_LEVELS, GROW_PRICES, GROW_EVENTS = -1, -2, -3, -4, -5
 
 # time in force, self-trade prevention, flags (same numbers as venue.engine / venue.domain)
@@ -408,6 +408,43 @@ def _margin_ok(m, acct, market, is_buy, size):
     return equity >= required
 
 
+@njit(cache=True)
+def _closing_ok(m, acct, market, is_buy, price, size):
+    """The contracts' closing rule for the part of an order that reduces the position, filled
+    whole at its limit price paying the taker fee (Engine._check_closing in the reference)."""
+    p = _position(m, acct, market)
+    pos, basis = m[p], m[p + 1]
+    if pos == 0 or (pos > 0) == is_buy:
+        return True
+    a = _account(m, acct)
+    equity = m[a + A_COLL] - m[a + A_FEES]
+    raw = 0
+    for k in range(m[H_M]):
+        pk = _position(m, acct, k)
+        if m[pk] != 0:
+            mk = m[H_MK] + k * MKF
+            mark = m[mk + MK_ORACLE]
+            equity += muldiv(m[pk], mark, SIZE_SCALE) - m[pk + 1]
+            raw += margin_raw(-muldiv(-abs(m[pk]), mark, SIZE_SCALE), m[mk + MK_TIER_CAP], m[mk + MK_IM1], m[mk + MK_IM2])
+    mk = m[H_MK] + market * MKF
+    mark, cap, im1, im2 = m[mk + MK_ORACLE], m[mk + MK_TIER_CAP], m[mk + MK_IM1], m[mk + MK_IM2]
+    qty = min(size, abs(pos))
+    delta = -qty if pos > 0 else qty
+    new_size, new_basis, realized = apply_trade(pos, basis, delta, muldiv(delta, price, SIZE_SCALE))
+    fee = -((-muldiv(qty, price, SIZE_SCALE) * m[mk + MK_TAKER_FEE]) // BPS)
+    equity_after = (equity - muldiv(pos, mark, SIZE_SCALE) + basis + muldiv(new_size, mark, SIZE_SCALE) - new_basis
+                    + realized - fee)
+    raw_after = (raw - margin_raw(-muldiv(-abs(pos), mark, SIZE_SCALE), cap, im1, im2)
+                 + margin_raw(-muldiv(-abs(new_size), mark, SIZE_SCALE), cap, im1, im2))
+    mm_before = -((-raw) // (2 * BPS))
+    mm_after = -((-raw_after) // (2 * BPS))
+    m[H_ERR_A] = equity_after
+    m[H_ERR_B] = mm_after
+    if equity_after >= mm_after:
+        return True
+    return equity_after >= 0 and equity_after - mm_after >= equity - mm_before
+
+
 # ---------------------------------------------------------------------------------- commands
 @njit(cache=True)
 def place(m, ts, acct, market, is_buy, price, size, tif, flags, stp, expiry, is_market, dup_client):
@@ -475,6 +512,8 @@ def place(m, ts, acct, market, is_buy, price, size, tif, flags, stp, expiry, is_
         return E_FOK_NOT_FILLED, 0, 0, 0, 0, 0, price
     if m[H_CHECK_MARGIN] and not flags & FLAG_REDUCE_ONLY and not _margin_ok(m, acct, market, is_buy, size):
         return E_INSUFFICIENT_MARGIN, 0, 0, 0, 0, 0, price
+    if m[H_CHECK_MARGIN] and not _closing_ok(m, acct, market, is_buy, price, size):
+        return E_MAINTENANCE_WORSENED, 0, 0, 0, 0, 0, price
 
     oid = m[H_NEXT_ORDER_ID]
     m[H_NEXT_ORDER_ID] = oid + 1

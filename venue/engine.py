@@ -25,6 +25,7 @@ import numpy as np
 from . import core
 from .book import Order
 from .domain import MarketParams
+from .risk import closing_message
 
 # Time in force.
 GTC, IOC, FOK = core.GTC, core.IOC, core.FOK
@@ -45,7 +46,8 @@ ERROR_CODES = {core.E_MARKET_HALTED: "MARKET_HALTED", core.E_RATE_LIMITED: "RATE
                core.E_POST_ONLY_WOULD_CROSS: "POST_ONLY_WOULD_CROSS", core.E_REDUCE_ONLY: "REDUCE_ONLY",
                core.E_TOO_MANY_OPEN_ORDERS: "TOO_MANY_OPEN_ORDERS", core.E_FOK_NOT_FILLED: "FOK_NOT_FILLED",
                core.E_INSUFFICIENT_MARGIN: "INSUFFICIENT_MARGIN", core.E_UNKNOWN_ORDER: "UNKNOWN_ORDER",
-               core.E_UNKNOWN_MARKET: "UNKNOWN_MARKET", core.E_UNKNOWN_ACCOUNT: "UNKNOWN_ACCOUNT"}
+               core.E_UNKNOWN_MARKET: "UNKNOWN_MARKET", core.E_UNKNOWN_ACCOUNT: "UNKNOWN_ACCOUNT",
+               core.E_MAINTENANCE_WORSENED: "MAINTENANCE_WORSENED"}
 # Bulk commands (`Engine.run`): column numbers and operations.
 C_OP, C_TS, C_ACCT, C_MARKET, C_BUY, C_PRICE, C_SIZE, C_TIF = core.C_OP, core.C_TS, core.C_ACCT, core.C_MARKET, \
     core.C_BUY, core.C_PRICE, core.C_SIZE, core.C_TIF
@@ -681,6 +683,7 @@ class Engine:
             "UNKNOWN_ORDER": lambda: "no open order",
             "UNKNOWN_MARKET": lambda: f"no market {market}",
             "UNKNOWN_ACCOUNT": lambda: "no account with that index (Engine.account_id gives them out)",
+            "MAINTENANCE_WORSENED": lambda: closing_message(price, int(self.m[core.H_ERR_A]), int(self.m[core.H_ERR_B])),
         }
         msg = messages[name]()
         if code == core.E_UNKNOWN_ORDER:

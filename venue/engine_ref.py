@@ -20,7 +20,11 @@ from .engine import (
     CANCELLED, FILLED, FOK, GTC, IOC, RESTING, STP_CANCEL_BOTH, STP_EXPIRE_MAKER, Ack, Fill, Limits,
     OrderRejected, RateLimited, UnknownOrder,
 )
-from .risk import initial_margin, margin_raw, notional_up, position_value, apply_trade
+from .domain import SIZE_SCALE
+from .risk import (
+    Health, apply_trade, closing_message, closing_rule_holds, initial_margin, maintenance_margin, margin_raw,
+    notional_up, position_value, taker_fee,
+)
 
 
 @dataclass
@@ -160,6 +164,8 @@ class ReferenceEngine:
             raise OrderRejected("FOK_NOT_FILLED", "fill-or-kill order cannot fill completely")
         if self.limits.check_margin and not flags & FLAG_REDUCE_ONLY:
             self._check_margin(acct, market, is_buy, size)
+        if self.limits.check_margin:
+            self._check_closing(acct, market, is_buy, price, size)
 
         order = Order(self.next_order_id, account, market, is_buy, price, size, flags, client_id, stp,
                       expiry, 0, nonce, signature)
@@ -325,6 +331,37 @@ class ReferenceEngine:
         if equity < required:
             raise OrderRejected("INSUFFICIENT_MARGIN", f"equity {equity} below initial margin {required} "
                                                        "with open orders")
+
+    def _check_closing(self, acct: AccountState, market: int, is_buy: bool, price: int, size: int) -> None:
+        """The contracts' closing rule (risk.closing_rule_holds) for the part of an order that
+        reduces the position, filled whole at its limit price and paying the taker fee: the worst
+        case, since equity - maintenance margin is linear in the size filled and a better price
+        or the maker fee only helps. Positions and collateral include fills not yet settled."""
+        pos, basis = acct.positions[market]
+        if pos == 0 or (pos > 0) == is_buy:
+            return
+        equity = acct.collateral - acct.fees
+        raw = 0
+        for m, ms in enumerate(self.markets):
+            size_m, basis_m = acct.positions[m]
+            if size_m:
+                p = ms.params
+                equity += position_value(size_m, ms.oracle_price) - basis_m
+                raw += margin_raw(notional_up(abs(size_m), ms.oracle_price), p.tier_cap_1, p.im_bps_1, p.im_bps_2)
+        ms = self.markets[market]
+        p, mark = ms.params, ms.oracle_price
+        qty = min(size, abs(pos))
+        delta = -qty if pos > 0 else qty
+        new_size, new_basis, realized = apply_trade(pos, basis, delta, delta * price // SIZE_SCALE)
+        fee = taker_fee(qty * price // SIZE_SCALE, p.taker_fee_bps)
+        equity_after = (equity - position_value(pos, mark) + basis + position_value(new_size, mark) - new_basis
+                        + realized - fee)
+        raw_after = (raw - margin_raw(notional_up(abs(pos), mark), p.tier_cap_1, p.im_bps_1, p.im_bps_2)
+                     + margin_raw(notional_up(abs(new_size), mark), p.tier_cap_1, p.im_bps_1, p.im_bps_2))
+        before = Health(equity, initial_margin(raw), maintenance_margin(raw))
+        after = Health(equity_after, initial_margin(raw_after), maintenance_margin(raw_after))
+        if not closing_rule_holds(before, after):
+            raise OrderRejected("MAINTENANCE_WORSENED", closing_message(price, equity_after, after.maintenance_margin))
 
     def _match(self, book: Book, taker: Order, ts: int) -> tuple[list[Fill], bool]:
         """Fills `taker` against the opposite side in price-time order. Returns the fills and

@@ -81,6 +81,12 @@ def closing_rule_holds(before: "Health", after: "Health") -> bool:
         after.equity - after.maintenance_margin >= before.equity - before.maintenance_margin)
 
 
+def closing_message(price: int, equity_after: int, maintenance_after: int) -> str:
+    """The engines' message for an order the closing rule refuses (MAINTENANCE_WORSENED)."""
+    return (f"closing at {price} would leave equity {equity_after} below maintenance margin "
+            f"{maintenance_after} and worse than before (or below zero)")
+
+
 def funding_owed(size: int, index: int, snapshot: int) -> int:
     """Positive: the account pays. Rounded up, against the account."""
     return ceil_div(size * (index - snapshot), SIZE_SCALE * FUNDING_INDEX_SCALE)

@@ -47,14 +47,18 @@ def result_key(value):
     return ("order", value.id, value.account, value.remaining, value.filled)
 
 
-def random_command(rng: random.Random, ts: int, live: list[int]):
-    """(method name, args, kwargs) of one random command."""
+def random_command(rng: random.Random, ts: int, live: list[int], oracle: dict | None = None):
+    """(method name, args, kwargs) of one random command. With `oracle` (the current prices),
+    orders are priced anywhere in the band around it and the oracle moves in steps of up to 3 %,
+    so accounts reach maintenance margin and close at the band's edges."""
     a = rng.choice(ACCOUNTS)
     r = rng.random()
     market = 0 if rng.random() < 0.8 else 1
     tick, lot = DEVNET_MARKETS[market].tick_size, DEVNET_MARKETS[market].lot_size
     if r < 0.55:
         price = PX[market] + rng.randrange(-40, 40) * tick * (1 if market == 0 else 10)
+        if oracle is not None:
+            price = oracle[market] * rng.randrange(9_520, 10_480) // 10_000 // tick * tick
         if rng.random() < 0.03:
             price += rng.choice((1, PX[market]))  # off tick or outside the band
         size = rng.randrange(1, 60) * lot * (10 if market == 0 else 1) + (1 if rng.random() < 0.02 else 0)
@@ -87,6 +91,8 @@ def random_command(rng: random.Random, ts: int, live: list[int]):
         return "cancel_all", (ts, a, rng.choice((None, 0, 1))), {}
     if r < 0.9:
         m = rng.choice((0, 1))
+        if oracle is not None:
+            return "set_oracle_price", (ts, m, oracle[m] * rng.randrange(9_700, 10_300) // 10_000), {}
         return "set_oracle_price", (ts, m, PX[m] + rng.randrange(-100, 100) * DEVNET_MARKETS[m].tick_size), {}
     if r < 0.92:
         return "set_account", (ts, a, usdc(rng.choice((500, 5_000, 200_000))), {}), {}
@@ -97,7 +103,7 @@ def random_command(rng: random.Random, ts: int, live: list[int]):
     return "tick", (ts,), {}
 
 
-def run_both(seed: int, n: int, limits: Limits, collateral_usdc=(2_000, 50_000, 1_000_000)):
+def run_both(seed: int, n: int, limits: Limits, collateral_usdc=(2_000, 50_000, 1_000_000), follow_oracle=False):
     rng = random.Random(seed)
     engines = [ReferenceEngine(DEVNET_MARKETS, limits), Engine(DEVNET_MARKETS, limits)]
     events = [[], []]
@@ -116,7 +122,8 @@ def run_both(seed: int, n: int, limits: Limits, collateral_usdc=(2_000, 50_000, 
         ts = 1 + i * 3
         live = list(engines[0].orders)
         most_live = max(most_live, len(live))
-        name, args, kwargs = random_command(rng, ts, live)
+        oracle = {m: ms.oracle_price for m, ms in enumerate(engines[0].markets)} if follow_oracle else None
+        name, args, kwargs = random_command(rng, ts, live, oracle)
         if name == "cancel" and args[1] is None:  # the owner cancels
             order = engines[0].orders[args[2]]
             args = (ts, order.account, args[2])
@@ -168,6 +175,47 @@ def test_margin_path_matches_the_reference_with_small_accounts():
     _, events, _, codes = run_both(7, 2_000, Limits(rate_per_s=10**6, burst=10**6), (300, 1_000, 5_000))
     assert sum(1 for e in events if e[0] == "fill") > 100
     assert "INSUFFICIENT_MARGIN" in codes
+
+
+def test_closing_rule_matches_the_reference_with_moving_prices():
+    """Orders priced across the band around a moving oracle, accounts falling toward maintenance
+    margin: both engines agree command by command."""
+    _, events, _, codes = run_both(11, 3_000, Limits(rate_per_s=10**6, burst=10**6), (300, 1_000, 5_000),
+                                   follow_oracle=True)
+    assert sum(1 for e in events if e[0] == "fill") > 100 and "INSUFFICIENT_MARGIN" in codes
+
+
+def test_both_engines_refuse_a_close_at_the_band_edge_into_negative_equity():
+    """The contracts' closing rule, pre-trade: an account just below maintenance margin may not
+    sell at the band edge (equity would go below zero) nor half of it (below maintenance and worse
+    than before), yet may sell at the oracle price."""
+    outcomes = []
+    for engine in (ReferenceEngine(DEVNET_MARKETS, Limits()), Engine(DEVNET_MARKETS, Limits())):
+        engine.set_oracle_price(0, 0, usdc(3_000))
+        engine.set_oracle_price(0, 1, usdc(60_000))
+        engine.set_account(0, "thin", usdc(1_000), {})
+        engine.set_account(0, "rich", usdc(1_000_000), {})
+        engine.place(1, "rich", 0, False, usdc(3_000), base(6))
+        assert engine.place(2, "thin", 0, True, usdc(3_000), base(6)).filled == base(6)
+        engine.set_oracle_price(3, 0, usdc(2_880))  # equity ~271 against maintenance margin 432
+        engine.place(4, "rich", 0, True, usdc(2_740), base(6))  # bids down to the band edge
+        engine.place(4, "rich", 0, True, usdc(2_880), base(1))
+        result = []
+        for ts, (price, size, flags) in enumerate([(usdc(2_740), base(6), FLAG_REDUCE_ONLY),
+                                                   (usdc(2_740), base(3), FLAG_REDUCE_ONLY),
+                                                   (usdc(2_740), base(3), 0),
+                                                   (usdc(2_880), base(1), FLAG_REDUCE_ONLY)], start=5):
+            try:
+                ack = engine.place(ts, "thin", 0, False, price, size, flags=flags)
+                result.append(("ok", ack.filled))
+            except EngineError as exc:
+                result.append((exc.code, exc.msg))
+        outcomes.append(result)
+    assert outcomes[0] == outcomes[1]
+    # Below initial margin a plain order is refused first by the worst case of open orders (the
+    # position itself); reduce-only closes are held to the closing rule.
+    assert [r[0] for r in outcomes[0]] == ["MAINTENANCE_WORSENED"] * 2 + ["INSUFFICIENT_MARGIN", "ok"]
+    assert outcomes[0][3] == ("ok", base(1))
 
 
 def bulk_stream(rng: random.Random, engine: Engine, n: int) -> tuple[np.ndarray, list]:
