@@ -1,14 +1,11 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {RejectReason} from "./interfaces/IClearingHouse.sol";
-import {IOracle} from "./interfaces/IOracle.sol";
+import {MarketState, RejectReason, RiskParams} from "./interfaces/IClearingHouse.sol";
 import {ClearingHouseBase, Config} from "./storage/ClearingHouseBase.sol";
-import {MathLib} from "./libraries/MathLib.sol";
 import {MarginLib} from "./libraries/MarginLib.sol";
 import {FundingLib} from "./libraries/FundingLib.sol";
 import {OrderLib} from "./libraries/OrderLib.sol";
-import {RiskParams} from "./interfaces/IClearingHouse.sol";
 
 /// @title ClearingHouse
 /// @notice Cross-margin perpetual futures clearing for crossbook: the entry contract. It answers
@@ -22,8 +19,6 @@ import {RiskParams} from "./interfaces/IClearingHouse.sol";
 ///      storage helper through the base instead of an external library call per helper, and the
 ///      module set is fixed at construction (immutables), so there is no upgrade key to guard.
 contract ClearingHouse is ClearingHouseBase {
-    using MathLib for uint256;
-
     /// @dev One side of a fill while it is being checked; nothing is written until both pass.
     struct Party {
         OrderLib.Order order;
@@ -242,7 +237,7 @@ contract ClearingHouse is ClearingHouseBase {
     ///      helper into a function this large, and the Solidity version (one helper call per
     ///      rule, memory structs between them) spent ~40 % of a fill's gas on calls. The money
     ///      math is PositionLib.applyTrade, FundingLib.owed and the fee rounding of `liquidate`,
-    ///      written out; MarginLib stays the one implementation of margin (`_meetsInitialMargin`).
+    ///      written out; MarginLib stays the one implementation of margin (`_marginCheck`).
     ///      tests/contracts/test_differential.py plays random fills (flips, funding, fees) through
     ///      here and checks every position and balance against venue/risk.py bit for bit.
     ///      Returns a RejectReason code (0: none) and the account to blame; otherwise the new
@@ -762,7 +757,7 @@ contract ClearingHouse is ClearingHouseBase {
     function updateFunding(uint256 marketId, int256 premiumRatePerHour) external only(ROLE_FUNDING_KEEPER) {
         if (marketId >= marketCount) revert MarketNotListed(marketId);
         (MarketView memory v,,) = _market(_newCache(true, false), marketId);
-        Market storage m = _markets[marketId];
+        MarketState storage m = _markets[marketId];
         int256 rate = FundingLib.clamp(premiumRatePerHour, m.maxFundingRatePerHour);
         m.fundingIndex = int128(v.fundingIndex);
         m.lastFundingTime = uint64(block.timestamp);

@@ -12,7 +12,7 @@ from .domain import (
     DEVNET_MARKETS, DEVNET_RISK, ETH_ORACLE_ID, WETH_HAIRCUT_BPS, WETH_MAX_HAIRCUT_BPS,
     WETH_MIN_HAIRCUT_BPS, MarketParams, RiskParams,
 )
-from .signing import Order, address_bytes
+from .signing import Order, address_bytes, compact_signature
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = REPO_ROOT / ".build" / "__local__.json"
@@ -45,8 +45,7 @@ def pack_order(order: Order, signature: bytes) -> bytes:
     """The 115-byte packed order of OrderLib: account, market, side|flags, price, size, expiry,
     nonce, r, vs (compact EIP-2098 signature). As a maker order the account gives way to a
     one-byte index into the batch's maker table."""
-    if len(signature) != 64:
-        raise ValueError("pack_order needs a 64-byte compact signature")
+    signature = compact_signature(signature)  # 65-byte (r, s, v) signatures settle too
     side_flags = (0x80 if order.is_buy else 0) | order.flags
     return (
         address_bytes(order.account) + order.market.to_bytes(2, "big") + bytes([side_flags])
@@ -200,6 +199,13 @@ def read_markets(ch, symbols: list[str] | tuple[str, ...] = ()) -> tuple[MarketP
             max_funding_rate_per_hour=m["maxFundingRatePerHour"],
         ))
     return tuple(markets)
+
+
+def read_market_status(ch) -> list[int]:
+    """Each listed market's status (MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY)."""
+    (view,) = [f for f in ch.abi if f.get("type") == "function" and f["name"] == "market"]
+    index = [c["name"] for c in view["outputs"][0]["components"]].index("status")
+    return [ch.functions.market(i).call()[index] for i in range(ch.functions.marketCount().call())]
 
 
 def _send(w3, tx_fn, sender: str):

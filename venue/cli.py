@@ -1,4 +1,4 @@
-"""`venue` command: devnet, deploy, bench."""
+"""`venue` command: devnet, serve, guardian, bench."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .chain import REPO_ROOT, contract, deploy
+from .chain import REPO_ROOT, contract, deploy, read_market_status
 from .devchain import Anvil, PortInUse, dev_keys, ensure_port_free
 
 DEVNET_DIR = REPO_ROOT / "devnet"
@@ -19,11 +19,12 @@ def cmd_devnet(args) -> int:
     """Anvil on 127.0.0.1:8545 with crossbook deployed; runs until Ctrl-C."""
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    keys = dev_keys(10)
+    keys = dev_keys(11)
     from .signing import address_of
 
     addresses = [address_of(k) for k in keys]
-    owner, operator, keeper = addresses[0], addresses[1], addresses[2]
+    owner, operator, keeper, guardian = addresses[0], addresses[1], addresses[2], addresses[10]
+    keys, addresses = keys[:10], addresses[:10]  # traders are dev accounts 3 to 9; 10 is the guardian
     try:
         ensure_port_free("127.0.0.1", args.api_port, "the API (--api-port)")
         anvil = Anvil(port=args.port, block_time=args.block_time, log_path=out.parent / "anvil.log").start()
@@ -35,12 +36,13 @@ def cmd_devnet(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         w3 = anvil.web3()
-        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
+        d = deploy(w3, owner, operator=operator, keepers=(keeper,), guardian=guardian)
         doc = {
             **d.to_json(),
             "rpc": anvil.url,
-            "accounts": {"owner": owner, "operator": operator, "keeper": keeper, "traders": addresses[3:]},
-            "keys": {"operator": keys[1], "keeper": keys[2], "traders": keys[3:]},
+            "accounts": {"owner": owner, "operator": operator, "keeper": keeper, "guardian": guardian,
+                         "traders": addresses[3:]},
+            "keys": {"operator": keys[1], "keeper": keys[2], "guardian": dev_keys(11)[10], "traders": keys[3:]},
         }
         out.write_text(json.dumps(doc, indent=2))
         fund_traders(w3, d, keys[3:], 1_000_000 * 10**6, 10 * 10**18)
@@ -53,7 +55,7 @@ def cmd_devnet(args) -> int:
         for name in ("ClearingHouse", "Oracle", "USDC", "WETH"):
             print(f"  {name:<14} {doc[name]}")
         print(f"  markets        {', '.join(d.markets)} (on-chain count {ch.functions.marketCount().call()})")
-        print(f"  operator       {operator}\n  keeper         {keeper}")
+        print(f"  operator       {operator}\n  keeper         {keeper}\n  guardian       {guardian}")
         print(f"addresses and dev keys written to {out}")
         if args.exit_after_deploy:
             print("Ctrl-C stops everything.")
@@ -142,6 +144,55 @@ def fund_traders(w3, deployment, keys: list[str], quote_units: int, weth_wei: in
                 w3.eth.wait_for_transaction_receipt(fn.transact({"from": addr}))
 
 
+def cmd_guardian(args) -> int:
+    """The guardian's controls from the command line, signed with the guardian key of the
+    deployment file (or --key): pause, unpause, reduce-only MARKET, resume MARKET."""
+    from eth_account import Account
+    from web3 import HTTPProvider, Web3
+
+    doc = json.loads(Path(args.deployment).read_text())
+    key = args.key or doc.get("keys", {}).get("guardian")
+    if not key:
+        print(f"venue guardian: no guardian key in {args.deployment}; pass --key", file=sys.stderr)
+        return 2
+    w3 = Web3(HTTPProvider(args.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")))
+    ch = contract(w3, "ClearingHouse", doc["ClearingHouse"])
+    symbols = list(doc.get("markets", []))
+    market = None
+    if args.action in ("reduce-only", "resume"):
+        if args.market is None:
+            print(f"venue guardian {args.action}: name a market (symbol or id)", file=sys.stderr)
+            return 2
+        market = symbols.index(args.market) if args.market in symbols else int(args.market) \
+            if args.market.isdigit() else None
+        if market is None or market >= ch.functions.marketCount().call():
+            print(f"venue guardian: no market {args.market!r} (markets: {', '.join(symbols)})", file=sys.stderr)
+            return 2
+    fn = {"pause": lambda: ch.functions.pause(), "unpause": lambda: ch.functions.unpause(),
+          "reduce-only": lambda: ch.functions.setMarketReduceOnly(market, True),
+          "resume": lambda: ch.functions.setMarketReduceOnly(market, False)}[args.action]()
+    account = Account.from_key(key)
+    try:
+        tx = fn.build_transaction({"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)})
+    except Exception as exc:  # the call reverts: say why (Unauthorized, InvalidMarketStatus...)
+        print(f"venue guardian {args.action}: refused by the ClearingHouse: {exc}", file=sys.stderr)
+        return 1
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
+    if receipt.status != 1:
+        print(f"venue guardian {args.action}: transaction {receipt.transactionHash.hex()} reverted", file=sys.stderr)
+        return 1
+    status = read_market_status(ch)
+    print(f"{args.action} {'' if market is None else symbols[market] if market < len(symbols) else market} "
+          f"done in block {receipt.blockNumber} (tx {receipt.transactionHash.hex()}); venue paused: "
+          f"{ch.functions.paused().call()}; markets: "
+          + ", ".join(f"{symbols[i] if i < len(symbols) else i} {MARKET_STATUS[s]}" for i, s in enumerate(status)))
+    return 0
+
+
+MARKET_STATUS = {0: "active", 1: "halted", 2: "reduce-only"}
+
+
 def cmd_bench(args) -> int:
     import importlib
 
@@ -164,6 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--journal", default=None)
     p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("guardian", help="pause or unpause the venue, put a market in reduce-only mode or resume it",
+                       description="Guardian controls, sent from the guardian key in the deployment file. "
+                                   "pause: no settlement and no deposits (withdrawals of free collateral and "
+                                   "liquidations go on); unpause; reduce-only MARKET: fills that grow risk are "
+                                   "rejected; resume MARKET: lift reduce-only.")
+    p.add_argument("action", choices=["pause", "unpause", "reduce-only", "resume"])
+    p.add_argument("market", nargs="?", default=None, help="symbol (ETH-PERP) or id, for reduce-only and resume")
+    p.add_argument("--deployment", default=str(DEVNET_DIR / "deployment.json"))
+    p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
+    p.add_argument("--key", default=None, help="guardian private key (default: the deployment file's)")
+    p.set_defaults(fn=cmd_guardian)
     p = sub.add_parser("bench", help="run a benchmark")
     p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api"])
     p.set_defaults(fn=cmd_bench)

@@ -109,7 +109,7 @@ class Client:
         return self._post("/orders/batch", {"orders": bodies})["statuses"]
 
     def cancel(self, order_id: int | None = None, client_id: str | None = None, market: int | None = None) -> list[int]:
-        expiry = int(time.time()) + 60
+        expiry, nonce = int(time.time()) + 60, self.action_nonce()
         if order_id is not None:
             action = f"cancel:{order_id}"
         elif client_id is not None:
@@ -117,8 +117,14 @@ class Client:
         else:
             action = f"cancelAll:{'*' if market is None else market}"
         body = {"account": self.address, "orderId": order_id, "clientId": client_id, "market": market,
-                "expiry": expiry, "signature": sign_action(self.address, action, expiry, self.domain, self.key)}
+                "nonce": nonce, "expiry": expiry,
+                "signature": sign_action(self.address, action, nonce, expiry, self.domain, self.key)}
         return self._post("/cancel", body)["cancelled"]
+
+    def action_nonce(self) -> int:
+        """A fresh nonce for a signed action: the time in ms, strictly increasing per client."""
+        self._last_action_nonce = max(int(time.time() * 1000), getattr(self, "_last_action_nonce", 0) + 1)
+        return self._last_action_nonce
 
     def account_state(self) -> dict:
         return self._get(f"/accounts/{self.address}")

@@ -411,6 +411,8 @@ class Engine:
 
     def cancel_all(self, ts: int, account: str, market: int | None = None) -> list[Order]:
         self._advance(ts)
+        if market is not None and (market.__class__ is not int or not 0 <= market < self.n_markets):
+            raise OrderRejected("UNKNOWN_MARKET", f"no market {market}")  # before the journal: replay takes it
         self._log("cancel_all", (ts, account, market))
         acct = self.account_ids.get(account)
         if acct is None:
@@ -421,9 +423,10 @@ class Engine:
     def modify(self, ts: int, account: str, order_id: int, price: int, size: int) -> Ack:
         """Same price and a smaller size keep queue priority; anything else re-enters the queue."""
         self._advance(ts)
-        order = self.orders.get(order_id)
+        order = self.orders.get(order_id) if order_id.__class__ is int and 0 < order_id < _LIMIT else None
         if order is None or order.account != account:
             raise UnknownOrder("UNKNOWN_ORDER", f"no open order {order_id}")
+        self.check_range(price, size, 0)
         if price == order.price and 0 < size <= order.remaining:
             p = self.markets[order.market].params
             if size % p.lot_size:
@@ -442,6 +445,8 @@ class Engine:
         """Dead-man's switch: at time `at` (ms) every order of `account` is cancelled unless it
         renews first. `at == 0` disarms it."""
         self._advance(ts)
+        if at.__class__ is not int or not 0 <= at < _NEVER:
+            raise OrderRejected("OUT_OF_RANGE", f"cancel time {at} out of range")
         if at and at <= ts:
             raise OrderRejected("EXPIRED", "the cancel time must lie in the future")
         self._log("deadman", (ts, account, at))

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from .book import Book, Order
 from .domain import BPS, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, MarketParams
 from .engine import (
-    CANCELLED, FILLED, FOK, GTC, IOC, RESTING, STP_CANCEL_BOTH, STP_EXPIRE_MAKER, Ack, Fill, Limits,
-    OrderRejected, RateLimited, UnknownOrder,
+    _LIMIT, _NEVER, CANCELLED, FILLED, FOK, GTC, IOC, RESTING, STP_CANCEL_BOTH, STP_EXPIRE_MAKER, Ack, Fill,
+    Limits, OrderRejected, RateLimited, UnknownOrder,
 )
 from .domain import SIZE_SCALE
 from .risk import (
@@ -195,15 +195,19 @@ class ReferenceEngine:
 
     def cancel_all(self, ts: int, account: str, market: int | None = None) -> list[Order]:
         self._advance(ts)
+        if market is not None and (market.__class__ is not int or not 0 <= market < len(self.markets)):
+            raise OrderRejected("UNKNOWN_MARKET", f"no market {market}")  # before the journal: replay takes it
         self._log("cancel_all", (ts, account, market))
         return self._cancel_all(account, market, "cancelled")
 
     def modify(self, ts: int, account: str, order_id: int, price: int, size: int) -> Ack:
         """Same price and a smaller size keep queue priority; anything else re-enters the queue."""
         self._advance(ts)
-        order = self.orders.get(order_id)
+        order = self.orders.get(order_id) if order_id.__class__ is int and 0 < order_id < _LIMIT else None
         if order is None or order.account != account:
             raise UnknownOrder("UNKNOWN_ORDER", f"no open order {order_id}")
+        if not (-_LIMIT < price < _LIMIT and -_LIMIT < size < _LIMIT):
+            raise OrderRejected("OUT_OF_RANGE", "price, size or expiry out of range")
         if price == order.price and 0 < size <= order.remaining:
             p = self.markets[order.market].params
             if size % p.lot_size:
@@ -229,6 +233,8 @@ class ReferenceEngine:
         """Dead-man's switch: at time `at` (ms) every order of `account` is cancelled unless it
         renews first. `at == 0` disarms it."""
         self._advance(ts)
+        if at.__class__ is not int or not 0 <= at < _NEVER:
+            raise OrderRejected("OUT_OF_RANGE", f"cancel time {at} out of range")
         if at and at <= ts:
             raise OrderRejected("EXPIRED", "the cancel time must lie in the future")
         self._log("deadman", (ts, account, at))

@@ -37,6 +37,7 @@ class Journal:
         self.pending_fills: list[tuple] = []
         self.pending_settlement: list[tuple] = []
         self.pending_meta: dict[str, str] = {}
+        self.replay_skipped: list[tuple[int, str, str]] = []
 
     def set_settlement(self, fill_seq: int, status: str, batch: int | None, tx: str | None, reason: str | None) -> None:
         """Where a fill stands on-chain: submitted (in batch, with tx), settled or rejected."""
@@ -102,40 +103,52 @@ class Journal:
         self.db.close()
 
 
-def replay(engine, journal: Journal) -> int:
-    """Re-applies every journalled command to a fresh `engine`. Returns how many."""
+def replay(engine, journal: Journal, on_entry=None) -> int:
+    """Re-applies every journalled command to a fresh `engine`. Returns how many. `on_entry(kind,
+    args)` takes the entries of the engine's owner (the venue's spent nonces) and says whether it
+    did. An entry that cannot be applied is skipped, with what follows applied: each is listed in
+    `journal.replay_skipped` as (seq, kind, error) for the caller to report; the live path
+    validates before anything reaches the journal, so a correct journal skips nothing."""
     engine.replaying = True
     count = 0
+    journal.replay_skipped = []
     try:
-        for _, kind, a in journal.commands():
+        for seq, kind, a in journal.commands():
             count += 1
-            if kind == "place":
-                (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry, is_market, nonce,
-                 signature) = a
-                engine.place(ts, account, market, is_buy, price, size, tif=tif, flags=flags, client_id=client_id,
-                             stp=stp, expiry=expiry, is_market=is_market, nonce=nonce, signature=signature)
-            elif kind == "cancel":
-                engine.cancel(a[0], a[1], a[2])
-            elif kind == "cancel_all":
-                engine.cancel_all(*a)
-            elif kind == "modify":
-                engine.modify(*a)
-            elif kind == "deadman":
-                engine.schedule_cancel(*a)
-            elif kind == "tick":
-                engine.tick(*a)
-            elif kind == "oracle":
-                engine.set_oracle_price(*a)
-            elif kind == "halt":
-                engine.set_halted(*a)
-            elif kind == "account":
-                engine.set_account(*a)
-            elif kind == "unwind":
-                engine.on_fill_rejected(*a)
-            elif kind == "bulk":
-                engine.replay_bulk(*a)
-            else:
-                raise ValueError(f"unknown journal entry {kind!r}")
+            try:
+                _apply(engine, kind, a, on_entry)
+            except Exception as exc:  # noqa: BLE001: reported, never fatal
+                journal.replay_skipped.append((seq, kind, f"{type(exc).__name__}: {exc}"))
     finally:
         engine.replaying = False
     return count
+
+
+def _apply(engine, kind: str, a, on_entry) -> None:
+    if kind == "place":
+        (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry, is_market, nonce,
+         signature) = a
+        engine.place(ts, account, market, is_buy, price, size, tif=tif, flags=flags, client_id=client_id,
+                     stp=stp, expiry=expiry, is_market=is_market, nonce=nonce, signature=signature)
+    elif kind == "cancel":
+        engine.cancel(a[0], a[1], a[2])
+    elif kind == "cancel_all":
+        engine.cancel_all(*a)
+    elif kind == "modify":
+        engine.modify(*a)
+    elif kind == "deadman":
+        engine.schedule_cancel(*a)
+    elif kind == "tick":
+        engine.tick(*a)
+    elif kind == "oracle":
+        engine.set_oracle_price(*a)
+    elif kind == "halt":
+        engine.set_halted(*a)
+    elif kind == "account":
+        engine.set_account(*a)
+    elif kind == "unwind":
+        engine.on_fill_rejected(*a)
+    elif kind == "bulk":
+        engine.replay_bulk(*a)
+    elif on_entry is None or not on_entry(kind, a):
+        raise ValueError(f"unknown journal entry {kind!r}")

@@ -21,7 +21,8 @@ from web3.logs import DISCARD
 
 from . import risk
 from .chain import (
-    FILL_BYTES, Deployment, Fill as ChainFill, contract, pack_fills, read_markets, read_oracle_prices, settle_access_list,
+    FILL_BYTES, MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY, Deployment, Fill as ChainFill, contract, pack_fills,
+    pack_order, read_market_status, read_markets, read_oracle_prices, settle_access_list,
 )
 from .domain import FLAG_IOC, FLAG_POST_ONLY, RejectReason
 from .engine import (
@@ -32,11 +33,19 @@ from .journal import Journal, replay
 from .recovery import RecoveryWorker
 from .settings import Settings
 from .signing import (
-    Domain, Order as SignedOrder, SignatureError, address_bytes, order_digest, recover_address, recover_many,
-    to_checksum,
+    MAX_ACTION_LIFETIME_S, Domain, Order as SignedOrder, SignatureError, address_bytes, compact_signature, order_digest,
+    recover_address, recover_many, to_checksum,
 )
 
 log = logging.getLogger("venue")
+
+MARKET_STATUS_NAMES = {MARKET_ACTIVE: "active", MARKET_HALTED: "halted", MARKET_REDUCE_ONLY: "reduce_only"}
+
+
+class VenueUnavailable(EngineError):
+    """The venue cannot take risk right now (the guardian paused it): cancels still work."""
+
+    status = 503
 
 
 _TIF = {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK, "Market": IOC}  # API time in force -> engine's
@@ -54,6 +63,7 @@ class FillRecord:
     tx_hash: str | None = None
     reason: str | None = None
     acked_at: float = field(default_factory=time.monotonic)
+    acked_block: int = 0  # the chain head when the venue made the fill
 
     def as_json(self) -> dict:
         f = self.fill
@@ -70,6 +80,8 @@ class Venue:
         self.deployment = Deployment.from_json(doc)
         rpc_url = settings.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")
         self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        # The health probe's own connection, with a short timeout: a frozen node shows in seconds.
+        self.probe_w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s}))
         self.ch = contract(self.w3, "ClearingHouse", self.deployment.clearing_house)
         self.oracle = contract(self.w3, "Oracle", self.deployment.oracle)
         key = settings.operator_key or doc["keys"]["operator"]
@@ -78,20 +90,26 @@ class Venue:
         self.domain_separator = self.domain.separator
         self.markets = read_markets(self.ch, self.deployment.markets)
         self.weth_oracle_id = self.ch.functions.wethOracleId().call()
+        self.max_price_age = self.ch.functions.riskParams().call()[0]
         self.engine = Engine(self.markets, Limits())
         Path(settings.journal).parent.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.journal)
         self.fills: dict[int, FillRecord] = {}
         self.unbatched: deque[int] = deque()
         self.trades: dict[int, deque] = {m: deque(maxlen=200) for m in range(len(self.markets))}
-        self.nonces_seen: set[tuple[str, int]] = set()
+        self.nonces_seen: set[tuple[str, int]] = set()  # every order nonce the venue took (journal "nonces")
+        self.action_nonces: dict[tuple[str, int], int] = {}  # (account, nonce) -> expiry of a signed action
         self.subscribers: set[asyncio.Queue] = set()
         self.book_seq = [0] * len(self.markets)
         self.dirty_levels: set[tuple[int, bool, int]] = set()  # L2 levels changed since the last delta
         # Replay rebuilds the book and every fill; the settlement table says which fills the chain
         # has already taken, so nothing acknowledged is lost across a restart.
+        self.chain_head = 0  # the probe's view of the chain head (fills record it when made)
         self.engine.listeners.append(self._on_event)
-        replay(self.engine, self.journal)
+        replay(self.engine, self.journal, on_entry=self._replay_entry)
+        self.replay_skipped = self.journal.replay_skipped
+        for seq, kind, error in self.replay_skipped:
+            log.error("journal entry %d (%s) could not be replayed and was skipped: %s", seq, kind, error)
         self.engine.journal = self.journal
         for seq, (status, batch, tx, reason) in self.journal.settlement().items():
             rec = self.fills.get(seq)
@@ -103,6 +121,23 @@ class Venue:
         stored = self.journal.meta("last_block")
         self.last_block = int(stored) if stored is not None else self.w3.eth.block_number
         self.haircut = self.ch.functions.haircutBps().call()
+        # The guardian's and the owner's controls as the chain holds them; events keep them current.
+        self.paused = self.ch.functions.paused().call()
+        self.market_status = read_market_status(self.ch)
+        for m, status in enumerate(self.market_status):
+            if (status == MARKET_HALTED) != bool(self.engine.markets[m].halted):
+                self.engine.set_halted(self.now_ms(), m, status == MARKET_HALTED)
+        # Health: what the probe last saw of the chain, and how settlement is doing. Fills the
+        # replay brought back count their age from now.
+        self.chain_head = self.last_block
+        for rec in self.fills.values():
+            rec.acked_block = self.chain_head
+        self.chain_time = 0
+        self.probe_ok_at = time.monotonic()
+        self.rpc_error: str | None = None
+        self.last_settled_batch: int | None = None
+        self.last_settled_at: float | None = None
+        self.oracle_updated: dict[int, int] = {}  # oracle id -> observation time of its latest price
         self._tasks: list[asyncio.Task] = []
         self._flush: asyncio.Future | None = None
         self.operator_nonce: int | None = None
@@ -115,10 +150,17 @@ class Venue:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._apply_prices(await asyncio.to_thread(read_oracle_prices, self.oracle, self.markets, self.weth_oracle_id))
+        for oracle_id in {p.oracle_id for p in self.markets}:
+            try:
+                self.oracle_updated[oracle_id] = (await asyncio.to_thread(
+                    self.oracle.functions.getPrice(oracle_id).call))[1]
+            except Exception:  # noqa: BLE001: no price yet
+                pass
         if self.settings.recovery_workers > 0:
             self.recovery = RecoveryWorker(asyncio.get_running_loop())
             await self.recovery.recover([])  # the worker is up before the first order
-        self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._chain_poller())]
+        self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._chain_poller()),
+                       asyncio.create_task(self._prober())]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -178,6 +220,7 @@ class Venue:
         """Checks the signature and the order's own terms, then hands it to the engine. The
         acknowledgement is returned only after the journal commit."""
         tif_code, is_market = self._time_in_force(order, tif, is_market)
+        self.guard(order)
         await self.verify(order, signature, offload)
         return await self._enter(order, signature, tif_code, client_id, stp, is_market)
 
@@ -188,17 +231,21 @@ class Venue:
         signature, for a larger size, still bounds what settles); anything else cancels the old
         order and places the new one at the back of the queue."""
         tif_code, is_market = self._time_in_force(order, tif, False)  # before anything is cancelled
+        self.guard(order)
         await self.verify(order, signature)  # the new terms, signed, authorise the change
         # From here no await until the engine has the change: the order cannot fill meanwhile.
         old = self.engine.orders.get(order_id)
         if old is None or old.account != order.account:
             raise UnknownOrder("UNKNOWN_ORDER", f"no open order {order_id} of {order.account}")
         same_terms = (order.market, order.is_buy, order.price) == (old.market, old.is_buy, old.price)
+        self._unused_nonce(order)  # before anything changes: a reused nonce must not cancel the old order
         if same_terms and 0 < order.size <= old.remaining:
-            key = self._unused_nonce(order)
-            ack = self.engine.modify(self.now_ms(), order.account, order_id, old.price, order.size)
-            self.nonces_seen.add(key)
-            return ack
+            self._consume_nonce(order)
+            try:
+                return self.engine.modify(self.now_ms(), order.account, order_id, old.price, order.size)
+            except EngineError:
+                await self.durable()  # the spent nonce is durable before the refusal is answered
+                raise
         self.engine.cancel(self.now_ms(), order.account, order_id)
         return await self._enter(order, signature, tif_code, client_id if client_id is not None else old.client_id,
                                  0, is_market)
@@ -219,12 +266,17 @@ class Venue:
         """A checked and verified order into the engine."""
         await self._ensure_account(order.account)
         # No await from here on: the nonce check, the engine and the bookkeeping are one step.
-        key = self._unused_nonce(order)
-        ack = self.engine.place(self.now_ms(), order.account, order.market, order.is_buy, order.price, order.size,
-                                tif=tif_code, flags=order.flags, client_id=client_id, stp=stp,
-                                expiry=order.expiry * 1000, is_market=is_market, nonce=order.nonce,
-                                signature=bytes(signature))
-        self.nonces_seen.add(key)
+        self.guard(order)  # again: a guardian event may have arrived while the account was read
+        signature = self._compact(signature)
+        self._consume_nonce(order)  # spent even if the engine refuses the order (a refusal stays one)
+        try:
+            ack = self.engine.place(self.now_ms(), order.account, order.market, order.is_buy, order.price, order.size,
+                                    tif=tif_code, flags=order.flags, client_id=client_id, stp=stp,
+                                    expiry=order.expiry * 1000, is_market=is_market, nonce=order.nonce,
+                                    signature=signature)
+        except EngineError:
+            await self.durable()  # the spent nonce is durable before the refusal is answered
+            raise
         return ack  # not yet acknowledged: the caller awaits durable() first
 
     async def place_many(self, items: list[tuple]) -> list:
@@ -240,7 +292,7 @@ class Venue:
                 self.engine.check_range(order.price, order.size, order.expiry * 1000)
                 if not 0 <= order.market < len(self.markets):
                     raise OrderRejected("UNKNOWN_MARKET", f"no market {order.market}")
-                terms.append((k, order, bytes(signature), tif_code, client_id, stp, is_market))
+                terms.append((k, order, self._compact(signature), tif_code, client_id, stp, is_market))
             except EngineError as exc:
                 results[k] = exc
         signers = await self.recover_signers([(order_digest(t[1], self.domain_separator), t[2]) for t in terms])
@@ -257,7 +309,7 @@ class Venue:
             except EngineError as exc:
                 results[k] = exc
         # No await from here on: the nonce checks, the engine and the bookkeeping are one step.
-        rows, meta, entered = [], [], []
+        rows, meta, entered, spent = [], [], [], []
         ts, batch_nonces = self.now_ms(), set()
         for k, order, signature, tif_code, client_id, stp, is_market in checked:
             key = (order.account, order.nonce)
@@ -265,15 +317,20 @@ class Venue:
                 results[k] = OrderRejected("DUPLICATE_NONCE", f"nonce {order.nonce} appears twice in the batch")
                 continue
             try:
+                self.guard(order)
                 self._unused_nonce(order)
             except EngineError as exc:
                 results[k] = exc
                 continue
             batch_nonces.add(key)
+            spent.append(key)
             rows.append((OP_PLACE, ts, self.engine.account_id(order.account), order.market, int(order.is_buy),
                          order.price, order.size, tif_code, order.flags, stp, order.expiry * 1000, int(is_market), 0))
             meta.append((client_id, order.nonce, signature))
             entered.append((k, order, key, client_id))
+        if spent:  # every verified order's nonce is spent, whatever the engine says of the order
+            self.nonces_seen.update(spent)
+            self.journal.append("nonces", spent)
         if rows:
             out = self.engine.run(rows, meta)
             for (k, order, key, client_id), r in zip(entered, out.tolist()):
@@ -281,9 +338,118 @@ class Venue:
                 if code:
                     results[k] = self.engine.rejection(code, order.market, price, order.size, client_id)
                 else:
-                    self.nonces_seen.add(key)
                     results[k] = Ack(oid, STATUS_NAMES[status], filled, remaining, [], REASON_NAMES[reason])
         return results  # not yet acknowledged: the caller awaits durable() first
+
+    # ------------------------------------------------------------------ guardian
+    def guard(self, order: SignedOrder) -> None:
+        """Refuses what the guardian's controls would make the chain refuse: any new order while
+        the venue is paused (503 VENUE_PAUSED: no batch can settle), and in a reduce-only market
+        an order that could grow the account's position (MARKET_REDUCE_ONLY)."""
+        if self.paused:
+            raise VenueUnavailable("VENUE_PAUSED", "the guardian paused the venue: nothing settles until it "
+                                                   "unpauses; cancels still work")
+        stalled = self.stalled()
+        if stalled is not None and not self._reduces(order.account, order.market, order.is_buy, order.size):
+            raise VenueUnavailable("CANCEL_ONLY", f"settlement cannot proceed ({stalled}): only cancels and orders "
+                                                  "that reduce a position until it recovers")
+        if 0 <= order.market < len(self.market_status) and self.market_status[order.market] == MARKET_REDUCE_ONLY \
+                and not self._reduces(order.account, order.market, order.is_buy, order.size):
+            raise OrderRejected("MARKET_REDUCE_ONLY", f"{self.markets[order.market].symbol} is reduce-only: only orders "
+                                                      "that reduce the account's position (with its open orders on "
+                                                      "that side) are taken")
+
+    def _reduces(self, account: str, market: int, is_buy: bool, size: int, open_same_side: int | None = None) -> bool:
+        """Whether an order cannot grow `account`'s position in `market`, even if every open order
+        on its side fills too (positions include fills not yet settled)."""
+        if account not in self.engine.accounts:
+            return False
+        a = self.engine.accounts[account]
+        pos = a.positions[market][0]
+        if open_same_side is None:
+            open_same_side = (a.open_buy if is_buy else a.open_sell)[market]
+        return pos != 0 and (pos > 0) != is_buy and size + open_same_side <= abs(pos)
+
+    def apply_guardian(self, kind: str, market: int | None, on: bool) -> list:
+        """A guardian or owner event from the chain: the state the venue refuses orders by, and the
+        open orders that could now only fail, cancelled (each reported on the websocket as a
+        cancelled order) plus one `guardian` message. Returns the cancelled orders."""
+        ts = self.now_ms()
+        cancelled = []
+        if kind == "paused":
+            self.paused = on
+            if on:
+                for account in {o.account for o in self.engine.orders.values()}:
+                    cancelled += self.engine.cancel_all(ts, account)
+        elif kind == "halted":
+            self.market_status[market] = MARKET_HALTED if on else MARKET_ACTIVE
+            self.engine.set_halted(ts, market, on)
+            if on:
+                for account in {o.account for o in self.engine.orders.values() if o.market == market}:
+                    cancelled += self.engine.cancel_all(ts, account, market)
+        elif kind == "reduce_only":
+            if self.market_status[market] != MARKET_HALTED:
+                self.market_status[market] = MARKET_REDUCE_ONLY if on else MARKET_ACTIVE
+            if on:
+                # Orders that could grow a position go; of a side that could grow it only partly, all go.
+                for o in [o for o in self.engine.orders.values() if o.market == market]:
+                    if not self._reduces(o.account, market, o.is_buy, 0):
+                        cancelled.append(self.engine.cancel(ts, o.account, o.id))
+        log.warning("guardian: %s %s -> %s, %d open orders cancelled", kind,
+                    "" if market is None else self.markets[market].symbol, on, len(cancelled))
+        self._publish({"channel": "guardian", "data": {
+            "event": kind, "market": market, "on": on, "paused": self.paused,
+            "marketStatus": [MARKET_STATUS_NAMES[s] for s in self.market_status],
+            "cancelledOrders": [o.id for o in cancelled]}})
+        return cancelled
+
+    @staticmethod
+    def _compact(signature: bytes) -> bytes:
+        """The 64-byte form settlement packs (65-byte eth-account signatures included)."""
+        try:
+            return compact_signature(bytes(signature))
+        except SignatureError as exc:
+            raise SignatureRejected("BAD_SIGNATURE", str(exc)) from exc
+
+    def _consume_nonce(self, order: SignedOrder) -> tuple[str, int]:
+        """Spends the order's nonce: remembered, and journalled (durable with the next commit)."""
+        key = self._unused_nonce(order)
+        self.nonces_seen.add(key)
+        self.journal.append("nonces", [key])
+        return key
+
+    def _replay_entry(self, kind: str, args) -> bool:
+        """Journal entries of the venue's own (the engine replays the rest)."""
+        if kind == "nonces":
+            self.nonces_seen.update((account, nonce) for account, nonce in args)
+            return True
+        if kind == "action":
+            account, nonce, expiry = args
+            if expiry >= time.time():
+                self.action_nonces[(account, nonce)] = expiry
+            return True
+        return False
+
+    # ------------------------------------------------------------------ signed actions
+    def check_action_terms(self, account: str, nonce: int, expiry: int) -> None:
+        """A signed action is refused when expired, when its expiry lies more than a day ahead (so
+        nonces can be forgotten once their actions expire), or when its nonce was seen."""
+        now = time.time()
+        if expiry < now:
+            raise SignatureRejected("EXPIRED", "the signed request has expired")
+        if expiry > now + MAX_ACTION_LIFETIME_S:
+            raise OrderRejected("EXPIRY_TOO_FAR", f"expiry may lie at most {MAX_ACTION_LIFETIME_S} s ahead")
+        if (account, nonce) in self.action_nonces:
+            raise OrderRejected("DUPLICATE_NONCE", f"action nonce {nonce} was already used by {account}")
+
+    def remember_action(self, account: str, nonce: int, expiry: int) -> None:
+        """Records an authorised action's nonce (durable with the request's commit); nonces of
+        expired actions are dropped, as their actions are refused by expiry anyway."""
+        if len(self.action_nonces) > 10_000:
+            now = time.time()
+            self.action_nonces = {k: e for k, e in self.action_nonces.items() if e >= now}
+        self.action_nonces[(account, nonce)] = expiry
+        self.journal.append("action", (account, nonce, expiry))
 
     def _unused_nonce(self, order: SignedOrder) -> tuple[str, int]:
         """The order's (account, nonce), refused if the venue has seen it: a nonce names one order."""
@@ -369,7 +535,12 @@ class Venue:
         self.engine.set_account(self.now_ms(), address, collateral, {m: tuple(v) for m, v in positions.items()})
 
     async def sync_account_async(self, address: str) -> None:
-        self.apply_chain_account(address, await asyncio.to_thread(self.read_chain_account, address))
+        try:
+            state = await asyncio.to_thread(self.read_chain_account, address)
+        except Exception as exc:  # noqa: BLE001: the node is away; say so instead of a 500
+            raise VenueUnavailable("CHAIN_UNAVAILABLE", f"cannot read {address} from the chain: "
+                                                        f"{type(exc).__name__}") from exc
+        self.apply_chain_account(address, state)
 
     def _apply_prices(self, prices: dict[int, int]) -> None:
         for oracle_id, price in prices.items():
@@ -389,7 +560,7 @@ class Venue:
             fill = event[1]
             self.dirty_levels.add((fill.market, fill.maker.is_buy, fill.price))
             self.nonces_seen.update(((fill.maker.account, fill.maker.nonce), (fill.taker.account, fill.taker.nonce)))
-            self.fills[fill.seq] = FillRecord(fill)
+            self.fills[fill.seq] = FillRecord(fill, acked_block=self.chain_head)
             self.unbatched.append(fill.seq)
             self.trades[fill.market].append(fill)
             if self.subscribers:
@@ -416,7 +587,7 @@ class Venue:
         in_flight: set[asyncio.Task] = set()
         while True:
             await asyncio.sleep(min(s.batch_interval_ms, 50) / 1000)
-            if not self.unbatched:
+            if not self.unbatched or self.paused:  # paused: settle() would revert; fills wait
                 continue
             oldest = self.fills[self.unbatched[0]].acked_at
             if len(self.unbatched) < s.batch_max_fills and time.monotonic() - oldest < s.batch_interval_ms / 1000:
@@ -446,6 +617,10 @@ class Venue:
         """Sends the batch, then waits for its receipt without holding up the next batch: batch
         indices and operator nonces are assigned in the same order, so pipelined batches land in
         sequence."""
+        seqs = self._drop_unpackable(seqs)
+        if not seqs:
+            await self.durable()
+            return
         async with self.batch_lock:
             index = self.next_batch
             data = pack_fills([self._chain_fill(self.fills[s].fill) for s in seqs])
@@ -475,6 +650,34 @@ class Venue:
             await self.sync_account_async(address)
         await self.durable()
 
+    def _drop_unpackable(self, seqs: list[int]) -> list[int]:
+        """The fills of a batch that can be packed for `settle`; any other is rejected alone (with
+        its reason, unwound in the engine, reported on the websocket and in the account view), so
+        one bad fill never strands the rest of its batch."""
+        good = []
+        for seq in seqs:
+            f = self.fills[seq].fill
+            try:
+                self._chain_fill(f).pack(0)
+                good.append(seq)
+                continue
+            except Exception as exc:  # noqa: BLE001: whatever it is, this fill alone pays for it
+                reason = f"UNPACKABLE: {type(exc).__name__}: {exc}"
+            try:
+                pack_order(self._signed(f.maker), f.maker.signature)
+                maker_ok = True
+            except Exception:  # noqa: BLE001
+                maker_ok = False
+            log.error("fill %d cannot be settled and is rejected alone: %s", seq, reason)
+            rec = self.fills[seq]
+            rec.status, rec.reason = "rejected", reason
+            self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
+                                         f.maker.account, f.taker.account, f.price, f.taker_is_buy)
+            self.dirty_levels.add((f.market, f.maker.is_buy, f.price))
+            self.journal.set_settlement(seq, "rejected", None, None, reason)
+            self._publish({"channel": "fills", "data": rec.as_json()})
+        return good
+
     def _requeue(self, seqs: list[int]) -> None:
         for seq in seqs:
             self.fills[seq].status, self.fills[seq].batch = "pending", None
@@ -497,7 +700,8 @@ class Venue:
                 maker_ok = not (culprit == f.maker.account and reason in (
                     RejectReason.INVALID_SIGNATURE, RejectReason.ORDER_CLOSED, RejectReason.EXPIRED,
                     RejectReason.OVERFILL, RejectReason.REDUCE_ONLY, RejectReason.POSITION_CAP,
-                    RejectReason.INSUFFICIENT_MARGIN))
+                    RejectReason.INSUFFICIENT_MARGIN, RejectReason.MAINTENANCE_WORSENED,
+                    RejectReason.MARKET_REDUCE_ONLY))
                 self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
                                              f.maker.account, f.taker.account, f.price, f.taker_is_buy)
                 self.dirty_levels.add((f.market, f.maker.is_buy, f.price))
@@ -506,6 +710,7 @@ class Venue:
             self.journal.set_settlement(seq, rec.status, index, tx_hash, rec.reason)
             self._publish({"channel": "fills", "data": rec.as_json()})
         self.journal.commit()
+        self.last_settled_batch, self.last_settled_at = index, time.time()
 
     def _recover_submitted(self) -> None:
         """Fills a previous run submitted: if their batch index is below the chain's next index the
@@ -587,6 +792,76 @@ class Venue:
             time.sleep(0.025)
         raise TimeoutError(f"settle({index}) not mined in 120 s")
 
+    # ------------------------------------------------------------------ health
+    async def _prober(self) -> None:
+        """Reads the chain head on its own short-timeout connection every `probe_interval_ms`."""
+        while True:
+            try:
+                block = await asyncio.to_thread(self.probe_w3.eth.get_block, "latest")
+                self.chain_head, self.chain_time = block.number, block.timestamp
+                self.probe_ok_at, self.rpc_error = time.monotonic(), None
+            except Exception as exc:  # noqa: BLE001: what /health reports
+                self.rpc_error = f"{type(exc).__name__}: {exc}"[:200]
+            await asyncio.sleep(self.settings.probe_interval_ms / 1000)
+
+    def oldest_unsettled(self) -> FillRecord | None:
+        """The oldest fill the chain has not taken yet (pending or submitted)."""
+        oldest = None
+        for seq in self.unbatched:  # in order: the first is the oldest pending
+            oldest = self.fills[seq]
+            break
+        for rec in self.fills.values():
+            if rec.status == "submitted" and (oldest is None or rec.fill.seq < oldest.fill.seq):
+                oldest = rec
+                break
+        return oldest
+
+    def stalled(self) -> str | None:
+        """Why settlement cannot proceed now, or None: the RPC has not answered for `rpc_down_s`,
+        or the oldest unsettled fill is older than `stall_blocks` blocks or `stall_seconds`."""
+        s = self.settings
+        silent = time.monotonic() - self.probe_ok_at
+        if silent > s.rpc_down_s:
+            return f"RPC unreachable for {silent:.1f} s: {self.rpc_error or 'no answer'}"
+        oldest = self.oldest_unsettled()
+        if oldest is not None:
+            blocks, seconds = self.chain_head - oldest.acked_block, time.monotonic() - oldest.acked_at
+            if blocks > s.stall_blocks or seconds > s.stall_seconds:
+                return f"oldest unsettled fill is {blocks} blocks and {seconds:.1f} s old"
+        return None
+
+    def health(self) -> dict:
+        """The venue's state with numbers; `status` is `down` when settlement cannot proceed
+        (cancel-only), `paused` while the guardian has it paused, `degraded` when the venue trails
+        the chain by more than `lag_blocks_degraded` blocks or a market's oracle price is older
+        than the contracts accept, else `ok`."""
+        s = self.settings
+        stalled = self.stalled()
+        oldest = self.oldest_unsettled()
+        max_age = self.max_price_age
+        oracle_age = {p.symbol: (self.chain_time - self.oracle_updated[p.oracle_id]
+                                 if p.oracle_id in self.oracle_updated and self.chain_time else None)
+                      for p in self.markets}
+        lag = self.chain_head - self.last_block
+        stale = [sym for sym, age in oracle_age.items() if age is None or age > max_age]
+        status = "down" if stalled else "paused" if self.paused else \
+            "degraded" if lag > s.lag_blocks_degraded or stale else "ok"
+        return {
+            "status": status, "cancelOnly": stalled is not None, "reason": stalled,
+            "rpcReachable": time.monotonic() - self.probe_ok_at <= s.rpc_down_s, "rpcError": self.rpc_error,
+            "chainHead": self.chain_head, "block": self.last_block, "lagBlocks": lag,
+            "nextBatch": self.next_batch, "pendingFills": len(self.unbatched),
+            "submittedFills": sum(1 for r in self.fills.values() if r.status == "submitted"),
+            "oldestUnsettledFillAgeS": None if oldest is None else round(time.monotonic() - oldest.acked_at, 3),
+            "oldestUnsettledFillAgeBlocks": None if oldest is None else self.chain_head - oldest.acked_block,
+            "lastSettledBatch": self.last_settled_batch, "lastSettledAt": self.last_settled_at,
+            "oracleAgeS": oracle_age, "maxPriceAgeS": max_age, "paused": self.paused,
+            "marketStatus": {p.symbol: MARKET_STATUS_NAMES[st] for p, st in zip(self.markets, self.market_status)},
+            "journalSkipped": len(self.replay_skipped),
+            "thresholds": {"stallBlocks": s.stall_blocks, "stallSeconds": s.stall_seconds, "rpcDownS": s.rpc_down_s,
+                           "lagBlocksDegraded": s.lag_blocks_degraded},
+        }
+
     # ------------------------------------------------------------------ chain ingestion
     async def _chain_poller(self) -> None:
         while True:
@@ -605,6 +880,7 @@ class Venue:
         prices = await asyncio.to_thread(self.oracle.events.PriceUpdated().get_logs, from_block=frm, to_block=to)
         for ev in prices:
             self._on_price(ev.args.id, ev.args.price)
+            self.oracle_updated[ev.args.id] = ev.args.timestamp
         touched = set()
         for name in ("Deposited", "Withdrawn"):
             for ev in await asyncio.to_thread(getattr(self.ch.events, name)().get_logs, from_block=frm, to_block=to):
@@ -617,6 +893,13 @@ class Venue:
                  self.agents[ev.args.account].discard)(address_bytes(ev.args.agent))
         if await asyncio.to_thread(self.ch.events.HaircutSet().get_logs, from_block=frm, to_block=to):
             self.haircut = await asyncio.to_thread(self.ch.functions.haircutBps().call)
+        guardian = []
+        for name, kind in (("VenuePausedSet", "paused"), ("MarketHalted", "halted"), ("MarketReduceOnly", "reduce_only")):
+            for ev in await asyncio.to_thread(getattr(self.ch.events, name)().get_logs, from_block=frm, to_block=to):
+                on = ev.args.paused if kind == "paused" else ev.args.halted if kind == "halted" else ev.args.reduceOnly
+                guardian.append(((ev.blockNumber, ev.logIndex), kind, ev.args.get("marketId"), bool(on)))
+        for _, kind, market, on in sorted(guardian):  # in chain order
+            self.apply_guardian(kind, market, on)
         self.journal.set_meta("last_block", head)
         self.journal.commit()
         for address in touched:
@@ -646,6 +929,7 @@ class Venue:
             "address": address, "collateral": {"quote": str(quote), "wethWei": str(weth_wei)},
             "equity": str(equity), "initialMargin": str(im), "maintenanceMargin": str(mm), "positions": positions,
             "openOrders": [order_json(o) for o in self.engine.open_orders(address)],
+            "venuePaused": self.paused,
             "fills": [r.as_json() for r in mine[-200:]],
             "pendingFills": [r.fill.seq for r in mine if r.status in ("pending", "submitted")],
         }

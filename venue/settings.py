@@ -22,3 +22,13 @@ class Settings(BaseSettings):
     # 1: batches recover their signatures in a worker process beside the event loop
     # (venue/recovery.py); 0: on the loop.
     recovery_workers: int = 1
+    # Health and cancel-only mode (GET /health): settlement is "stalled" when the oldest fill not yet
+    # settled is older than `stall_blocks` blocks or `stall_seconds` seconds, or the RPC has not
+    # answered the probe (every `probe_interval_ms`, timeout `rpc_timeout_s`) for `rpc_down_s`
+    # seconds; then the venue is "down" and cancel-only until it recovers by itself.
+    stall_blocks: int = 10
+    stall_seconds: float = 15.0
+    probe_interval_ms: int = 500
+    rpc_timeout_s: float = 2.0
+    rpc_down_s: float = 3.0
+    lag_blocks_degraded: int = 3  # "degraded" when the venue's processed block trails the head by more

@@ -141,6 +141,25 @@ def sign_order(order: Order, domain_separator: bytes, private_key: bytes | str) 
     return sign_digest(order_digest(order, domain_separator), private_key)
 
 
+def compact_signature(signature: bytes) -> bytes:
+    """The 64-byte EIP-2098 form (r || vs) the ClearingHouse verifies, from a 64-byte compact or
+    a 65-byte (r || s || v) signature, v being 27/28 (eth-account's default) or 0/1. Refuses a
+    high s (the contract refuses it as malleable) and any other recovery id, so what the venue
+    accepts is what settles."""
+    if len(signature) == 64:
+        r, vs = signature[:32], int.from_bytes(signature[32:], "big")
+        recid, s = vs >> 255, vs & ((1 << 255) - 1)
+    elif len(signature) == 65:
+        v = signature[64]
+        recid = v - 27 if v >= 27 else v
+        r, s = signature[:32], int.from_bytes(signature[32:64], "big")
+    else:
+        raise SignatureError(f"signature must be 64 or 65 bytes, got {len(signature)}")
+    if recid not in (0, 1) or not 0 < s <= HALF_CURVE_ORDER:
+        raise SignatureError("signature has an invalid recovery id or a high s")
+    return bytes(r) + (s | (recid << 255)).to_bytes(32, "big")
+
+
 def recover_signer(digest: bytes, signature: bytes) -> str:
     """Address (EIP-55) that produced a compact (64-byte) or classic (65-byte r||s||v) signature."""
     return to_checksum(recover_address(digest, signature))
@@ -229,34 +248,42 @@ def address_of(private_key: bytes | str) -> str:
 
 # --- signed venue actions (cancels, dead-man's switch) ---------------------------------------
 # Not settled on-chain, so they go through eth-account's generic EIP-712 path (about 0.1 ms).
+# Each carries a nonce the venue refuses to see twice from an account while the action is
+# unexpired (a millisecond timestamp does, as Hyperliquid's clients use), and an expiry at most
+# MAX_ACTION_LIFETIME_S ahead, so the venue can forget a nonce once its action has expired.
+ACTION_TYPE = "Action(address account,string action,uint64 nonce,uint64 expiry)"
 ACTION_TYPES = {
     "EIP712Domain": EIP712_TYPES["EIP712Domain"],
     "Action": [
         {"name": "account", "type": "address"},
         {"name": "action", "type": "string"},
+        {"name": "nonce", "type": "uint64"},
         {"name": "expiry", "type": "uint64"},
     ],
 }
+MAX_ACTION_LIFETIME_S = 86_400
 
 
-def _action_signable(account: str, action: str, expiry: int, domain: Domain):
+def _action_signable(account: str, action: str, nonce: int, expiry: int, domain: Domain):
     from eth_account.messages import encode_typed_data
 
     return encode_typed_data(full_message={
         "types": ACTION_TYPES, "primaryType": "Action", "domain": domain.as_dict(),
-        "message": {"account": account, "action": action, "expiry": expiry},
+        "message": {"account": account, "action": action, "nonce": nonce, "expiry": expiry},
     })
 
 
-def sign_action(account: str, action: str, expiry: int, domain: Domain, private_key: str) -> str:
+def sign_action(account: str, action: str, nonce: int, expiry: int, domain: Domain, private_key: str) -> str:
     """`action` is canonical text: "cancel:<id>", "cancelClient:<clientId>", "cancelAll:<market|*>",
     "deadman:<unix ms>"."""
     from eth_account import Account
 
-    return "0x" + bytes(Account.sign_message(_action_signable(account, action, expiry, domain), private_key).signature).hex()
+    signable = _action_signable(account, action, nonce, expiry, domain)
+    return "0x" + bytes(Account.sign_message(signable, private_key).signature).hex()
 
 
-def recover_action_signer(account: str, action: str, expiry: int, domain: Domain, signature: bytes) -> str:
+def recover_action_signer(account: str, action: str, nonce: int, expiry: int, domain: Domain,
+                          signature: bytes) -> str:
     from eth_account import Account
 
-    return Account.recover_message(_action_signable(account, action, expiry, domain), signature=signature)
+    return Account.recover_message(_action_signable(account, action, nonce, expiry, domain), signature=signature)

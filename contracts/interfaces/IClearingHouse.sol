@@ -69,8 +69,10 @@ struct PositionView {
     int256 fundingOwed;
 }
 
-/// @notice A market's stored parameters and state, as `market(id)` returns it.
+/// @notice A market's parameters and state, as `market(id)` returns it; also its storage layout
+///         (four slots, ClearingHouseBase): field order and widths are the packing.
 struct MarketState {
+    // slot 0
     uint64 tickSize;
     uint64 lotSize;
     uint64 minNotional;
@@ -78,16 +80,20 @@ struct MarketState {
     uint16 bandBps;
     /// @dev 0 active, 1 halted (owner: no fills), 2 reduce-only (guardian: only fills that do not grow risk).
     uint8 status;
+    // slot 1
     int16 makerFeeBps;
     uint16 takerFeeBps;
     uint16 imBps1;
     uint16 imBps2;
     uint16 liquidationPenaltyBps;
     uint128 tierCap1;
+    // slot 2
     uint64 maxPosition;
     uint64 openInterestCap;
+    /// @dev The long side; always equal to the short side.
     uint64 openInterest;
     uint64 maxFundingRatePerHour;
+    // slot 3: the index accrued up to lastFundingTime; lastFundingRate applies from then on
     int128 fundingIndex;
     uint64 lastFundingTime;
     int64 lastFundingRate;

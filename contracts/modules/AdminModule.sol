@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {MarketParams, RiskParams} from "../interfaces/IClearingHouse.sol";
+import {MarketParams, MarketState, RiskParams} from "../interfaces/IClearingHouse.sol";
 import {ClearingHouseBase, Config} from "../storage/ClearingHouseBase.sol";
 import {TransferLib} from "../libraries/TransferLib.sol";
 
@@ -37,7 +37,7 @@ contract AdminModule is ClearingHouseBase {
         marketId = marketCount;
         if (marketId >= MAX_MARKETS) revert InvalidMarketParams(0);
         _checkParams(p, riskParams);
-        Market storage m = _markets[marketId];
+        MarketState storage m = _markets[marketId];
         m.tickSize = p.tickSize;
         m.lotSize = p.lotSize;
         m.minNotional = p.minNotional;
@@ -67,7 +67,7 @@ contract AdminModule is ClearingHouseBase {
     function setRiskParams(RiskParams calldata p) external only(ROLE_OWNER) {
         _checkRiskParams(p);
         for (uint256 i; i < marketCount; ++i) {
-            Market storage m = _markets[i];
+            MarketState storage m = _markets[i];
             if (uint256(m.liquidationPenaltyBps) * 2 * BPS >= uint256(m.imBps1) * (BPS + p.liquidationBufferBps)) {
                 revert InvalidRiskParams();
             }
@@ -114,7 +114,7 @@ contract AdminModule is ClearingHouseBase {
     /// @dev A halted market stays halted (the owner resumes it); reduce-only applies to active markets.
     function setMarketReduceOnly(uint256 marketId, bool reduceOnly) external only(ROLE_GUARDIAN) {
         if (marketId >= marketCount) revert MarketNotListed(marketId);
-        Market storage m = _markets[marketId];
+        MarketState storage m = _markets[marketId];
         uint256 status = m.status;
         uint256 next = reduceOnly ? STATUS_REDUCE_ONLY : STATUS_ACTIVE;
         if (status == STATUS_HALTED) revert InvalidMarketStatus(marketId, status, next);

@@ -85,28 +85,9 @@ contract CollateralModule is ClearingHouseBase {
 
     /* VIEWS */
 
-    function market(uint256 marketId) external view returns (MarketState memory s) {
+    function market(uint256 marketId) external view returns (MarketState memory) {
         if (marketId >= marketCount) revert MarketNotListed(marketId);
-        Market storage m = _markets[marketId];
-        s.tickSize = m.tickSize;
-        s.lotSize = m.lotSize;
-        s.minNotional = m.minNotional;
-        s.oracleId = m.oracleId;
-        s.bandBps = m.bandBps;
-        s.status = m.status;
-        s.makerFeeBps = m.makerFeeBps;
-        s.takerFeeBps = m.takerFeeBps;
-        s.imBps1 = m.imBps1;
-        s.imBps2 = m.imBps2;
-        s.liquidationPenaltyBps = m.liquidationPenaltyBps;
-        s.tierCap1 = m.tierCap1;
-        s.maxPosition = m.maxPosition;
-        s.openInterestCap = m.openInterestCap;
-        s.openInterest = m.openInterest;
-        s.maxFundingRatePerHour = m.maxFundingRatePerHour;
-        s.fundingIndex = m.fundingIndex;
-        s.lastFundingTime = m.lastFundingTime;
-        s.lastFundingRate = m.lastFundingRate;
+        return _markets[marketId];
     }
 
     function currentFundingIndex(uint256 marketId) external view returns (int256) {

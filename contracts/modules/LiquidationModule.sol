@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {MarketState, RiskParams} from "../interfaces/IClearingHouse.sol";
 import {ClearingHouseBase, Config} from "../storage/ClearingHouseBase.sol";
-import {RiskParams} from "../interfaces/IClearingHouse.sol";
 import {MathLib} from "../libraries/MathLib.sol";
 import {MarginLib} from "../libraries/MarginLib.sol";
 import {TransferLib} from "../libraries/TransferLib.sol";
@@ -20,7 +20,7 @@ contract LiquidationModule is ClearingHouseBase {
     function liquidate(address account, uint256 marketId, uint256 size) external returns (uint256 closed) {
         if (account == msg.sender) revert SelfLiquidation(account);
         if (marketId >= marketCount) revert MarketNotListed(marketId);
-        Market storage m = _markets[marketId];
+        MarketState storage m = _markets[marketId];
         if (size == 0 || size % m.lotSize != 0) revert InvalidLiquidationSize(size, m.lotSize);
         PriceCache memory cache = _newCache(true, false);
 
@@ -114,7 +114,7 @@ contract LiquidationModule is ClearingHouseBase {
         view
         returns (uint256)
     {
-        Market storage m = _markets[marketId];
+        MarketState storage m = _markets[marketId];
         uint256 held = MathLib.abs(_positions[account][marketId].size);
         RiskParams memory r = riskParams;
         if (equity * int256(BPS) < int256(maintenance * r.fullCloseThresholdBps)) return held;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IClearingHouseBase, MarketParams, RiskParams} from "../interfaces/IClearingHouse.sol";
+import {IClearingHouseBase, MarketParams, MarketState, RiskParams} from "../interfaces/IClearingHouse.sol";
 import {IOracle} from "../interfaces/IOracle.sol";
 import {MathLib} from "../libraries/MathLib.sol";
 import {MarginLib} from "../libraries/MarginLib.sol";
@@ -31,32 +31,6 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
     using MathLib for uint256;
 
     /* TYPES */
-
-    struct Market {
-        // slot 0
-        uint64 tickSize;
-        uint64 lotSize;
-        uint64 minNotional;
-        uint16 oracleId;
-        uint16 bandBps;
-        uint8 status; // STATUS_ACTIVE, STATUS_HALTED, STATUS_REDUCE_ONLY
-        // slot 1
-        int16 makerFeeBps;
-        uint16 takerFeeBps;
-        uint16 imBps1;
-        uint16 imBps2;
-        uint16 liquidationPenaltyBps;
-        uint128 tierCap1;
-        // slot 2
-        uint64 maxPosition;
-        uint64 openInterestCap;
-        uint64 openInterest; // long side; always equal to the short side
-        uint64 maxFundingRatePerHour;
-        // slot 3: the index accrued up to lastFundingTime; lastFundingRate applies from then on
-        int128 fundingIndex;
-        uint64 lastFundingTime;
-        int64 lastFundingRate;
-    }
 
     struct Account {
         int88 quote; // quote token base units; negative only after a loss beyond collateral
@@ -178,7 +152,9 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
     int128 public fundingPool;
     uint256 public insuranceFund; // 7
 
-    mapping(uint256 => Market) internal _markets; // 8
+    /// @dev MarketState's four slots: parameters (slots 0-2, with open interest and status) and
+    ///      funding (slot 3: the index accrued up to lastFundingTime; lastFundingRate applies from then on).
+    mapping(uint256 => MarketState) internal _markets; // 8
     mapping(address => Account) internal _accounts; // 9
     mapping(address => mapping(uint256 => Position)) internal _positions; // 10
     mapping(address => mapping(address => bool)) public isAgent; // 11
@@ -335,7 +311,7 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
     ///      carrying the call's own changes). Callers take the element and load it in place:
     ///      a function returning a memory struct allocates a zeroed one first (~300 gas).
     function _loadView(MarketView memory v, uint256 i) internal view {
-        Market storage m = _markets[i];
+        MarketState storage m = _markets[i];
         v.loaded = true;
         v.status = m.status;
         v.tickSize = m.tickSize;
@@ -380,7 +356,7 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
 
     /// @dev Stores a view's accrued funding index and time (slot 3; the rate is unchanged).
     function _storeFunding(uint256 marketId, MarketView memory v) internal {
-        Market storage m = _markets[marketId];
+        MarketState storage m = _markets[marketId];
         m.fundingIndex = int128(v.fundingIndex);
         m.lastFundingTime = uint64(v.fundingTime);
     }

@@ -129,3 +129,83 @@ def test_killed_engine_restarts_with_every_acknowledged_order_and_fill(tmp_path)
             # gone through a fill or self-trade prevention by a later order: the journal says which
             assert fate[oid] in ("filled", "self_trade"), (oid, fate.get(oid))
     assert len(acked_fills) > 20 and len(engine.orders) > 5
+
+
+def hostile_command(engine: Engine, rng: random.Random, ts: int):
+    """A command with any field possibly out of range or of the wrong kind (what a signed request
+    can carry): huge markets, ids, prices, sizes and times, negatives, None."""
+    a = rng.choice(ACCOUNTS)
+    wild = lambda: rng.choice((2**70, 2**63, -1, 0, 10**30, -(2**64), 2**62))  # noqa: E731
+    kind = rng.randrange(5)
+    if kind == 0:
+        return lambda: engine.cancel_all(ts, a, wild())
+    if kind == 1:
+        return lambda: engine.cancel(ts, a, wild())
+    if kind == 2:
+        live = list(engine.orders.values())
+        target = rng.choice(live).id if live else 1
+        return lambda: engine.modify(ts, rng.choice(live).account if live else a, target, wild(), wild())
+    if kind == 3:
+        return lambda: engine.schedule_cancel(ts, a, wild())
+    return lambda: engine.place(ts, a, rng.choice((0, wild())), True, wild(), wild(), expiry=wild())
+
+
+def test_hostile_commands_are_refused_before_the_journal_and_replay_agrees(tmp_path):
+    """Random valid and out-of-range commands through the live path (the 2^70 cancel-all that
+    poisoned the journal among them): every refusal leaves nothing in the journal, and a replay
+    of it rebuilds the same state hash with nothing skipped."""
+    rng = random.Random(5)
+    journal = Journal(tmp_path / "j.sqlite")
+    live = Engine(DEVNET_MARKETS, Limits(rate_per_s=10**6, burst=10**6))
+    live.journal = journal
+    random_session(live, rng, 300)
+    refused = 0
+    for i in range(400):
+        ts = 1_000 + i
+        live.tick(ts)  # time advances first (expiries and switches due are journalled as a tick)
+        before = journal.last_seq
+        try:
+            hostile_command(live, rng, ts)()
+        except EngineError:
+            refused += 1
+            assert journal.last_seq == before  # refused: not journalled
+        if rng.random() < 0.5:
+            random_session_step(live, rng, ts)
+        journal.commit()
+    assert refused > 300
+    journal.close()
+    journal = Journal(tmp_path / "j.sqlite")
+    again = Engine(DEVNET_MARKETS, Limits(rate_per_s=10**6, burst=10**6))
+    replay(again, journal)
+    assert journal.replay_skipped == []
+    assert again.state_hash() == live.state_hash()
+
+
+def random_session_step(engine: Engine, rng: random.Random, ts: int) -> None:
+    a = rng.choice(ACCOUNTS)
+    try:
+        engine.place(ts, a, 0, rng.random() < 0.5, PX + rng.randrange(-300, 300) * 10_000, rng.randrange(1, 50) * 100_000)
+    except EngineError:
+        pass
+
+
+def test_replay_skips_an_entry_it_cannot_apply_says_which_and_keeps_what_follows(tmp_path):
+    """A journal written by an older venue that let a bad command through: replay skips that
+    entry, reports its sequence number and error, and applies everything after it."""
+    journal = Journal(tmp_path / "j.sqlite")
+    live = Engine(DEVNET_MARKETS, Limits())
+    live.journal = journal
+    live.set_oracle_price(0, 0, PX)
+    live.set_account(0, ACCOUNTS[0], usdc(1_000_000), {})
+    live.place(1, ACCOUNTS[0], 0, True, PX - 10_000, 1_000_000)
+    journal.append("cancel_all", (2, ACCOUNTS[0], 2**70))  # what the old live path journalled
+    bad_seq = journal.last_seq
+    journal.commit()
+    after = live.place(3, ACCOUNTS[0], 0, True, PX - 20_000, 2_000_000)
+    journal.close()
+    journal = Journal(tmp_path / "j.sqlite")
+    again = Engine(DEVNET_MARKETS, Limits())
+    replay(again, journal)
+    assert [(seq, kind) for seq, kind, _ in journal.replay_skipped] == [(bad_seq, "cancel_all")]
+    assert "UNKNOWN_MARKET" in journal.replay_skipped[0][2]
+    assert after.order_id in again.orders and len(again.orders) == 2

@@ -102,3 +102,36 @@ def test_recover_many_gives_each_signer_or_the_reason_it_failed():
     assert [o if isinstance(o, str) else "0x" + o.hex() for o in out][:2] == [address_of(k).lower() for k in keys[:2]]
     assert isinstance(out[2], str) and "64 or 65 bytes" in out[2]
     assert out[3] == recover_address(*pairs[3])
+
+
+def test_65_byte_signatures_from_eth_account_normalise_to_the_compact_form_the_contract_verifies():
+    """eth-account's default signature is 65 bytes (r, s, v with v 27/28); some signers give v as
+    0/1. Both become the 64-byte (r, vs) form settlement packs, recovering the same signer, over
+    random keys with both recovery ids; high s and other recovery ids are refused."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    from venue.signing import EIP712_TYPES, compact_signature
+
+    rng = random.Random(23)
+    recovery_ids = set()
+    for _ in range(120):
+        key = rng.randbytes(32)
+        order = random_order(rng, address_of(key))
+        signed = Account.sign_message(encode_typed_data(full_message={
+            "types": EIP712_TYPES, "primaryType": "Order", "domain": DOMAIN.as_dict(),
+            "message": order.typed_message()}), key)
+        full = bytes(signed.signature)
+        assert len(full) == 65 and full[64] in (27, 28)
+        recovery_ids.add(full[64])
+        compact = compact_signature(full)
+        digest = order_digest(order, DOMAIN.separator)
+        assert compact == sign_order(order, DOMAIN.separator, key)  # RFC 6979: the same signature
+        assert compact == compact_signature(full[:64] + bytes([full[64] - 27])) == compact_signature(compact)
+        assert recover_signer(digest, compact) == recover_signer(digest, full) == order.account
+    assert recovery_ids == {27, 28}
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    high = full[:32] + (n - int.from_bytes(full[32:64], "big")).to_bytes(32, "big") + bytes([full[64] ^ 1])
+    for bad in (high, full[:64] + bytes([29]), full[:63]):
+        with pytest.raises(SignatureError):
+            compact_signature(bad)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -17,14 +18,18 @@ from pydantic import BaseModel, ValidationError
 from web3 import Web3
 
 from ..engine import EngineError
-from ..service import SignatureRejected, Venue, order_json, trade_json
+from ..service import SignatureRejected, Venue, VenueUnavailable, order_json, trade_json
 from ..settings import Settings
-from ..signing import EIP712_TYPES, ORDER_TYPE, Order, address_bytes, recover_action_signer, to_checksum
+from ..signing import (
+    ACTION_TYPE, ACTION_TYPES, EIP712_TYPES, ORDER_TYPE, Order, address_bytes, recover_action_signer, to_checksum,
+)
 from .schemas import BatchIn, BatchStatus, CancelIn, DeadmanIn, Error, ModifyIn, OrderIn, OrderStatus
+
+log = logging.getLogger("venue.api")
 
 STP = {"expireMaker": 0, "cancelTaker": 1, "cancelBoth": 2}
 # Every error body is {code, msg}; listed so the OpenAPI schema documents them.
-ERRORS = {status: {"model": Error} for status in (400, 401, 404, 422, 429)}
+ERRORS = {status: {"model": Error} for status in (400, 401, 404, 422, 429, 500, 503)}
 
 
 _json = json.JSONEncoder(separators=(",", ":")).encode
@@ -119,15 +124,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def engine_error(_: Request, exc: EngineError):
         return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
 
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception):
+        log.exception("unhandled error")
+        return JSONResponse({"code": "INTERNAL", "msg": f"{type(exc).__name__}: the venue failed on this request"},
+                            status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):
         return JSONResponse(invalid_json(exc.errors()), status_code=422)
 
-    async def authorize(venue: Venue, account: str, action: str, expiry: int, signature: str) -> None:
-        if expiry < time.time():
-            raise SignatureRejected("EXPIRED", "the signed request has expired")
-        signer = recover_action_signer(account, action, expiry, venue.domain, bytes.fromhex(signature[2:]))
+    async def authorize(venue: Venue, account: str, action: str, nonce: int, expiry: int, signature: str) -> None:
+        """A signed Action: unexpired, not too far ahead, a nonce not seen from the account, signed
+        by the account or its agent. The nonce is then remembered (durably, until the expiry)."""
+        venue.check_action_terms(account, nonce, expiry)
+        try:
+            signer = recover_action_signer(account, action, nonce, expiry, venue.domain, bytes.fromhex(signature[2:]))
+        except Exception as exc:  # an unrecoverable signature is the client's error, not ours
+            raise SignatureRejected("BAD_SIGNATURE", f"signature does not recover: {exc}") from exc
         await venue.check_signer(account, address_bytes(signer))
+        venue.remember_action(account, nonce, expiry)
 
     def to_order(o: OrderIn) -> Order:
         return Order(checksum(o.account), o.market, o.isBuy, int(o.price), int(o.size), o.flags, o.expiry,
@@ -150,8 +166,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health(venue: V):
-        return {"status": "ok", "block": venue.last_block, "nextBatch": venue.next_batch,
-                "pendingFills": len(venue.unbatched)}
+        """The venue's state with numbers (see Venue.health); 503 when it is down (cancel-only)."""
+        body = venue.health()
+        return JSONResponse(body, status_code=503 if body["status"] == "down" else 200)
 
     @app.get("/markets")
     async def markets(venue: V):
@@ -163,8 +180,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/eip712")
     async def eip712(venue: V):
-        return {"domain": venue.domain.as_dict(), "types": EIP712_TYPES, "primaryType": "Order",
-                "orderType": ORDER_TYPE}
+        return {"domain": venue.domain.as_dict(), "types": {**EIP712_TYPES, "Action": ACTION_TYPES["Action"]},
+                "primaryType": "Order", "orderType": ORDER_TYPE, "actionType": ACTION_TYPE}
 
     @app.get("/book/{market}", responses=ERRORS)
     async def book(venue: V, market: int, depth: Annotated[int, Query(ge=1, le=500)] = 20):
@@ -221,7 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             action = f"cancelClient:{body.clientId}"
         else:
             action = f"cancelAll:{'*' if body.market is None else body.market}"
-        await authorize(venue, account, action, body.expiry, body.signature)
+        await authorize(venue, account, action, body.nonce, body.expiry, body.signature)
         if body.orderId is None and body.clientId is None:
             orders = venue.engine.cancel_all(venue.now_ms(), account, body.market)
             await venue.durable()
@@ -233,7 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/deadman", responses=ERRORS)
     async def deadman(venue: V, body: DeadmanIn):
         account = Web3.to_checksum_address(body.account)
-        await authorize(venue, account, f"deadman:{body.at}", body.expiry, body.signature)
+        await authorize(venue, account, f"deadman:{body.at}", body.nonce, body.expiry, body.signature)
         venue.engine.schedule_cancel(venue.now_ms(), account, body.at)
         await venue.durable()
         return {"account": account, "cancelAt": body.at}
@@ -242,7 +259,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def account(venue: V, address: str):
         if not Web3.is_address(address):
             raise EngineError("INVALID_ADDRESS", f"{address} is not an address")
-        return await asyncio.to_thread(venue.account_view, Web3.to_checksum_address(address))
+        try:
+            return await asyncio.to_thread(venue.account_view, Web3.to_checksum_address(address))
+        except Exception as exc:  # noqa: BLE001: the view reads the chain; the node may be away
+            raise VenueUnavailable("CHAIN_UNAVAILABLE", f"cannot read the account from the chain: "
+                                                        f"{type(exc).__name__}") from exc
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket, account: str | None = None):

@@ -51,15 +51,19 @@ class CancelIn(BaseModel):
     orderId: int | None = None
     clientId: str | None = None
     market: int | None = None
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="EIP-712 Cancel signature (65 bytes)")
-    expiry: int = Field(ge=0, description="unix seconds after which this request is refused")
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="EIP-712 Action signature (65 bytes)")
+    nonce: int = Field(ge=0, lt=2**64, description="the Action's nonce: never twice from an account while unexpired "
+                                                   "(a ms timestamp does)")
+    expiry: int = Field(ge=0, lt=2**64, description="unix seconds after which this request is refused (at most a day "
+                                                    "ahead)")
 
 
 class DeadmanIn(BaseModel):
     account: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
-    at: int = Field(ge=0, description="unix ms at which every order is cancelled, 0 to disarm")
+    at: int = Field(ge=0, lt=2**62, description="unix ms at which every order is cancelled, 0 to disarm")
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
-    expiry: int = Field(ge=0)
+    nonce: int = Field(ge=0, lt=2**64)
+    expiry: int = Field(ge=0, lt=2**64)
 
 
 class OrderStatus(BaseModel):
