@@ -126,6 +126,11 @@ class Client:
         self._last_action_nonce = max(int(time.time() * 1000), getattr(self, "_last_action_nonce", 0) + 1)
         return self._last_action_nonce
 
+    def order_status(self, order_id: int | None = None, client_id: str | None = None) -> dict:
+        """An order's latest state, open or not, by id or client id."""
+        params = {"orderId": order_id} if order_id is not None else {"clientId": client_id}
+        return self._check(self.http.get(f"/accounts/{self.address}/order", params=params))
+
     def account_state(self) -> dict:
         return self._get(f"/accounts/{self.address}")
 

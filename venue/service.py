@@ -99,6 +99,9 @@ class Venue:
         self.trades: dict[int, deque] = {m: deque(maxlen=200) for m in range(len(self.markets))}
         self.nonces_seen: set[tuple[str, int]] = set()  # every order nonce the venue took (journal "nonces")
         self.action_nonces: dict[tuple[str, int], int] = {}  # (account, nonce) -> expiry of a signed action
+        # Final and current states of recent orders for `order_status` (bounded: the oldest go).
+        self.order_states: dict[int, dict] = {}
+        self.client_orders: dict[tuple[str, str], int] = {}
         self.subscribers: set[asyncio.Queue] = set()
         self.book_seq = [0] * len(self.markets)
         self.dirty_levels: set[tuple[int, bool, int]] = set()  # L2 levels changed since the last delta
@@ -160,7 +163,7 @@ class Venue:
             self.recovery = RecoveryWorker(asyncio.get_running_loop())
             await self.recovery.recover([])  # the worker is up before the first order
         self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._chain_poller()),
-                       asyncio.create_task(self._prober())]
+                       asyncio.create_task(self._prober()), asyncio.create_task(self._clock())]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -561,6 +564,8 @@ class Venue:
             self.dirty_levels.add((fill.market, fill.maker.is_buy, fill.price))
             self.nonces_seen.update(((fill.maker.account, fill.maker.nonce), (fill.taker.account, fill.taker.nonce)))
             self.fills[fill.seq] = FillRecord(fill, acked_block=self.chain_head)
+            for o in (fill.maker, fill.taker):  # an order event follows if it rests or is cancelled
+                self._record_order(o, "filled" if o.remaining == 0 else "partially_filled")
             self.unbatched.append(fill.seq)
             self.trades[fill.market].append(fill)
             if self.subscribers:
@@ -569,10 +574,43 @@ class Venue:
         else:
             _, order, status = event
             self.nonces_seen.add((order.account, order.nonce))
+            self._record_order(order, status)
             self.dirty_levels.add((order.market, order.is_buy, order.price))
             if self.subscribers:
                 self._publish({"channel": "orders", "data": {"id": order.id, "account": order.account,
                                                              "status": status, "remaining": str(order.remaining)}})
+
+    MAX_ORDER_STATES = 200_000
+
+    def _record_order(self, order, status: str) -> None:
+        """The latest state of an order, kept after it leaves the book (for `order_status`)."""
+        states = self.order_states
+        states.pop(order.id, None)  # re-inserted last: the dict stays in order of last change
+        states[order.id] = {"id": order.id, "account": order.account, "market": order.market,
+                            "side": "buy" if order.is_buy else "sell", "price": str(order.price),
+                            "size": str(order.size), "remaining": str(order.remaining), "filled": str(order.filled),
+                            "clientId": order.client_id, "nonce": order.nonce, "status": status}
+        if order.client_id is not None:
+            self.client_orders[(order.account, order.client_id)] = order.id
+        if len(states) > self.MAX_ORDER_STATES:
+            old = next(iter(states))
+            gone = states.pop(old)
+            if gone["clientId"] is not None and self.client_orders.get((gone["account"], gone["clientId"])) == old:
+                del self.client_orders[(gone["account"], gone["clientId"])]
+
+    def order_status(self, account: str, order_id: int | None = None, client_id: str | None = None) -> dict:
+        """An order's latest state by id or client id, open or not (like Hyperliquid's
+        orderStatus): `resting` (with what remains), `filled`, `cancelled`, `expired`,
+        `dead_mans_switch`, `self_trade`, `rejected` (an unwound fill took it off), with its fills
+        and their settlement status. UNKNOWN_ORDER when the venue has no record of it."""
+        if order_id is None and client_id is not None:
+            order_id = self.client_orders.get((account, client_id))
+        state = self.order_states.get(order_id) if order_id is not None else None
+        if state is None or state["account"] != account:
+            raise UnknownOrder("UNKNOWN_ORDER", f"no order {order_id if client_id is None else client_id!r} "
+                                                f"of {account}")
+        fills = [r.as_json() for r in self.account_fills(account) if order_id in (r.fill.maker.id, r.fill.taker.id)]
+        return {**state, "fills": fills}
 
     def _publish(self, message: dict) -> None:
         for q in list(self.subscribers):
@@ -792,6 +830,19 @@ class Venue:
             time.sleep(0.025)
         raise TimeoutError(f"settle({index}) not mined in 120 s")
 
+    # ------------------------------------------------------------------ clock
+    async def _clock(self) -> None:
+        """Drives the engine's time-driven rules (order expiries, dead-man's switches) from the
+        venue's clock, so they fire on time on a quiet venue: every `clock_interval_ms` (10), a
+        tick when something is due. What fires is journalled like any command."""
+        interval = self.settings.clock_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            now = self.now_ms()
+            if now >= self.engine.due:
+                self.engine.tick(now)
+                await self.durable()
+
     # ------------------------------------------------------------------ health
     async def _prober(self) -> None:
         """Reads the chain head on its own short-timeout connection every `probe_interval_ms`."""
@@ -921,7 +972,9 @@ class Venue:
         positions = []
         for m, liq in liquidation.items():
             v, p = views[m], self.markets[m]
-            positions.append({"market": m, "symbol": p.symbol, "size": str(v[0]), "openNotional": str(v[1]),
+            pending = self.engine.accounts[address].positions[m][0] if address in self.engine.accounts else v[0]
+            positions.append({"market": m, "symbol": p.symbol, "size": str(v[0]), "sizeWithPending": str(pending),
+                              "openNotional": str(v[1]),
                               "entryPrice": str(v[2]), "unrealizedPnl": str(v[3]), "fundingOwed": str(v[4]),
                               "liquidationPrice": None if liq is None else str(liq)})
         mine = self.account_fills(address)

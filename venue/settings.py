@@ -32,3 +32,4 @@ class Settings(BaseSettings):
     rpc_timeout_s: float = 2.0
     rpc_down_s: float = 3.0
     lag_blocks_degraded: int = 3  # "degraded" when the venue's processed block trails the head by more
+    clock_interval_ms: int = 10  # how often the clock checks for due expiries and dead-man's switches

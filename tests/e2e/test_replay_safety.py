@@ -191,3 +191,49 @@ def test_signed_actions_cannot_be_replayed_before_or_after_a_restart(venue, chai
     too_far = {**cancel, "nonce": nonce + 2, "expiry": far,
                "signature": sign_action(account, "cancelClient:again", nonce + 2, far, domain, key)}
     assert venue.post("/cancel", too_far).json()["code"] == "EXPIRY_TOO_FAR"
+
+
+def test_order_status_answers_for_open_and_finished_orders_by_id_or_client_id_after_a_restart(venue):
+    maker, taker = venue.client(0), venue.client(1)
+    maker.cancel()  # the asks earlier tests left: this one is the best
+    ask = maker.place("ETH-PERP", "sell", "3002", "1", tif="Alo", client_id="st-ask")
+    assert maker.order_status(client_id="st-ask")["status"] == "resting"
+    taker.place("ETH-PERP", "buy", "3002", "1", tif="Ioc")
+    done = wait_until(lambda: (s := maker.order_status(order_id=ask["orderId"]))["status"] == "filled"
+                      and s["fills"] and s["fills"][0]["status"] == "settled" and s, 20, "the fill to settle")
+    assert done["remaining"] == "0" and done["clientId"] == "st-ask"
+    gone = maker.place("ETH-PERP", "sell", "3030", "1", tif="Alo", client_id="st-gone")
+    maker.cancel(client_id="st-gone")
+    venue.restart()
+    assert maker.order_status(order_id=gone["orderId"])["status"] == "cancelled"
+    assert maker.order_status(client_id="st-ask")["fills"][0]["status"] == "settled"
+    with pytest.raises(Exception) as unknown:
+        maker.order_status(order_id=10**9)
+    assert unknown.value.status == 404
+
+
+def test_a_dead_mans_switch_fires_on_time_on_a_quiet_venue(venue, chain):
+    """No other traffic: the venue's clock fires the switch within 100 ms of its time."""
+    import asyncio
+    import websockets
+
+    maker = venue.client(2)
+    order = maker.place("ETH-PERP", "sell", "3100", "0.1", tif="Alo")
+    d = chain["d"]
+    domain = Domain(d.chain_id, d.clearing_house)
+    at = int(time.time() * 1000) + 1_500
+    nonce, expiry = maker.action_nonce(), int(time.time()) + 60
+    body = {"account": maker.address, "at": at, "nonce": nonce, "expiry": expiry,
+            "signature": sign_action(maker.address, f"deadman:{at}", nonce, expiry, domain, maker.key)}
+
+    async def watch():
+        async with websockets.connect(venue.api.replace("http", "ws") + f"/ws?account={maker.address}") as ws:
+            assert venue.post("/deadman", body).status_code == 200
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if message.get("channel") == "orders" and message["data"]["id"] == order["orderId"]:
+                    return message["data"]["status"], time.time() * 1000
+
+    status, seen_at = asyncio.new_event_loop().run_until_complete(watch())
+    assert status == "dead_mans_switch"
+    assert at <= seen_at < at + 100, seen_at - at

@@ -255,6 +255,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await venue.durable()
         return {"account": account, "cancelAt": body.at}
 
+    @app.get("/accounts/{address}/order", responses=ERRORS)
+    async def order_status(venue: V, address: str, orderId: Annotated[int | None, Query(ge=1, lt=2**62)] = None,
+                           clientId: Annotated[str | None, Query(max_length=128)] = None):
+        """One order's latest state by `orderId` or `clientId`, also once it has left the book
+        (filled, cancelled, expired...), with its fills and their settlement status: what to ask
+        after a timeout."""
+        if not Web3.is_address(address):
+            raise EngineError("INVALID_ADDRESS", f"{address} is not an address")
+        if (orderId is None) == (clientId is None):
+            raise EngineError("BAD_REQUEST", "give exactly one of orderId and clientId")
+        return venue.order_status(Web3.to_checksum_address(address), orderId, clientId)
+
     @app.get("/accounts/{address}", responses=ERRORS)
     async def account(venue: V, address: str):
         if not Web3.is_address(address):
