@@ -32,7 +32,7 @@ def cmd_devnet(args) -> int:
         print(f"venue devnet: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()
-    children = []
+    children: list = []
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         w3 = anvil.web3()
@@ -60,25 +60,24 @@ def cmd_devnet(args) -> int:
         if args.exit_after_deploy:
             print("Ctrl-C stops everything.")
             return 0
-        import subprocess
-
         # A devnet is a fresh chain: a journal from an earlier devnet describes another chain.
         for stale in out.parent.glob("journal.sqlite*"):
             stale.unlink()
-        api = subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(out),
-                                "--rpc-url", anvil.url, "--port", str(args.api_port),
-                                "--journal", str(out.parent / "journal.sqlite")])
-        children.append(api)
         api_url = f"http://127.0.0.1:{args.api_port}"
+        supervisor = Supervisor(out.parent / "processes.json")
+        children = supervisor.children
+        supervisor.start("api", [sys.executable, "-m", "venue.cli", "serve", "--deployment", str(out),
+                                 "--rpc-url", anvil.url, "--port", str(args.api_port),
+                                 "--journal", str(out.parent / "journal.sqlite")])
         from .devchain import wait_until
         import httpx
 
         wait_until(lambda: httpx.get(f"{api_url}/health").status_code == 200, 60, "venue API")
-        children.append(subprocess.Popen([sys.executable, "-m", "venue.mm", "--deployment", str(out), "--api", api_url]))
+        supervisor.start("market-maker", [sys.executable, "-m", "venue.mm", "--deployment", str(out), "--api", api_url])
         for bot, extra in (("oracle", ["--feed", "walk", "--heartbeat", "20"]), ("liquidator", []),
                            ("funding", ["--api", api_url, "--interval", "600"])):
-            children.append(subprocess.Popen([sys.executable, "-m", "keeper.cli", bot, "--deployment", str(out),
-                                              *extra]))
+            supervisor.start(f"keeper-{bot}", [sys.executable, "-m", "keeper.cli", bot, "--deployment", str(out),
+                                               *extra])
         print(f"  API            {api_url} (docs at /docs, websocket at /ws)")
         print("  market maker   trader 0 quotes 5 levels a side on every market")
         print("  keepers        oracle (random walk, 20 s heartbeat, 0.5 % deviation), liquidator, funding (10 min)")
@@ -86,9 +85,10 @@ def cmd_devnet(args) -> int:
         sys.stdout.flush()
         try:
             while not stop.wait(0.5):
-                if anvil.process.poll() is not None or any(c.poll() is not None for c in children):
-                    print("a devnet process exited", file=sys.stderr)
+                if anvil.process.poll() is not None:
+                    print("venue devnet: anvil exited; stopping everything", file=sys.stderr)
                     return 1
+                supervisor.restart_exited()
         except KeyboardInterrupt:
             pass
         print("stopping")
@@ -102,6 +102,49 @@ def cmd_devnet(args) -> int:
                 except Exception:
                     child.kill()
         anvil.stop()
+
+
+class Supervisor:
+    """The devnet's services (API, market maker, keepers): a crashed one is started again with a
+    log line instead of taking the devnet down; one that keeps crashing (5 times in a minute) is
+    left down with a message. Their process ids are kept in `processes.json` beside the
+    deployment file."""
+
+    def __init__(self, pid_file: Path):
+        self.pid_file = pid_file
+        self.services: dict[str, tuple[list[str], object]] = {}
+        self.restarts: dict[str, list[float]] = {}
+        self.children: list = []
+
+    def start(self, name: str, argv: list[str]):
+        import subprocess
+
+        process = subprocess.Popen(argv)
+        self.services[name] = (argv, process)
+        self.children.append(process)
+        self._write()
+        return process
+
+    def restart_exited(self) -> None:
+        import time
+
+        for name, (argv, process) in list(self.services.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            recent = [t for t in self.restarts.get(name, []) if time.monotonic() - t < 60]
+            if len(recent) >= 5:
+                print(f"venue devnet: {name} exited with code {code} 5 times in a minute; leaving it down",
+                      file=sys.stderr, flush=True)
+                del self.services[name]
+                continue
+            self.restarts[name] = recent + [time.monotonic()]
+            new = self.start(name, argv)
+            print(f"venue devnet: {name} (pid {process.pid}) exited with code {code}; restarted as pid {new.pid}",
+                  file=sys.stderr, flush=True)
+
+    def _write(self) -> None:
+        self.pid_file.write_text(json.dumps({name: p.pid for name, (_, p) in self.services.items()}, indent=2))
 
 
 def cmd_serve(args) -> int:

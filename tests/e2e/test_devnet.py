@@ -1,6 +1,7 @@
 """`venue devnet` (what `make devnet` runs) brings up Anvil with working contracts and stops on Ctrl-C."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -33,11 +34,20 @@ def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
             book = wait_until(lambda: (b := httpx.get(f"{api}/book/{market}").json())["bids"] and b["asks"] and b,
                               60, f"two-sided book {market}")
             assert int(book["bids"][0][0]) < int(book["asks"][0][0])
+        # A crashed API is restarted by the supervisor on the same journal; the devnet stays up.
+        pids = json.loads((tmp_path / "processes.json").read_text())
+        assert set(pids) == {"api", "market-maker", "keeper-oracle", "keeper-liquidator", "keeper-funding"}
+        os.kill(pids["api"], signal.SIGKILL)
+        wait_until(lambda: json.loads((tmp_path / "processes.json").read_text())["api"] != pids["api"], 10,
+                   "the API to be restarted")
+        wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 60, "the restarted API")
+        assert w3.is_connected()
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, output
     assert "ClearingHouse" in output and str(out) in output
+    assert f"api (pid {pids['api']}) exited with code -9; restarted as pid" in output
     # Anvil and the API went down with it.
     assert not Web3(HTTPProvider(f"http://127.0.0.1:{port}")).is_connected()
     try:
