@@ -33,3 +33,9 @@ class Settings(BaseSettings):
     rpc_down_s: float = 3.0
     lag_blocks_degraded: int = 3  # "degraded" when the venue's processed block trails the head by more
     clock_interval_ms: int = 10  # how often the clock checks for due expiries and dead-man's switches
+    # Memory bounds (`make bench-soak`): order nonces remembered per account (a new one must lie
+    # above the lowest of them: venue/nonces.py), settled fills and finished orders kept in memory
+    # for the account views and order status (older ones live in the journal).
+    nonce_window: int = 1_000
+    fills_in_memory: int = 50_000
+    order_states_in_memory: int = 100_000
