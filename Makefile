@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test test-invariants-long devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api clean
+.PHONY: install compile test test-invariants-long devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api bench-soak clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -70,6 +70,9 @@ bench-scan: install
 
 bench-api: compile
 	$(BIN)/venue bench api
+
+bench-soak: compile
+	$(BIN)/venue bench soak
 
 clean:
 	rm -rf .build .cache

@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--key", default=None, help="guardian private key (default: the deployment file's)")
     p.set_defaults(fn=cmd_guardian)
     p = sub.add_parser("bench", help="run a benchmark")
-    p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api"])
+    p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api", "soak"])
     p.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)

@@ -645,7 +645,8 @@ class Engine:
                                          if m is not None]
         self.journal.append("bulk", ([self.addresses[i] for i in used.tolist()], rows.tobytes(), extra))
 
-    def replay_bulk(self, addresses: list[str], blob: bytes, extra: list = ()) -> None:
+    def replay_bulk(self, addresses: list[str], blob: bytes, extra: list = ()):
+        """A journalled bulk run again; returns (commands, results, metadata) as `run` saw them."""
         cmds = np.frombuffer(blob, dtype=np.int64).reshape(-1, COMMAND_COLUMNS).copy()
         ids = np.array([self.account_id(a) for a in addresses], dtype=np.int64)
         if len(cmds):
@@ -655,7 +656,7 @@ class Engine:
             meta = [None] * len(cmds)
             for k, client_id, nonce, signature in extra:
                 meta[k] = (client_id, nonce, signature)
-        self.run(cmds, meta)
+        return cmds, self.run(cmds, meta), meta
 
     def check_range(self, price: int, size: int, expiry: int) -> None:
         """The core holds int64: larger numbers are refused before they reach it."""

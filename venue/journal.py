@@ -103,12 +103,14 @@ class Journal:
         self.db.close()
 
 
-def replay(engine, journal: Journal, on_entry=None) -> int:
+def replay(engine, journal: Journal, on_entry=None, on_result=None) -> int:
     """Re-applies every journalled command to a fresh `engine`. Returns how many. `on_entry(kind,
     args)` takes the entries of the engine's owner (the venue's spent nonces) and says whether it
     did. An entry that cannot be applied is skipped, with what follows applied: each is listed in
     `journal.replay_skipped` as (seq, kind, error) for the caller to report; the live path
-    validates before anything reaches the journal, so a correct journal skips nothing."""
+    validates before anything reaches the journal, so a correct journal skips nothing.
+    `on_result(kind, args, result)` sees what each applied command returned (a place's Ack, a
+    bulk run's commands and results), as the live path's caller did."""
     engine.replaying = True
     count = 0
     journal.replay_skipped = []
@@ -116,7 +118,9 @@ def replay(engine, journal: Journal, on_entry=None) -> int:
         for seq, kind, a in journal.commands():
             count += 1
             try:
-                _apply(engine, kind, a, on_entry)
+                result = _apply(engine, kind, a, on_entry)
+                if on_result is not None:
+                    on_result(kind, a, result)
             except Exception as exc:  # noqa: BLE001: reported, never fatal
                 journal.replay_skipped.append((seq, kind, f"{type(exc).__name__}: {exc}"))
     finally:
@@ -124,12 +128,12 @@ def replay(engine, journal: Journal, on_entry=None) -> int:
     return count
 
 
-def _apply(engine, kind: str, a, on_entry) -> None:
+def _apply(engine, kind: str, a, on_entry):
     if kind == "place":
         (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry, is_market, nonce,
          signature) = a
-        engine.place(ts, account, market, is_buy, price, size, tif=tif, flags=flags, client_id=client_id,
-                     stp=stp, expiry=expiry, is_market=is_market, nonce=nonce, signature=signature)
+        return engine.place(ts, account, market, is_buy, price, size, tif=tif, flags=flags, client_id=client_id,
+                            stp=stp, expiry=expiry, is_market=is_market, nonce=nonce, signature=signature)
     elif kind == "cancel":
         engine.cancel(a[0], a[1], a[2])
     elif kind == "cancel_all":
@@ -149,6 +153,6 @@ def _apply(engine, kind: str, a, on_entry) -> None:
     elif kind == "unwind":
         engine.on_fill_rejected(*a)
     elif kind == "bulk":
-        engine.replay_bulk(*a)
+        return engine.replay_bulk(*a)
     elif on_entry is None or not on_entry(kind, a):
         raise ValueError(f"unknown journal entry {kind!r}")

@@ -112,7 +112,7 @@ class Venue:
         # has already taken, so nothing acknowledged is lost across a restart.
         self.chain_head = 0  # the probe's view of the chain head (fills record it when made)
         self.engine.listeners.append(self._on_event)
-        replay(self.engine, self.journal, on_entry=self._replay_entry)
+        replay(self.engine, self.journal, on_entry=self._replay_entry, on_result=self._replay_result)
         self.replay_skipped = self.journal.replay_skipped
         for seq, kind, error in self.replay_skipped:
             log.error("journal entry %d (%s) could not be replayed and was skipped: %s", seq, kind, error)
@@ -141,6 +141,7 @@ class Venue:
         self.chain_time = 0
         self.probe_ok_at = time.monotonic()
         self.rpc_error: str | None = None
+        self.stall_reason: str | None = None  # set by the prober: why the venue is cancel-only
         self.last_settled_batch: int | None = None
         self.last_settled_at: float | None = None
         self.oracle_updated: dict[int, int] = {}  # oracle id -> observation time of its latest price
@@ -283,6 +284,8 @@ class Venue:
         except EngineError:
             await self.durable()  # the spent nonce is durable before the refusal is answered
             raise
+        self._record_ack(order.account, order.market, order.is_buy, order.price, order.size, client_id, order.nonce,
+                         ack)
         return ack  # not yet acknowledged: the caller awaits durable() first
 
     async def place_many(self, items: list[tuple]) -> list:
@@ -346,6 +349,8 @@ class Venue:
                     results[k] = self.engine.rejection(code, order.market, price, order.size, client_id)
                 else:
                     results[k] = Ack(oid, STATUS_NAMES[status], filled, remaining, [], REASON_NAMES[reason])
+                    self._record_ack(order.account, order.market, order.is_buy, order.price, order.size, client_id,
+                                     order.nonce, results[k])
         return results  # not yet acknowledged: the caller awaits durable() first
 
     # ------------------------------------------------------------------ guardian
@@ -356,7 +361,7 @@ class Venue:
         if self.paused:
             raise VenueUnavailable("VENUE_PAUSED", "the guardian paused the venue: nothing settles until it "
                                                    "unpauses; cancels still work")
-        stalled = self.stalled()
+        stalled = self.stall_reason  # the prober's verdict (every probe_interval_ms): O(1) per order
         if stalled is not None and not self._reduces(order.account, order.market, order.is_buy, order.size):
             raise VenueUnavailable("CANCEL_ONLY", f"settlement cannot proceed ({stalled}): only cancels and orders "
                                                   "that reduce a position until it recovers")
@@ -430,6 +435,32 @@ class Venue:
         if window is None:
             window = self.nonce_windows[account] = NonceWindow()
         window.take(nonce, self.settings.nonce_window)
+
+    def _record_ack(self, account, market, is_buy, price, size, client_id, nonce, ack) -> None:
+        """The final state of an order that did not rest (filled, or cancelled: an IOC's remainder,
+        self-trade prevention), which no book event reports; resting orders come from events."""
+        if ack.status == "resting":
+            return
+        state = (account, market, is_buy, price, size, ack.remaining, ack.filled, client_id, nonce, ack.status)
+        self.order_states.pop(ack.order_id, None)
+        self.order_states[ack.order_id] = state
+        if client_id is not None:
+            self.client_orders[(account, client_id)] = ack.order_id
+
+    def _replay_result(self, kind: str, args, result) -> None:
+        """Replay's view of what the live path acknowledged (order states of takers)."""
+        if kind == "place" and result is not None:
+            ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry, is_market, nonce, _ = args
+            self._record_ack(account, market, is_buy, price, size, client_id, nonce, result)
+        elif kind == "bulk" and result is not None:
+            cmds, out, meta = result
+            for k, (row, r) in enumerate(zip(cmds.tolist(), out.tolist())):
+                if row[0] != OP_PLACE or r[0] != 0:
+                    continue
+                client_id, nonce = (meta[k][0], meta[k][1]) if meta is not None and meta[k] is not None else (None, 0)
+                ack = Ack(r[1], STATUS_NAMES[r[2]], r[3], r[4], [], REASON_NAMES[r[5]])
+                self._record_ack(self.engine.addresses[row[2]], row[3], bool(row[4]), row[5], row[6], client_id,
+                                 nonce, ack)
 
     def _replay_entry(self, kind: str, args) -> bool:
         """Journal entries of the venue's own (the engine replays the rest)."""
@@ -875,6 +906,12 @@ class Venue:
                 self.probe_ok_at, self.rpc_error = time.monotonic(), None
             except Exception as exc:  # noqa: BLE001: what /health reports
                 self.rpc_error = f"{type(exc).__name__}: {exc}"[:200]
+            was, self.stall_reason = self.stall_reason, self.stalled()
+            if (was is None) != (self.stall_reason is None):
+                if self.stall_reason is None:
+                    log.warning("settlement proceeds again: taking orders")
+                else:
+                    log.error("settlement cannot proceed (%s): cancel-only", self.stall_reason)
             await asyncio.sleep(self.settings.probe_interval_ms / 1000)
 
     def oldest_unsettled(self) -> FillRecord | None:
@@ -923,7 +960,7 @@ class Venue:
             "status": status, "cancelOnly": stalled is not None, "reason": stalled,
             "rpcReachable": time.monotonic() - self.probe_ok_at <= s.rpc_down_s, "rpcError": self.rpc_error,
             "chainHead": self.chain_head, "block": self.last_block, "lagBlocks": lag,
-            "nextBatch": self.next_batch, "pendingFills": len(self.unbatched),
+            "nextBatch": self.next_batch, "pendingFills": len(self.unbatched), "restingOrders": len(self.engine.orders),
             "submittedFills": sum(1 for r in self.fills.values() if r.status == "submitted"),
             "oldestUnsettledFillAgeS": None if oldest is None else round(time.monotonic() - oldest.acked_at, 3),
             "oldestUnsettledFillAgeBlocks": None if oldest is None else self.chain_head - oldest.acked_block,
