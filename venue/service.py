@@ -361,7 +361,9 @@ class Venue:
         if self.paused:
             raise VenueUnavailable("VENUE_PAUSED", "the guardian paused the venue: nothing settles until it "
                                                    "unpauses; cancels still work")
-        stalled = self.stall_reason  # the prober's verdict (every probe_interval_ms): O(1) per order
+        # The prober's verdict on unsettled fills (every probe_interval_ms), and the RPC's silence
+        # read now: O(1) per order, and as current as /health.
+        stalled = self.stall_reason or self._rpc_silent()
         if stalled is not None and not self._reduces(order.account, order.market, order.is_buy, order.size):
             raise VenueUnavailable("CANCEL_ONLY", f"settlement cannot proceed ({stalled}): only cancels and orders "
                                                   "that reduce a position until it recovers")
@@ -926,13 +928,19 @@ class Venue:
                 break
         return oldest
 
+    def _rpc_silent(self) -> str | None:
+        silent = time.monotonic() - self.probe_ok_at
+        if silent > self.settings.rpc_down_s:
+            return f"RPC unreachable for {silent:.1f} s: {self.rpc_error or 'no answer'}"
+        return None
+
     def stalled(self) -> str | None:
         """Why settlement cannot proceed now, or None: the RPC has not answered for `rpc_down_s`,
         or the oldest unsettled fill is older than `stall_blocks` blocks or `stall_seconds`."""
         s = self.settings
-        silent = time.monotonic() - self.probe_ok_at
-        if silent > s.rpc_down_s:
-            return f"RPC unreachable for {silent:.1f} s: {self.rpc_error or 'no answer'}"
+        silent = self._rpc_silent()
+        if silent is not None:
+            return silent
         oldest = self.oldest_unsettled()
         if oldest is not None:
             blocks, seconds = self.chain_head - oldest.acked_block, time.monotonic() - oldest.acked_at

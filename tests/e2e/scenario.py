@@ -59,3 +59,26 @@ def add_fill(s: LeveragedLong, market: int, size: int, price: int, batch: int, n
     receipt = s.w3.eth.wait_for_transaction_receipt(
         s.ch.functions.settle(batch, pack_fills([fill])).transact({"from": operator}))
     assert not s.ch.events.FillRejected().process_receipt(receipt, errors=DISCARD), "the fill was rejected"
+
+
+def served_deployment(anvil, tmp, keys: list[str], funded: list[str], quote: int = usdc(1_000_000), *,
+                      guardian: str | None = None, extra_keys: dict | None = None, interval_mining: bool = True):
+    """The setup of a test that runs `venue serve`: the devnet deployment from dev keys 0-2
+    (owner, operator, keeper), `funded` traders with `quote` deposited, first oracle prices, then
+    1-second blocks, and a deployment file for the venue and its clients (traders: keys[3:]).
+    Returns (web3, deployment, path of the deployment file)."""
+    import json
+
+    owner, operator, keeper = (address_of(k) for k in keys[:3])
+    w3 = anvil.web3()
+    d = deploy(w3, owner, operator=operator, keepers=(keeper,), guardian=guardian)
+    fund_traders(w3, d, funded, quote, 0)
+    oracle = contract(w3, "Oracle", d.oracle)
+    w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices(
+        [0, 1], [usdc(3_000), usdc(60_000)], w3.eth.get_block("latest").timestamp).transact({"from": keeper}))
+    if interval_mining:
+        anvil.set_interval_mining(1)
+    path = tmp / "deployment.json"
+    path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url,
+                                "keys": {"operator": keys[1], "traders": keys[3:], **(extra_keys or {})}}))
+    return w3, d, path

@@ -3,37 +3,27 @@
 coded 503 and cancels open orders; reduce-only refuses orders that could grow a position and
 cancels those resting; both lift again. The fill the chain would reject never gets made."""
 
-import json
 import subprocess
 import sys
 
 import httpx
 import pytest
 
-from venue.chain import contract, deploy
-from venue.cli import fund_traders
+from venue.chain import contract
 from venue.client import Client, VenueError
 from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
-from venue.domain import usdc
 from venue.signing import address_of
+
+from .scenario import served_deployment
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("guardian")
     keys = dev_keys(10)
-    owner, operator, keeper, guardian = (address_of(k) for k in (keys[0], keys[1], keys[2], keys[9]))
     with Anvil(accounts=10) as anvil:
-        w3 = anvil.web3()
-        d = deploy(w3, owner, operator=operator, keepers=(keeper,), guardian=guardian)
-        fund_traders(w3, d, keys[3:5], usdc(1_000_000), 0)
-        oracle = contract(w3, "Oracle", d.oracle)
-        ts = w3.eth.get_block("latest").timestamp
-        w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices([0, 1], [usdc(3_000), usdc(60_000)], ts)
-                                            .transact({"from": keeper}))
-        path = tmp / "deployment.json"
-        path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url,
-                                    "keys": {"operator": keys[1], "guardian": keys[9], "traders": keys[3:]}}))
+        w3, d, path = served_deployment(anvil, tmp, keys, keys[3:5], guardian=address_of(keys[9]),
+                                        extra_keys={"guardian": keys[9]}, interval_mining=False)
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(path),
                                    "--rpc-url", anvil.url, "--port", str(port), "--journal", str(tmp / "j.sqlite")])

@@ -4,20 +4,16 @@ for them) both show as `down` within seconds, the venue goes cancel-only (coded 
 that add risk, cancels still work) and resumes by itself; with the node gone, nothing answers a
 plain-text 500."""
 
-import json
 import os
 import signal
 
 import httpx
 import pytest
 
-from venue.chain import contract, deploy
-from venue.cli import fund_traders
 from venue.client import Client, VenueError
 from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
-from venue.domain import usdc
-from venue.signing import address_of
 
+from .scenario import served_deployment
 from .test_venue import start_server
 
 
@@ -25,24 +21,15 @@ from .test_venue import start_server
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("health")
     keys = dev_keys(6)
-    owner, operator, keeper = (address_of(k) for k in keys[:3])
     anvil = Anvil(accounts=6).start()
     try:
-        w3 = anvil.web3()
-        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
-        fund_traders(w3, d, keys[3:5], usdc(1_000_000), 0)
-        oracle = contract(w3, "Oracle", d.oracle)
-        w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices(
-            [0, 1], [usdc(3_000), usdc(60_000)], w3.eth.get_block("latest").timestamp).transact({"from": keeper}))
-        anvil.set_interval_mining(1)
-        path = tmp / "deployment.json"
-        path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"operator": keys[1], "traders": keys[3:]}}))
+        w3, d, path = served_deployment(anvil, tmp, keys, keys[3:5])
         port = free_port()
         server = start_server(path, anvil.url, tmp, port, VENUE_STALL_BLOCKS="3", VENUE_STALL_SECONDS="6",
                               VENUE_RPC_DOWN_S="2")
         api = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "venue API")
-        yield {"api": api, "anvil": anvil, "w3": w3, "path": path, "keeper": keeper, "oracle": oracle}
+        yield {"api": api, "anvil": anvil, "w3": w3, "path": path}
         assert stop_process(server) == 0
     finally:
         anvil.stop()

@@ -17,33 +17,23 @@ import httpx
 import pytest
 from eth_account import Account
 
-from venue.chain import contract, deploy
-from venue.cli import fund_traders
+from venue.chain import contract
 from venue.client import Client
 from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
 from venue.domain import FLAG_IOC, base, usdc
 from venue.signing import EIP712_TYPES, Domain, Order, sign_action
 
+from .scenario import served_deployment
 from .test_venue import start_server
 
-ETH_PRICE = usdc(3_000)
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("replay")
     keys = dev_keys(7)
-    owner, operator, keeper = (Account.from_key(k).address for k in keys[:3])
     with Anvil(accounts=7) as anvil:
-        w3 = anvil.web3()
-        d = deploy(w3, owner, operator=operator, keepers=(keeper,))
-        fund_traders(w3, d, keys[3:6], usdc(1_000_000), 0)
-        oracle = contract(w3, "Oracle", d.oracle)
-        w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices(
-            [0, 1], [ETH_PRICE, usdc(60_000)], w3.eth.get_block("latest").timestamp).transact({"from": keeper}))
-        anvil.set_interval_mining(1)
-        path = tmp / "deployment.json"
-        path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url, "keys": {"operator": keys[1], "traders": keys[3:]}}))
+        w3, d, path = served_deployment(anvil, tmp, keys, keys[3:6])
         yield {"anvil": anvil, "w3": w3, "d": d, "path": path, "tmp": tmp, "keys": keys}
 
 
