@@ -43,7 +43,7 @@ class Load:
         self.stop = threading.Event()
 
     def post(self, path, body):
-        return httpx.post(f"{self.api}{path}", json=body, timeout=5)
+        return httpx.post(f"{self.api}{path}", json=body, timeout=30)
 
     def run(self):
         rng = self.rng
@@ -109,6 +109,11 @@ def test_killed_under_mixed_load_nothing_acknowledged_is_lost_and_no_replay_gets
         for round_ in range(KILLS):
             wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 60, "venue API")
             load = Load(api, chain["path"], rng)
+            # One answered order per trader first: a fresh clone's first orders compile the engine
+            # (numba's cache is empty), and the load must be running, not waiting, when the kill comes.
+            for c in load.clients:
+                ack = c.place("ETH-PERP", "buy", "2900", "0.1", tif="Alo")
+                load.acked_orders[ack["orderId"]] = {"account": c.address, **ack}
             worker = threading.Thread(target=load.run)
             worker.start()
             time.sleep(rng.uniform(1.0, 3.0))
