@@ -82,7 +82,8 @@ class Venue:
         rpc_url = settings.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")
         self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
         # The health probe's own connection, with a short timeout: a frozen node shows in seconds.
-        self.probe_w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s}))
+        self.probe_w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s},
+                                          exception_retry_configuration=None))  # one try: a timeout is the answer
         self.ch = contract(self.w3, "ClearingHouse", self.deployment.clearing_house)
         self.oracle = contract(self.w3, "Oracle", self.deployment.oracle)
         key = settings.operator_key or doc["keys"]["operator"]
@@ -929,9 +930,13 @@ class Venue:
         return oldest
 
     def _rpc_silent(self) -> str | None:
+        """Why the RPC counts as down: its last probe failed and none has succeeded for
+        `rpc_down_s`. (Time alone does not count: an event loop busy compiling is not a silent node.)"""
+        if self.rpc_error is None:
+            return None
         silent = time.monotonic() - self.probe_ok_at
         if silent > self.settings.rpc_down_s:
-            return f"RPC unreachable for {silent:.1f} s: {self.rpc_error or 'no answer'}"
+            return f"RPC unreachable for {silent:.1f} s: {self.rpc_error}"
         return None
 
     def stalled(self) -> str | None:
@@ -966,7 +971,7 @@ class Venue:
             "degraded" if lag > s.lag_blocks_degraded or stale else "ok"
         return {
             "status": status, "cancelOnly": stalled is not None, "reason": stalled,
-            "rpcReachable": time.monotonic() - self.probe_ok_at <= s.rpc_down_s, "rpcError": self.rpc_error,
+            "rpcReachable": self._rpc_silent() is None, "rpcError": self.rpc_error,
             "chainHead": self.chain_head, "block": self.last_block, "lagBlocks": lag,
             "nextBatch": self.next_batch, "pendingFills": len(self.unbatched), "restingOrders": len(self.engine.orders),
             "submittedFills": sum(1 for r in self.fills.values() if r.status == "submitted"),
