@@ -116,7 +116,9 @@ def test_killed_under_mixed_load_nothing_acknowledged_is_lost_and_no_replay_gets
                 load.acked_orders[ack["orderId"]] = {"account": c.address, **ack}
             worker = threading.Thread(target=load.run)
             worker.start()
-            time.sleep(rng.uniform(1.0, 3.0))
+            # Kill at a random point once the load is under way (however fast this machine is).
+            wait_until(lambda: len(load.acked_bodies) >= 20, 60, "the load to get going")
+            time.sleep(rng.uniform(0.2, 1.5))
             server.send_signal(signal.SIGKILL)
             server.wait(10)
             load.stop.set()
@@ -136,7 +138,7 @@ def test_killed_under_mixed_load_nothing_acknowledged_is_lost_and_no_replay_gets
                            for f in state["fills"] if f["status"] == "settled")
             assert ch.functions.position(c.address, 0).call()[0] == expected, c.address
         acked = sum(len(load.acked_orders) for load in loads)
-        assert acked > 50 and sum(len(load.acked_cancels) for load in loads) > 5
+        assert acked > 60 and sum(len(load.acked_cancels) for load in loads) >= 3
         for load in loads:
             # Every acknowledged order is known after the restarts; acknowledged cancels stayed cancelled.
             for oid, ack in load.acked_orders.items():
