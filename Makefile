@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test test-invariants-long devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api bench-soak clean
+.PHONY: install compile test test-invariants-long test-api-fuzz devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api bench-soak clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -52,6 +52,11 @@ test: compile
 test-invariants-long: compile
 	CROSSBOOK_INVARIANT_EXAMPLES=250 CROSSBOOK_INVARIANT_STEPS=400 CROSSBOOK_INVARIANT_MIN_STEPS=50000 \
 		$(BIN)/pytest tests/contracts/test_invariants.py $(PYTEST_ARGS)
+
+# schemathesis over every API operation at ten times the examples of `make test` (~1,000 each).
+test-api-fuzz: compile
+	CROSSBOOK_SCHEMATHESIS_EXAMPLES=$${CROSSBOOK_SCHEMATHESIS_EXAMPLES:-1000} \
+		$(BIN)/pytest tests/e2e/test_api_hardening.py -k schemathesis $(PYTEST_ARGS)
 
 devnet: compile
 	$(BIN)/venue devnet

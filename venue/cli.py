@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from .chain import REPO_ROOT, contract, deploy, read_market_status
@@ -25,8 +26,15 @@ def cmd_devnet(args) -> int:
     addresses = [address_of(k) for k in keys]
     owner, operator, keeper, guardian = addresses[0], addresses[1], addresses[2], addresses[10]
     keys, addresses = keys[:10], addresses[:10]  # traders are dev accounts 3 to 9; 10 is the guardian
+    started = time.monotonic()
+
+    def progress(step: str, what: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f} s] {step:<13} {what}", flush=True)
+
     try:
         ensure_port_free("127.0.0.1", args.api_port, "the API (--api-port)")
+        progress("chain", f"starting Anvil on 127.0.0.1:{args.port} "
+                          f"({'automine' if args.block_time is None else f'{args.block_time} s blocks'})")
         anvil = Anvil(port=args.port, block_time=args.block_time, log_path=out.parent / "anvil.log").start()
     except (PortInUse, RuntimeError) as exc:
         print(f"venue devnet: {exc}", file=sys.stderr)
@@ -36,6 +44,7 @@ def cmd_devnet(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         w3 = anvil.web3()
+        progress("deploy", "Oracle, tokens, ClearingHouse and its modules, markets")
         d = deploy(w3, owner, operator=operator, keepers=(keeper,), guardian=guardian)
         doc = {
             **d.to_json(),
@@ -45,6 +54,7 @@ def cmd_devnet(args) -> int:
             "keys": {"operator": keys[1], "keeper": keys[2], "guardian": dev_keys(11)[10], "traders": keys[3:]},
         }
         out.write_text(json.dumps(doc, indent=2))
+        progress("funding", f"{len(keys[3:])} traders: 1,000,000 USDC and 10 WETH deposited each; first oracle prices")
         fund_traders(w3, d, keys[3:], 1_000_000 * 10**6, 10 * 10**18)
         oracle = contract(w3, "Oracle", d.oracle)
         ts = w3.eth.get_block("latest").timestamp
@@ -66,6 +76,7 @@ def cmd_devnet(args) -> int:
         api_url = f"http://127.0.0.1:{args.api_port}"
         supervisor = Supervisor(out.parent / "processes.json")
         children = supervisor.children
+        progress("api", f"venue serve on {api_url}")
         supervisor.start("api", [sys.executable, "-m", "venue.cli", "serve", "--deployment", str(out),
                                  "--rpc-url", anvil.url, "--port", str(args.api_port),
                                  "--journal", str(out.parent / "journal.sqlite")])
@@ -73,22 +84,41 @@ def cmd_devnet(args) -> int:
         import httpx
 
         wait_until(lambda: httpx.get(f"{api_url}/health").status_code == 200, 60, "venue API")
-        supervisor.start("market-maker", [sys.executable, "-m", "venue.mm", "--deployment", str(out), "--api", api_url])
+        progress("keepers", "oracle (random walk, 20 s heartbeat), liquidator, funding (every 10 min)")
         for bot, extra in (("oracle", ["--feed", "walk", "--heartbeat", "20"]), ("liquidator", []),
                            ("funding", ["--api", api_url, "--interval", "600"])):
             supervisor.start(f"keeper-{bot}", [sys.executable, "-m", "keeper.cli", bot, "--deployment", str(out),
                                                *extra])
-        print(f"  API            {api_url} (docs at /docs, websocket at /ws)")
-        print("  market maker   trader 0 quotes 5 levels a side on every market")
-        print("  keepers        oracle (random walk, 20 s heartbeat, 0.5 % deviation), liquidator, funding (10 min)")
-        print("Ctrl-C stops everything.")
-        sys.stdout.flush()
+        progress("market maker", "trader 0 quoting 5 levels a side on every market")
+        supervisor.start("market-maker", [sys.executable, "-m", "venue.mm", "--deployment", str(out), "--api", api_url])
+
+        def quoted() -> bool:
+            try:
+                return all(b["bids"] and b["asks"] for b in (httpx.get(f"{api_url}/book/{m}").json()
+                                                             for m in d.markets))
+            except (httpx.HTTPError, ValueError, KeyError):
+                return False
+
+        ready_by = time.monotonic() + 60
+        ready = False
         try:
+            # Supervising from the start: a service that exits while the devnet is still coming
+            # up is restarted too. Ready once the market maker's quotes make every book two-sided.
             while not stop.wait(0.5):
                 if anvil.process.poll() is not None:
                     print("venue devnet: anvil exited; stopping everything", file=sys.stderr)
                     return 1
                 supervisor.restart_exited()
+                if not ready and (quoted() or time.monotonic() > ready_by):
+                    ready = True
+                    if time.monotonic() > ready_by:
+                        progress("market maker", "no two-sided book yet after 60 s (see its output above)")
+                    progress("ready", f"in {time.monotonic() - started:.1f} s: API {api_url}")
+                    print(f"  API            {api_url} (docs at /docs, websocket at /ws)")
+                    print("  market maker   trader 0 quotes 5 levels a side on every market")
+                    print("  keepers        oracle (random walk, 20 s heartbeat, 0.5 % deviation), liquidator, "
+                          "funding (10 min)")
+                    print("Ctrl-C stops everything.", flush=True)
         except KeyboardInterrupt:
             pass
         print("stopping")
@@ -245,18 +275,29 @@ def cmd_bench(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="venue", description="crossbook venue")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("devnet", help="start Anvil with crossbook deployed (Ctrl-C stops)")
-    p.add_argument("--port", type=int, default=8545)
-    p.add_argument("--block-time", type=float, default=None, help="seconds per block (default: automine)")
-    p.add_argument("--out", default=str(DEVNET_DIR / "deployment.json"), help="where to write addresses")
-    p.add_argument("--api-port", type=int, default=8000)
-    p.add_argument("--exit-after-deploy", action="store_true", help="deploy, print, stop (for smoke tests)")
+    p = sub.add_parser("devnet", help="start the whole venue locally (Ctrl-C stops)",
+                       description="Starts Anvil, deploys crossbook, funds dev traders 3-9, then runs the venue API, "
+                                   "the keepers (oracle, liquidator, funding) and a market maker, restarting any "
+                                   "that exits. Prints a line per step and a ready line with the time it took.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--port", type=int, default=8545, help="Anvil's JSON-RPC port")
+    p.add_argument("--block-time", type=float, default=None,
+                   help="seconds per block; default: automine (a block per transaction)")
+    p.add_argument("--out", default=str(DEVNET_DIR / "deployment.json"),
+                   help="deployment file to write: addresses, chain id, dev keys (its folder also gets the journal, "
+                        "anvil.log and processes.json)")
+    p.add_argument("--api-port", type=int, default=8000, help="the venue API's HTTP and websocket port")
+    p.add_argument("--exit-after-deploy", action="store_true",
+                   help="deploy, fund, print the addresses and stop (no API, keepers or market maker)")
     p.set_defaults(fn=cmd_devnet)
-    p = sub.add_parser("serve", help="run the venue API and settlement against a deployment")
+    p = sub.add_parser("serve", help="run the venue API and settlement against a deployment",
+                       description="The venue: API, matching engine, journal and settlement. Every setting is also "
+                                   "an environment variable VENUE_<NAME> (venue/settings.py), e.g. "
+                                   "VENUE_BATCH_MAX_FILLS=64, VENUE_MAX_BODY_BYTES, VENUE_AUTH_FAIL_BURST.")
     p.add_argument("--deployment", default=None, help="deployment JSON (default devnet/deployment.json)")
-    p.add_argument("--rpc-url", default=None)
-    p.add_argument("--port", type=int, default=None)
-    p.add_argument("--journal", default=None)
+    p.add_argument("--rpc-url", default=None, help="JSON-RPC URL (default: the deployment file's rpc)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default 8000)")
+    p.add_argument("--journal", default=None, help="journal file (default devnet/journal.sqlite)")
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("guardian", help="pause or unpause the venue, put a market in reduce-only mode or resume it",
                        description="Guardian controls, sent from the guardian key in the deployment file. "
@@ -269,8 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
     p.add_argument("--key", default=None, help="guardian private key (default: the deployment file's)")
     p.set_defaults(fn=cmd_guardian)
-    p = sub.add_parser("bench", help="run a benchmark")
-    p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api", "soak"])
+    p = sub.add_parser("bench", help="run a benchmark (make bench-*)")
+    p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api", "soak"],
+                   help="gas: settlement gas per fill; gasprofile: where the gas goes; engine: matching throughput; "
+                        "scan: margin scan; api: HTTP and websocket throughput and ack-to-settle latency; soak: "
+                        "memory over millions of orders")
     p.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)

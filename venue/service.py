@@ -11,7 +11,8 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,8 +35,8 @@ from .nonces import NonceWindow
 from .recovery import RecoveryWorker
 from .settings import Settings
 from .signing import (
-    MAX_ACTION_LIFETIME_S, Domain, Order as SignedOrder, SignatureError, address_bytes, compact_signature, order_digest,
-    recover_address, recover_many, to_checksum,
+    MAX_ACTION_LIFETIME_S, Domain, Order as SignedOrder, SignatureError, action_digest, address_bytes,
+    compact_signature, order_digest, recover_address, recover_many, to_checksum,
 )
 
 log = logging.getLogger("venue")
@@ -54,6 +55,58 @@ _TIF = {"Gtc": GTC, "Alo": GTC, "Ioc": IOC, "Fok": FOK, "Market": IOC}  # API ti
 
 class SignatureRejected(EngineError):
     status = 401
+
+
+class UnknownAccount(EngineError):
+    """An order from an account with nothing on the ClearingHouse (no collateral, no position)."""
+
+    status = 403
+
+
+# Answers that mean the sender proved nothing (a signature that does not recover or is not the
+# account's; an account with nothing deposited): the API limits them per client address.
+UNAUTHENTICATED = frozenset({"BAD_SIGNATURE", "UNKNOWN_ACCOUNT"})
+PRIVATE_CHANNELS = frozenset({"fills", "orders"})
+LAGGED = object()  # queued for a subscription that fell behind: its sender says so and closes
+
+
+class Subscription:
+    """One websocket's feed. Messages are filtered to its account (private channels) and numbered
+    per channel as they are queued, so a client sees any gap. Past `limit` queued messages the
+    subscription is lagged: nothing more is queued, the missed seqs are counted per channel, and
+    the sender sends a `lagged` message naming them, then closes the connection."""
+
+    __slots__ = ("account", "queue", "limit", "seq", "missed")
+
+    def __init__(self, account: str | None, limit: int):
+        self.account = account
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.limit = limit
+        self.seq: dict[str, int] = {}
+        self.missed: dict[str, list[int]] | None = None  # channel -> [first, last] seq missed
+
+    def next_seq(self, channel: str) -> int:
+        n = self.seq[channel] = self.seq.get(channel, 0) + 1
+        return n
+
+    def offer(self, message: dict) -> None:
+        channel = message["channel"]
+        if self.account is not None and channel in PRIVATE_CHANNELS:
+            data = message["data"]
+            if self.account not in (data.get("account"), data.get("maker"), data.get("taker")):
+                return
+        n = self.next_seq(channel)
+        if self.missed is None and self.queue.qsize() < self.limit:
+            self.queue.put_nowait({"seq": n, **message})
+            return
+        if self.missed is None:
+            self.missed = {}
+            self.queue.put_nowait(LAGGED)
+        self.missed.setdefault(channel, [n, n])[1] = n
+
+    def close(self) -> None:
+        """Wakes the sender with None: the connection is over."""
+        self.queue.put_nowait(None)
 
 
 @dataclass
@@ -106,7 +159,15 @@ class Venue:
         # Final and current states of recent orders for `order_status` (bounded: the oldest go).
         self.order_states: dict[int, dict] = {}
         self.client_orders: dict[tuple[str, str], int] = {}
-        self.subscribers: set[asyncio.Queue] = set()
+        self.subscribers: set[Subscription] = set()
+        # Account views read the chain on their own connection and threads (never the pool that
+        # settlement, receipts and chain ingestion use), at most once per block per account.
+        self.view_w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s * 2}))
+        self.view_ch = contract(self.view_w3, "ClearingHouse", self.deployment.clearing_house)
+        self.view_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="account-views")
+        self.view_cache: OrderedDict[str, tuple[int, asyncio.Future]] = OrderedDict()
+        self.view_reads = 0  # chain reads made for account views (tests count them)
+        self.market_ids = {p.symbol.upper(): m for m, p in enumerate(self.markets)}
         self.book_seq = [0] * len(self.markets)
         self.dirty_levels: set[tuple[int, bool, int]] = set()  # L2 levels changed since the last delta
         # Replay rebuilds the book and every fill; the settlement table says which fills the chain
@@ -176,10 +237,24 @@ class Venue:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.recovery is not None:
             self.recovery.close()
+        self.view_pool.shutdown(wait=False, cancel_futures=True)
         self.journal.close()
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
+
+    def market_id(self, ref: int | str) -> int:
+        """A market named by id (0, or "0" in a path) or by symbol ("ETH-PERP", any case)."""
+        if isinstance(ref, str):
+            if ref.isascii() and ref.isdigit() and len(ref) < 6:
+                ref = int(ref)
+            elif (m := self.market_ids.get(ref.upper())) is not None:
+                return m
+            else:
+                raise OrderRejected("UNKNOWN_MARKET", f"no market {ref[:40]!r}")
+        if not 0 <= ref < len(self.markets):
+            raise OrderRejected("UNKNOWN_MARKET", f"no market {ref}")
+        return ref
 
     # ------------------------------------------------------------------ orders
     async def verify(self, order: SignedOrder, signature: bytes, offload: bool = False) -> None:
@@ -490,6 +565,22 @@ class Venue:
         if (account, nonce) in self.action_nonces:
             raise OrderRejected("DUPLICATE_NONCE", f"action nonce {nonce} was already used by {account}")
 
+    async def authorize(self, account: str, action: str, nonce: int, expiry: int, signature: bytes) -> None:
+        """A signed Action: unexpired, not too far ahead, a nonce not seen from the account, signed
+        by the account or its agent (recovered as orders are: C keccak and libsecp256k1, in the
+        recovery worker). The nonce is then remembered (durably, until the expiry)."""
+        self.check_action_terms(account, nonce, expiry)
+        digest = action_digest(account, action, nonce, expiry, self.domain_separator)
+        if self.recovery is not None:
+            signer = await self.recovery.recover_one(digest, bytes(signature))
+        else:
+            signer = recover_many([(digest, bytes(signature))])[0]
+        if isinstance(signer, str):
+            raise SignatureRejected("BAD_SIGNATURE", signer)
+        await self.check_signer(account, signer)
+        self.check_action_terms(account, nonce, expiry)  # again: another request may have used it meanwhile
+        self.remember_action(account, nonce, expiry)
+
     def remember_action(self, account: str, nonce: int, expiry: int) -> None:
         """Records an authorised action's nonce (durable with the request's commit); nonces of
         expired actions are dropped, as their actions are refused by expiry anyway."""
@@ -549,14 +640,18 @@ class Venue:
 
     async def _ensure_account(self, address: str) -> None:
         """An account the venue has not seen is read from the chain (off the event loop) before
-        its first order; concurrent first orders share one read."""
-        if self.engine.collateral(address):
-            return
-        pending = self._syncing.get(address)
-        if pending is None:
-            pending = self._syncing[address] = asyncio.ensure_future(self.sync_account_async(address))
-            pending.add_done_callback(lambda _: self._syncing.pop(address, None))
-        await asyncio.shield(pending)
+        its first order; concurrent first orders share one read. It is read once: later deposits,
+        withdrawals and liquidations reach it through the chain poller's events. An account with
+        nothing on the ClearingHouse is refused (UNKNOWN_ACCOUNT, which the API limits per client
+        address like a bad signature)."""
+        if address not in self.engine.accounts:
+            pending = self._syncing.get(address)
+            if pending is None:
+                pending = self._syncing[address] = asyncio.ensure_future(self.sync_account_async(address))
+                pending.add_done_callback(lambda _: self._syncing.pop(address, None))
+            await asyncio.shield(pending)
+        if not self.engine.collateral(address) and not any(p[0] for p in self.engine.accounts[address].positions):
+            raise UnknownAccount("UNKNOWN_ACCOUNT", f"{address} has no collateral on the ClearingHouse: deposit first")
 
     def read_chain_account(self, address: str) -> tuple[int, int, dict[int, list[int]], set[bytes]]:
         """Chain I/O only (safe in a worker thread): quote balance, WETH, positions and approved
@@ -660,10 +755,14 @@ class Venue:
                 "price": str(price), "size": str(size), "remaining": str(remaining), "filled": str(filled),
                 "clientId": cid, "nonce": nonce, "status": status, "fills": fills}
 
+    def subscribe(self, account: str | None) -> Subscription:
+        sub = Subscription(account, self.settings.ws_queue_limit)
+        self.subscribers.add(sub)
+        return sub
+
     def _publish(self, message: dict) -> None:
-        for q in list(self.subscribers):
-            if q.qsize() < 10_000:
-                q.put_nowait(message)
+        for sub in self.subscribers:
+            sub.offer(message)
 
     # ------------------------------------------------------------------ settlement
     async def _batcher(self) -> None:
@@ -981,6 +1080,7 @@ class Venue:
             "oracleAgeS": oracle_age, "maxPriceAgeS": max_age, "paused": self.paused,
             "marketStatus": {p.symbol: MARKET_STATUS_NAMES[st] for p, st in zip(self.markets, self.market_status)},
             "journalSkipped": len(self.replay_skipped),
+            "accountViewReads": self.view_reads, "websocketSubscribers": len(self.subscribers),
             "thresholds": {"stallBlocks": s.stall_blocks, "stallSeconds": s.stall_seconds, "rpcDownS": s.rpc_down_s,
                            "lagBlocksDegraded": s.lag_blocks_degraded},
         }
@@ -1034,10 +1134,36 @@ class Venue:
     def account_fills(self, address: str) -> list[FillRecord]:
         return [r for r in self.fills.values() if address in (r.fill.maker.account, r.fill.taker.account)]
 
-    def account_view(self, address: str) -> dict:
-        quote, weth_wei, _ = self.ch.functions.balances(address).call()
-        equity, im, mm = self.ch.functions.health(address).call()
-        views = {m: self.ch.functions.position(address, m).call() for m in range(len(self.markets))}
+    def _read_view(self, address: str) -> tuple:
+        """The account as the chain holds it, in one JSON-RPC batch (one round trip): balances,
+        health and every market's position view. Runs on the view threads."""
+        self.view_reads += 1
+        ch = self.view_ch
+        with self.view_w3.batch_requests() as batch:
+            batch.add(ch.functions.balances(address))
+            batch.add(ch.functions.health(address))
+            for m in range(len(self.markets)):
+                batch.add(ch.functions.position(address, m))
+            out = batch.execute()
+        return out[0], out[1], {m: out[2 + m] for m in range(len(self.markets))}
+
+    async def chain_view(self, address: str) -> tuple:
+        """`_read_view` at most once per block per account: requests in the same block (by the
+        venue's latest view of the head) share one read."""
+        block = max(self.chain_head, self.last_block)
+        cached = self.view_cache.get(address)
+        if cached is None or cached[0] != block or (cached[1].done() and cached[1].exception() is not None):
+            future = asyncio.get_running_loop().run_in_executor(self.view_pool, self._read_view, address)
+            cached = self.view_cache[address] = (block, future)
+            if len(self.view_cache) > 10_000:
+                self.view_cache.popitem(last=False)
+        self.view_cache.move_to_end(address)
+        return await asyncio.shield(cached[1])
+
+    async def account_view(self, address: str) -> dict:
+        """The chain's account (read at most once a block) with what the venue knows beyond it:
+        sizes with the fills not yet settled, open orders, fills and their settlement status."""
+        (quote, weth_wei, _), (equity, im, mm), views = await self.chain_view(address)
         liquidation = risk.position_liquidation_prices(
             quote, weth_wei, views, {m: ms.oracle_price for m, ms in enumerate(self.engine.markets)}, self.markets,
             self.eth_price, self.haircut, self.weth_oracle_id)

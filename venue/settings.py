@@ -39,3 +39,12 @@ class Settings(BaseSettings):
     nonce_window: int = 1_000
     fills_in_memory: int = 50_000
     order_states_in_memory: int = 100_000
+    # API limits: request bodies above `max_body_bytes` get 413 before they are read whole; a
+    # client address whose requests fail authentication (a bad signature, an account with nothing
+    # deposited) more than `auth_fail_burst` times, refilled at `auth_fail_per_s` a second, gets 429
+    # with Retry-After until it has credit again; a websocket subscriber more than
+    # `ws_queue_limit` messages behind is sent `lagged` and closed.
+    max_body_bytes: int = 1 << 20
+    auth_fail_burst: int = 50
+    auth_fail_per_s: float = 10.0
+    ws_queue_limit: int = 10_000

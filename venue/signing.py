@@ -9,6 +9,7 @@ reference, `recover_address_reference`, and tests/venue/test_signing.py checks p
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sha3
@@ -246,12 +247,38 @@ def address_of(private_key: bytes | str) -> str:
     return to_checksum(keccak(PrivateKey(private_key).public_key.format(compressed=False)[1:])[-20:])
 
 
+# --- addresses as clients send them ------------------------------------------------------------
+class AddressError(ValueError):
+    """An address that is not 20 bytes of hex, or is mixed-case with a wrong EIP-55 checksum."""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def checksum_address(text: str) -> str:
+    """The EIP-55 form of `text`. All lower-case (or all upper-case) hex carries no checksum and
+    is accepted; mixed case is a checksum and must be right (a typo'd address is refused, not
+    silently taken for another account). Cached: the same accounts send all day."""
+    if not isinstance(text, str) or len(text) != 42 or text[:2] not in ("0x", "0X"):
+        raise AddressError("must be 0x followed by 40 hex digits")
+    digits = text[2:]
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        raise AddressError("must be 0x followed by 40 hex digits") from None
+    checksummed = to_checksum(raw)
+    if digits != digits.lower() and digits != digits.upper() and checksummed[2:] != digits:
+        raise AddressError(f"mixed-case address with a wrong EIP-55 checksum (did you mean {checksummed}?)")
+    return checksummed
+
+
 # --- signed venue actions (cancels, dead-man's switch) ---------------------------------------
-# Not settled on-chain, so they go through eth-account's generic EIP-712 path (about 0.1 ms).
 # Each carries a nonce the venue refuses to see twice from an account while the action is
 # unexpired (a millisecond timestamp does, as Hyperliquid's clients use), and an expiry at most
 # MAX_ACTION_LIFETIME_S ahead, so the venue can forget a nonce once its action has expired.
+# The venue's path is `action_digest` + `recover_address` (C keccak, libsecp256k1), like orders';
+# eth-account's generic EIP-712 encoder is the reference (`action_digest_reference`), and signs
+# for clients (`sign_action`).
 ACTION_TYPE = "Action(address account,string action,uint64 nonce,uint64 expiry)"
+ACTION_TYPEHASH = keccak(ACTION_TYPE.encode())
 ACTION_TYPES = {
     "EIP712Domain": EIP712_TYPES["EIP712Domain"],
     "Action": [
@@ -264,6 +291,13 @@ ACTION_TYPES = {
 MAX_ACTION_LIFETIME_S = 86_400
 
 
+def action_digest(account: str, action: str, nonce: int, expiry: int, domain_separator: bytes) -> bytes:
+    """EIP-712 digest of an `Action` (nonce and expiry must fit uint64)."""
+    struct_hash = keccak(ACTION_TYPEHASH + bytes(12) + address_bytes(account) + keccak(action.encode())
+                         + _word(nonce) + _word(expiry))
+    return keccak(b"\x19\x01" + domain_separator + struct_hash)
+
+
 def _action_signable(account: str, action: str, nonce: int, expiry: int, domain: Domain):
     from eth_account.messages import encode_typed_data
 
@@ -273,17 +307,25 @@ def _action_signable(account: str, action: str, nonce: int, expiry: int, domain:
     })
 
 
+def action_digest_reference(account: str, action: str, nonce: int, expiry: int, domain: Domain) -> bytes:
+    """`action_digest` through eth-account's generic EIP-712 encoder (the reference)."""
+    signable = _action_signable(account, action, nonce, expiry, domain)
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
 def sign_action(account: str, action: str, nonce: int, expiry: int, domain: Domain, private_key: str) -> str:
     """`action` is canonical text: "cancel:<id>", "cancelClient:<clientId>", "cancelAll:<market|*>",
-    "deadman:<unix ms>"."""
+    "deadman:<unix ms>". Signed with eth-account's defaults (65 bytes, v 27/28), as a user's
+    wallet would."""
     from eth_account import Account
 
     signable = _action_signable(account, action, nonce, expiry, domain)
     return "0x" + bytes(Account.sign_message(signable, private_key).signature).hex()
 
 
-def recover_action_signer(account: str, action: str, nonce: int, expiry: int, domain: Domain,
-                          signature: bytes) -> str:
+def recover_action_signer_reference(account: str, action: str, nonce: int, expiry: int, domain: Domain,
+                                    signature: bytes) -> str:
+    """eth-account's recovery of an action's signer (the reference for the venue's path)."""
     from eth_account import Account
 
     return Account.recover_message(_action_signable(account, action, nonce, expiry, domain), signature=signature)

@@ -1,13 +1,17 @@
 """The setup the keeper and mempool scenarios share: a deployment on a given Anvil, funded
 accounts, a first oracle price, and one leveraged long settled on-chain."""
 
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from web3.logs import DISCARD
 
 from venue.chain import Deployment, Fill, contract, deploy, pack_fills
 from venue.cli import fund_traders
-from venue.devchain import dev_keys
+from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
 from venue.domain import usdc
 from venue.signing import Order, address_of, sign_order
 
@@ -82,3 +86,29 @@ def served_deployment(anvil, tmp, keys: list[str], funded: list[str], quote: int
     path.write_text(json.dumps({**d.to_json(), "rpc": anvil.url,
                                 "keys": {"operator": keys[1], "traders": keys[3:], **(extra_keys or {})}}))
     return w3, d, path
+
+
+def start_server(path, rpc, tmp, port, **env):
+    """`venue serve` as a process, on `port`, with its journal in `tmp` and VENUE_* overrides in `env`."""
+    return subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(path), "--rpc-url", rpc,
+                             "--port", str(port), "--journal", str(tmp / "j.sqlite")], env={**os.environ, **env})
+
+
+@contextmanager
+def served_venue(tmp, accounts: int = 6, **env):
+    """A fresh Anvil, `served_deployment` with traders 3 and 4 funded, and `venue serve` up (with
+    VENUE_* overrides in `env`); stopped, and checked to stop cleanly, afterwards."""
+    keys = dev_keys(accounts)
+    anvil = Anvil(accounts=accounts).start()
+    try:
+        w3, d, path = served_deployment(anvil, tmp, keys, keys[3:5])
+        port = free_port()
+        server = start_server(path, anvil.url, tmp, port, **env)
+        api = f"http://127.0.0.1:{port}"
+        import httpx
+
+        wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "venue API")
+        yield {"api": api, "anvil": anvil, "w3": w3, "path": path, "tmp": tmp}
+        assert stop_process(server) == 0, "the venue did not stop cleanly on SIGINT"
+    finally:
+        anvil.stop()

@@ -16,8 +16,7 @@ from venue.client import Client
 from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
 from venue.signing import sign_action
 
-from .scenario import served_deployment
-from .test_venue import start_server
+from .scenario import served_deployment, start_server
 
 KILLS = 3
 

@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 
 import httpx
 from web3 import HTTPProvider, Web3
@@ -19,6 +21,9 @@ def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "venue.cli", "devnet", "--port", str(port), "--out", str(out),
                              "--api-port", str(api_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     try:
         wait_until(out.exists, 60, "deployment.json")
         doc = json.loads(out.read_text())
@@ -34,6 +39,7 @@ def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
             book = wait_until(lambda: (b := httpx.get(f"{api}/book/{market}").json())["bids"] and b["asks"] and b,
                               60, f"two-sided book {market}")
             assert int(book["bids"][0][0]) < int(book["asks"][0][0])
+        wait_until(lambda: any("] ready" in line for line in lines), 30, "the ready line")
         # A crashed API is restarted by the supervisor on the same journal; the devnet stays up.
         pids = json.loads((tmp_path / "processes.json").read_text())
         assert set(pids) == {"api", "market-maker", "keeper-oracle", "keeper-liquidator", "keeper-funding"}
@@ -44,9 +50,15 @@ def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
         assert w3.is_connected()
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        reader.join(5)
+        output = "".join(lines)
     assert proc.returncode == 0, output
     assert "ClearingHouse" in output and str(out) in output
+    # A line per step while it starts, in order, then the ready line with the time it took.
+    steps = [line.split("]", 1)[1].split()[0] for line in output.splitlines() if line.startswith("[")]
+    assert steps[:7] == ["chain", "deploy", "funding", "api", "keepers", "market", "ready"], output
+    assert re.search(r"\] ready +in \d+\.\d s: API http://127\.0\.0\.1:\d+", output), output
     assert f"api (pid {pids['api']}) exited with code -9; restarted as pid" in output
     # Anvil and the API went down with it.
     assert not Web3(HTTPProvider(f"http://127.0.0.1:{port}")).is_connected()

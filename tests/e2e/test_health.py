@@ -11,28 +11,16 @@ import httpx
 import pytest
 
 from venue.client import Client, VenueError
-from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
+from venue.devchain import wait_until
 
-from .scenario import served_deployment
-from .test_venue import start_server
+from .scenario import served_venue
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("health")
-    keys = dev_keys(6)
-    anvil = Anvil(accounts=6).start()
-    try:
-        w3, d, path = served_deployment(anvil, tmp, keys, keys[3:5])
-        port = free_port()
-        server = start_server(path, anvil.url, tmp, port, VENUE_STALL_BLOCKS="3", VENUE_STALL_SECONDS="6",
-                              VENUE_RPC_DOWN_S="2")
-        api = f"http://127.0.0.1:{port}"
-        wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "venue API")
-        yield {"api": api, "anvil": anvil, "w3": w3, "path": path}
-        assert stop_process(server) == 0
-    finally:
-        anvil.stop()
+    with served_venue(tmp_path_factory.mktemp("health"), VENUE_STALL_BLOCKS="3", VENUE_STALL_SECONDS="6",
+                      VENUE_RPC_DOWN_S="2") as stack:
+        yield stack
 
 
 def health(stack) -> httpx.Response:

@@ -23,8 +23,7 @@ from venue.devchain import Anvil, dev_keys, free_port, stop_process, wait_until
 from venue.domain import FLAG_IOC, base, usdc
 from venue.signing import EIP712_TYPES, Domain, Order, sign_action
 
-from .scenario import served_deployment
-from .test_venue import start_server
+from .scenario import served_deployment, start_server
 
 
 

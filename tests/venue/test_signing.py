@@ -135,3 +135,34 @@ def test_65_byte_signatures_from_eth_account_normalise_to_the_compact_form_the_c
     for bad in (high, full[:64] + bytes([29]), full[:63]):
         with pytest.raises(SignatureError):
             compact_signature(bad)
+
+
+def test_action_digest_and_recovery_match_eth_account_on_random_actions():
+    """Cancels and the dead-man's switch take the orders' fast path; eth-account signs them (65
+    bytes, v 27/28, as a wallet does) and is the reference for the digest and the signer."""
+    from venue.signing import action_digest, action_digest_reference, recover_action_signer_reference, sign_action
+
+    rng = random.Random(11)
+    texts = ["cancel:1", "cancelClient:é-ü 雪", "cancelAll:*", "cancelAll:ETH-PERP", "deadman:0", "", "x" * 500]
+    for k in range(100):
+        key = "0x" + rng.randbytes(32).hex()
+        account = address_of(key)
+        text, nonce, expiry = texts[k % len(texts)], rng.randrange(2**64), rng.randrange(2**64)
+        digest = action_digest(account, text, nonce, expiry, DOMAIN.separator)
+        assert digest == action_digest_reference(account, text, nonce, expiry, DOMAIN)
+        sig = bytes.fromhex(sign_action(account, text, nonce, expiry, DOMAIN, key)[2:])
+        assert len(sig) == 65 and sig[64] in (27, 28)
+        assert recover_signer(digest, sig) == recover_action_signer_reference(account, text, nonce, expiry, DOMAIN,
+                                                                              sig) == account
+        other = action_digest(account, text + "!", nonce, expiry, DOMAIN.separator)
+        assert recover_signer(other, sig) != account
+
+
+def test_addresses_lower_case_is_normalised_and_a_wrong_checksum_refused():
+    from venue.signing import AddressError, checksum_address
+
+    good = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"
+    assert checksum_address(good) == checksum_address(good.lower()) == checksum_address("0X" + good[2:].upper()) == good
+    for bad in (good[:-1] + "8", "0x" + good[2:].swapcase(), good[:-1], good + "0", "0x" + "g" * 40, good[2:] + "00"):
+        with pytest.raises(AddressError):
+            checksum_address(bad)

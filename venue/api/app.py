@@ -1,12 +1,18 @@
-"""FastAPI application: thin routes over `venue.service.Venue`. Errors are `{code, msg}` with a
-4xx status; malformed requests never reach the engine."""
+"""FastAPI application: thin routes over `venue.service.Venue`.
+
+Every answer is JSON. Every error is `{code, msg}` with a documented 4xx (or 503 while the venue
+cannot take risk; 500 only for a bug, which is logged and still answered in that shape on a
+connection that stays open). `Front`, a pure-ASGI middleware in front of everything, enforces
+what holds for every request: JSON bodies only (415), at most `max_body_bytes` (413, refused
+before the body is read whole), per-client-address limits on unauthenticated failures (429 with
+Retry-After); and it answers the signed order routes itself, skipping FastAPI's machinery."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
+import math
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -15,21 +21,36 @@ from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDiscon
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
-from web3 import Web3
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..engine import EngineError
-from ..service import SignatureRejected, Venue, VenueUnavailable, order_json, trade_json
-from ..settings import Settings
-from ..signing import (
-    ACTION_TYPE, ACTION_TYPES, EIP712_TYPES, ORDER_TYPE, Order, address_bytes, recover_action_signer, to_checksum,
+from ..engine import EngineError, OrderRejected
+from ..service import (
+    LAGGED, UNAUTHENTICATED, SignatureRejected, Venue, VenueUnavailable, order_json, trade_json,
 )
-from .schemas import BatchIn, BatchStatus, CancelIn, DeadmanIn, Error, ModifyIn, OrderIn, OrderStatus
+from ..settings import Settings
+from ..signing import ACTION_TYPE, ACTION_TYPES, EIP712_TYPES, ORDER_TYPE, AddressError, Order, checksum_address
+from .schemas import (
+    BatchEnvelope, BatchIn, BatchStatus, CancelIn, Cancelled, DeadmanIn, DeadmanSet, Error, ModifyIn, OrderIn, OrderStatus,
+)
 
 log = logging.getLogger("venue.api")
 
 STP = {"expireMaker": 0, "cancelTaker": 1, "cancelBoth": 2}
-# Every error body is {code, msg}; listed so the OpenAPI schema documents them.
-ERRORS = {status: {"model": Error} for status in (400, 401, 404, 422, 429, 500, 503)}
+# The statuses each kind of route can answer, all with an {code, msg} body (OpenAPI lists them).
+POST_ERRORS = (400, 401, 403, 404, 413, 415, 422, 429, 500, 503)
+GET_ERRORS = (400, 404, 422, 500, 503)
+SIGNED_ROUTES = frozenset({"/orders", "/orders/batch", "/modify", "/cancel", "/deadman"})
+HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE",
+              415: "UNSUPPORTED_MEDIA_TYPE", 429: "RATE_LIMITED"}
+RANGE_ERRORS = frozenset({"out_of_range", "greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def errors_doc(statuses) -> dict:
+    return {status: {"model": Error} for status in statuses}
+
+
+class InvalidRequest(EngineError):
+    status = 422
 
 
 _json = json.JSONEncoder(separators=(",", ":")).encode
@@ -41,59 +62,163 @@ def json_response(data) -> Response:
     return Response(_json(data), media_type="application/json")
 
 
-def invalid_json(errors: list, prefix: tuple = ()) -> dict:
-    """{code, msg} for a request that fails validation: where, and what is wrong, of the first error."""
+def validation_error(errors: list, prefix: tuple = ()) -> tuple[int, dict]:
+    """(status, {code, msg}) for a request that fails validation, from its first error: 400
+    INVALID_JSON for a body that is not JSON; 422 OUT_OF_RANGE for a number outside its field's
+    range, INVALID_ADDRESS, or INVALID_REQUEST; the message names the field."""
     first = errors[0] if errors else {}
+    kind = first.get("type", "")
     where = ".".join(str(x) for x in (*prefix, *first.get("loc", ())))
-    return {"code": "INVALID_REQUEST", "msg": f"{where}: {first.get('msg', 'invalid')}"}
+    msg = f"{where}: {first.get('msg', 'invalid')}"
+    if kind == "json_invalid":
+        return 400, {"code": "INVALID_JSON", "msg": msg}
+    code = "OUT_OF_RANGE" if kind in RANGE_ERRORS else "INVALID_ADDRESS" if kind == "address" else "INVALID_REQUEST"
+    return 422, {"code": code, "msg": msg}
 
 
-async def order_route(venue: Venue, handler, body: bytes) -> tuple[int, bytes]:
-    """Runs a hot route's handler on the raw body: (status, JSON) with {code, msg} errors, the
+def unauthenticated(status: int, data) -> int:
+    """How many unauthenticated failures an answer reports (a batch: one per such order)."""
+    if status in (401, 403):
+        return 1
+    if status == 200 and isinstance(data, dict) and "statuses" in data:
+        return sum(1 for s in data["statuses"] if s.get("code") in UNAUTHENTICATED)
+    return 0
+
+
+async def order_route(venue: Venue, handler, body: bytes) -> tuple[int, dict]:
+    """Runs a hot route's handler on the raw body: (status, data) with {code, msg} errors, the
     same bodies the FastAPI exception handlers write."""
     try:
-        status, data = 200, await handler(venue, body)
+        return 200, await handler(venue, body)
     except EngineError as exc:
-        status, data = exc.status, {"code": exc.code, "msg": exc.msg}
+        return exc.status, {"code": exc.code, "msg": exc.msg}
     except ValidationError as exc:
-        status, data = 422, invalid_json(exc.errors(), ("body",))
-    return status, _json(data).encode()
+        return validation_error(exc.errors(), ("body",))
 
 
 async def answer_http(venue: Venue, handler, body: bytes) -> Response:
-    status, payload = await order_route(venue, handler, body)
-    return Response(payload, status_code=status, media_type="application/json")
+    status, data = await order_route(venue, handler, body)
+    return Response(_json(data), status_code=status, media_type="application/json")
 
 
-class HotRoutes:
-    """Pure-ASGI middleware answering `POST /orders` and `POST /orders/batch` itself: the signed
-    order path skips FastAPI's request, dependency and response machinery (about half of a
-    single order's server time, `make bench-api`). Everything else passes through."""
+class Throttle:
+    """Unauthenticated failures per client address, as a token bucket: `burst` of them, refilled
+    at `per_s` a second. While a client's bucket is empty its signed requests are refused with
+    429 before any signature work (so a flood of garbage signatures costs the venue a dict
+    lookup per request)."""
 
-    def __init__(self, app, routes: dict):
-        self.app = app
-        self.routes = routes
+    def __init__(self, burst: int, per_s: float):
+        self.burst, self.per_s = float(burst), float(per_s)
+        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when)
+
+    def _level(self, client: str, now: float) -> float:
+        tokens, when = self.buckets.get(client, (self.burst, now))
+        return min(self.burst, tokens + (now - when) * self.per_s)
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try again: 0 when it has credit."""
+        if client not in self.buckets:
+            return 0.0
+        level = self._level(client, time.monotonic())
+        return 0.0 if level >= 1 else (1 - level) / self.per_s
+
+    def fail(self, client: str, n: int = 1) -> None:
+        now = time.monotonic()
+        self.buckets[client] = (max(self._level(client, now) - n, -self.burst), now)
+        if len(self.buckets) > 100_000:  # forget clients whose buckets are full again
+            self.buckets = {c: b for c, b in self.buckets.items() if self._level(c, now) < self.burst}
+
+
+async def send_json(send, status: int, data: dict, headers: tuple = ()) -> None:
+    payload = _json(data).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload)),
+                            *headers]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def rate_limited(wait: float) -> tuple[dict, tuple]:
+    seconds = max(1, math.ceil(wait))
+    return ({"code": "RATE_LIMITED", "msg": f"too many requests from this address failed authentication: "
+                                            f"retry in {seconds} s"},
+            ((b"retry-after", str(seconds).encode()),))
+
+
+class Front:
+    """Pure-ASGI middleware in front of the whole app (see the module's docstring). The signed
+    order routes (`POST /orders`, `POST /orders/batch`) are answered here: about half of a single
+    order's server time is FastAPI's request, dependency and response machinery
+    (`make bench-api`)."""
+
+    def __init__(self, app, hot: dict, settings: Settings, throttle: Throttle):
+        self.app, self.hot, self.max_body, self.throttle = app, hot, settings.max_body_bytes, throttle
 
     async def __call__(self, scope, receive, send):
-        handler = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if handler is None:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        started = []
+
+        async def tracked(message):
+            if message["type"] == "http.response.start":
+                started.append(message["status"])
+            await send(message)
+
+        try:
+            await self.serve(scope, receive, tracked, started)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await send_json(send, 500, {"code": "INTERNAL", "msg": "the venue failed on this request (a bug; "
+                                                                       "it is logged)"})
+
+    async def serve(self, scope, receive, send, started: list) -> None:
+        if scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        path, client = scope["path"], (scope.get("client") or ("?",))[0]
+        signed = path in SIGNED_ROUTES
+        if signed and (wait := self.throttle.retry_after(client)):
+            body, headers = rate_limited(wait)
+            return await send_json(send, 429, body, headers)
+        content_type = length = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+        if content_type is None or content_type.split(b";")[0].strip().lower() != b"application/json":
+            return await send_json(send, 415, {"code": "UNSUPPORTED_MEDIA_TYPE",
+                                               "msg": "send the body as JSON with content-type application/json"})
+        too_large = {"code": "BODY_TOO_LARGE", "msg": f"the request body may be at most {self.max_body} bytes"}
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            return await send_json(send, 413, too_large)
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return
             body += message.get("body", b"")
+            if len(body) > self.max_body:
+                return await send_json(send, 413, too_large)
             if not message.get("more_body"):
                 break
-        status, payload = await order_route(scope["app"].state.venue, handler, body)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]})
-        await send({"type": "http.response.body", "body": payload})
+        handler = self.hot.get(path)
+        if handler is not None:
+            status, data = await order_route(scope["app"].state.venue, handler, body)
+            await send_json(send, status, data)
+        else:
+            delivered = False
 
+            async def replay():
+                nonlocal delivered
+                if delivered:
+                    return await receive()
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
 
-@functools.lru_cache(maxsize=1 << 16)
-def checksum(address: str) -> str:
-    """EIP-55 form of an address as clients send it (cached: the same accounts trade all day)."""
-    return to_checksum(address_bytes(address))
+            await self.app(scope, replay, send)
+            status, data = (started[0] if started else 0), None
+        if signed and (n := unauthenticated(status, data)):
+            self.throttle.fail(client, n)
 
 
 def get_venue(request: Request) -> Venue:
@@ -105,6 +230,7 @@ V = Annotated[Venue, Depends(get_venue)]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    throttle = Throttle(settings.auth_fail_burst, settings.auth_fail_per_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -124,33 +250,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def engine_error(_: Request, exc: EngineError):
         return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
 
-    @app.exception_handler(Exception)
-    async def internal(_: Request, exc: Exception):
-        log.exception("unhandled error")
-        return JSONResponse({"code": "INTERNAL", "msg": f"{type(exc).__name__}: the venue failed on this request"},
-                            status_code=500)
-
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError):
-        return JSONResponse(invalid_json(exc.errors()), status_code=422)
+        status, body = validation_error(exc.errors())
+        return JSONResponse(body, status_code=status)
 
-    async def authorize(venue: Venue, account: str, action: str, nonce: int, expiry: int, signature: str) -> None:
-        """A signed Action: unexpired, not too far ahead, a nonce not seen from the account, signed
-        by the account or its agent. The nonce is then remembered (durably, until the expiry)."""
-        venue.check_action_terms(account, nonce, expiry)
-        try:
-            signer = recover_action_signer(account, action, nonce, expiry, venue.domain, bytes.fromhex(signature[2:]))
-        except Exception as exc:  # an unrecoverable signature is the client's error, not ours
-            raise SignatureRejected("BAD_SIGNATURE", f"signature does not recover: {exc}") from exc
-        await venue.check_signer(account, address_bytes(signer))
-        venue.remember_action(account, nonce, expiry)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException):
+        code = HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+        return JSONResponse({"code": code, "msg": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
-    def to_order(o: OrderIn) -> Order:
-        return Order(checksum(o.account), o.market, o.isBuy, int(o.price), int(o.size), o.flags, o.expiry,
-                     o.nonce)
+    def to_order(venue: Venue, o: OrderIn) -> Order:
+        market = o.market if type(o.market) is int else venue.market_id(o.market)
+        return Order(o.account, market, o.isBuy, int(o.price), int(o.size), o.flags, o.expiry, o.nonce)
 
     async def place_one(venue: Venue, o: OrderIn, offload: bool = False) -> dict:
-        return status_json(await venue.place(to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId,
+        return status_json(await venue.place(to_order(venue, o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId,
                                              STP[o.stp], offload=offload))
 
     def status_json(ack) -> dict:
@@ -164,11 +280,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
-    @app.get("/health")
+    @app.get("/health", responses={503: {"description": "down: the venue is cancel-only; the same body with "
+                                                        "`code` CANCEL_ONLY and `msg` the reason",
+                                         "content": {"application/json": {"schema": {"type": "object"}}}}})
     async def health(venue: V):
         """The venue's state with numbers (see Venue.health); 503 when it is down (cancel-only)."""
         body = venue.health()
-        return JSONResponse(body, status_code=503 if body["status"] == "down" else 200)
+        if body["status"] == "down":
+            return JSONResponse({"code": "CANCEL_ONLY", "msg": body["reason"], **body}, status_code=503)
+        return JSONResponse(body)
 
     @app.get("/markets")
     async def markets(venue: V):
@@ -183,18 +303,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"domain": venue.domain.as_dict(), "types": {**EIP712_TYPES, "Action": ACTION_TYPES["Action"]},
                 "primaryType": "Order", "orderType": ORDER_TYPE, "actionType": ACTION_TYPE}
 
-    @app.get("/book/{market}", responses=ERRORS)
-    async def book(venue: V, market: int, depth: Annotated[int, Query(ge=1, le=500)] = 20):
-        if not 0 <= market < len(venue.markets):
-            raise EngineError("UNKNOWN_MARKET", f"no market {market}")
+    @app.get("/book/{market}", responses=errors_doc(GET_ERRORS))
+    async def book(venue: V, market: str, depth: Annotated[int, Query(ge=1, le=500)] = 20):
+        """L2 book of a market (id or symbol), best first, `depth` levels a side."""
+        market = venue.market_id(market)
         bids, asks = venue.engine.l2(market, depth)
         return {"market": market, "bids": [[str(p), str(s)] for p, s in bids],
                 "asks": [[str(p), str(s)] for p, s in asks]}
 
-    @app.get("/trades/{market}", responses=ERRORS)
-    async def trades(venue: V, market: int):
-        if not 0 <= market < len(venue.markets):
-            raise EngineError("UNKNOWN_MARKET", f"no market {market}")
+    @app.get("/trades/{market}", responses=errors_doc(GET_ERRORS))
+    async def trades(venue: V, market: str):
+        """The market's latest public trades (up to 200), newest first."""
+        market = venue.market_id(market)
         return [trade_json(f) for f in reversed(venue.trades[market])]
 
     async def place_body(venue: Venue, body: bytes) -> dict:
@@ -202,96 +322,152 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await venue.durable()  # journalled before it is acknowledged
         return status
 
+    def batch_orders(body: bytes) -> list:
+        """The batch's orders, each an `OrderIn` or, for one that fails validation, its error
+        (the others still go ahead). The whole body is validated at once when it is all good."""
+        try:
+            return BatchIn.model_validate_json(body).orders
+        except ValidationError:
+            items = BatchEnvelope.model_validate_json(body).orders  # raises for a bad envelope
+        out = []
+        for k, item in enumerate(items):
+            try:
+                out.append(OrderIn.model_validate(item))
+            except ValidationError as exc:
+                out.append(OrderRejected(*validation_error(exc.errors(), ("body", "orders", k))[1].values()))
+        return out
+
     async def place_batch_body(venue: Venue, body: bytes) -> dict:
-        orders = BatchIn.model_validate_json(body).orders
-        results = await venue.place_many([(to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId, STP[o.stp])
-                                          for o in orders])
+        results: list = batch_orders(body)
+        items, index = [], []
+        for k, o in enumerate(results):
+            if isinstance(o, EngineError):
+                continue
+            try:
+                items.append((to_order(venue, o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId, STP[o.stp]))
+                index.append(k)
+            except EngineError as exc:
+                results[k] = exc
+        for k, r in zip(index, await venue.place_many(items) if items else []):
+            results[k] = r
         await venue.durable()
         return {"statuses": [{"status": "error", "code": r.code, "msg": r.msg} if isinstance(r, EngineError)
                              else status_json(r) for r in results]}
 
-    # The order routes are answered by `HotRoutes` (below) before FastAPI's routing; these
+    # The order routes are answered by `Front` (below) before FastAPI's routing; these
     # declarations give them their OpenAPI entries and serve them if the middleware is removed.
-    @app.post("/orders", response_model=OrderStatus, responses=ERRORS, openapi_extra=body_schema(OrderIn))
+    @app.post("/orders", response_model=OrderStatus, responses=errors_doc(POST_ERRORS),
+              openapi_extra=body_schema(OrderIn))
     async def place(request: Request):
         return await answer_http(request.app.state.venue, place_body, await request.body())
 
-    @app.post("/orders/batch", response_model=BatchStatus, responses=ERRORS, openapi_extra=body_schema(BatchIn))
+    @app.post("/orders/batch", response_model=BatchStatus, responses=errors_doc(POST_ERRORS),
+              openapi_extra=body_schema(BatchIn))
     async def place_batch(request: Request):
         return await answer_http(request.app.state.venue, place_batch_body, await request.body())
 
-    app.add_middleware(HotRoutes, routes={"/orders": place_body, "/orders/batch": place_batch_body})
+    app.add_middleware(Front, hot={"/orders": place_body, "/orders/batch": place_batch_body}, settings=settings,
+                       throttle=throttle)
 
-    @app.post("/modify", response_model=OrderStatus, responses=ERRORS)
+    @app.post("/modify", response_model=OrderStatus, responses=errors_doc(POST_ERRORS))
     async def modify(venue: V, body: ModifyIn):
         o = body.order
-        ack = await venue.modify(body.orderId, to_order(o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId)
+        ack = await venue.modify(body.orderId, to_order(venue, o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId)
         await venue.durable()
         return json_response(status_json(ack))
 
-    @app.post("/cancel", responses=ERRORS)
+    @app.post("/cancel", response_model=Cancelled, responses=errors_doc(POST_ERRORS))
     async def cancel(venue: V, body: CancelIn):
-        account = Web3.to_checksum_address(body.account)
+        """One order by `orderId` or `clientId`, or all of the account's (in `market`, or all
+        markets), signed as an `Action` whose text is `cancel:<orderId>`, `cancelClient:<clientId>`
+        or `cancelAll:<market as sent | *>`."""
+        if body.orderId is not None and body.clientId is not None:
+            raise InvalidRequest("INVALID_REQUEST", "give orderId or clientId, not both")
+        market = None if body.market is None else venue.market_id(body.market)
         if body.orderId is not None:
             action = f"cancel:{body.orderId}"
         elif body.clientId is not None:
             action = f"cancelClient:{body.clientId}"
         else:
             action = f"cancelAll:{'*' if body.market is None else body.market}"
-        await authorize(venue, account, action, body.nonce, body.expiry, body.signature)
+        await venue.authorize(body.account, action, body.nonce, body.expiry, bytes.fromhex(body.signature[2:]))
         if body.orderId is None and body.clientId is None:
-            orders = venue.engine.cancel_all(venue.now_ms(), account, body.market)
+            orders = venue.engine.cancel_all(venue.now_ms(), body.account, market)
             await venue.durable()
-            return {"cancelled": [o.id for o in orders]}
-        order = venue.cancel(account, body.orderId, body.clientId)
+            return json_response({"cancelled": [o.id for o in orders]})
+        try:
+            order = venue.cancel(body.account, body.orderId, body.clientId)
+        except EngineError:
+            await venue.durable()  # the spent action nonce is durable before the refusal is answered
+            raise
         await venue.durable()
-        return {"cancelled": [order.id]}
+        return json_response({"cancelled": [order.id]})
 
-    @app.post("/deadman", responses=ERRORS)
+    @app.post("/deadman", response_model=DeadmanSet, responses=errors_doc(POST_ERRORS))
     async def deadman(venue: V, body: DeadmanIn):
-        account = Web3.to_checksum_address(body.account)
-        await authorize(venue, account, f"deadman:{body.at}", body.nonce, body.expiry, body.signature)
-        venue.engine.schedule_cancel(venue.now_ms(), account, body.at)
+        """Dead-man's switch: at unix ms `at`, every open order of the account is cancelled unless
+        re-armed later (0 disarms). Signed as the `Action` `deadman:<at>`."""
+        await venue.authorize(body.account, f"deadman:{body.at}", body.nonce, body.expiry,
+                              bytes.fromhex(body.signature[2:]))
+        venue.engine.schedule_cancel(venue.now_ms(), body.account, body.at)
         await venue.durable()
-        return {"account": account, "cancelAt": body.at}
+        return json_response({"account": body.account, "cancelAt": body.at})
 
-    @app.get("/accounts/{address}/order", responses=ERRORS)
+    def path_address(address: str) -> str:
+        try:
+            return checksum_address(address)
+        except AddressError as exc:
+            raise InvalidRequest("INVALID_ADDRESS", f"address: {exc}") from None
+
+    @app.get("/accounts/{address}/order", responses=errors_doc(GET_ERRORS))
     async def order_status(venue: V, address: str, orderId: Annotated[int | None, Query(ge=1, lt=2**62)] = None,
-                           clientId: Annotated[str | None, Query(max_length=128)] = None):
+                           clientId: Annotated[str | None, Query(max_length=64)] = None):
         """One order's latest state by `orderId` or `clientId`, also once it has left the book
         (filled, cancelled, expired...), with its fills and their settlement status: what to ask
         after a timeout."""
-        if not Web3.is_address(address):
-            raise EngineError("INVALID_ADDRESS", f"{address} is not an address")
+        address = path_address(address)
         if (orderId is None) == (clientId is None):
-            raise EngineError("BAD_REQUEST", "give exactly one of orderId and clientId")
-        return venue.order_status(Web3.to_checksum_address(address), orderId, clientId)
+            raise InvalidRequest("INVALID_REQUEST", "give exactly one of orderId and clientId")
+        return venue.order_status(address, orderId, clientId)
 
-    @app.get("/accounts/{address}", responses=ERRORS)
+    @app.get("/accounts/{address}", responses=errors_doc(GET_ERRORS))
     async def account(venue: V, address: str):
-        if not Web3.is_address(address):
-            raise EngineError("INVALID_ADDRESS", f"{address} is not an address")
+        """The account: collateral, equity and margins as the ClearingHouse computes them (read at
+        most once a block), positions with the size including fills not yet settled, open orders
+        and recent fills with their settlement status."""
+        address = path_address(address)
         try:
-            return await asyncio.to_thread(venue.account_view, Web3.to_checksum_address(address))
+            return json_response(await venue.account_view(address))
         except Exception as exc:  # noqa: BLE001: the view reads the chain; the node may be away
             raise VenueUnavailable("CHAIN_UNAVAILABLE", f"cannot read the account from the chain: "
                                                         f"{type(exc).__name__}") from exc
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket, account: str | None = None):
-        """On connect: book snapshots (with each market's `bookSeq`) and, for an account, its open
-        orders and recent fills; then L2 deltas (`l2`, numbered per market by `bookSeq`), public
-        trades, fill and order updates (all, or the account's); every message carries the
-        connection's own `seq`. Signed orders may be posted on the same socket (see `post`)."""
+        """On connect: book snapshots (with each market's `bookSeq`) and, for `?account=`, its
+        open orders and recent fills; then L2 deltas (`l2`, numbered per market by `bookSeq`),
+        public trades, fill and order updates (all, or the account's). Every message carries
+        `seq`, numbered per channel for this connection from 1, so a gap is visible. A client more
+        than `ws_queue_limit` messages behind gets one `lagged` message naming the seqs it missed
+        per channel and is closed (code 4008): reconnect for fresh snapshots. Signed orders may be
+        posted on the same socket (see `post`)."""
         await socket.accept()
+        if account is not None:
+            try:
+                account = checksum_address(account)
+            except AddressError as exc:
+                await socket.close(code=1008, reason=f"account: {exc}"[:120])  # policy violation
+                return
         venue: Venue = socket.app.state.venue
-        queue: asyncio.Queue = asyncio.Queue()
-        venue.subscribers.add(queue)
-
+        client = (socket.client.host if socket.client else "?")
+        sub = venue.subscribe(account)
         acks: set[asyncio.Task] = set()
 
         def answer(request_id, data: dict) -> None:
-            queue.put_nowait({"channel": "post", "id": request_id, "data": data})
+            sub.offer({"channel": "post", "id": request_id, "data": data})
+
+        def refuse(request_id, code: str, msg: str) -> None:
+            answer(request_id, {"status": "error", "code": code, "msg": msg})
 
         async def answer_when_durable(request_id, data: dict) -> None:
             await venue.durable()  # journalled before it is acknowledged, as over HTTP
@@ -299,64 +475,83 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         async def post(text: str) -> None:
             """`{"method": "post", "id": ..., "request": {"type": "order", "order": {...}}}`: an
-            order as `POST /orders` takes it, answered on the `post` channel with the same id."""
+            order as `POST /orders` takes it, answered on the `post` channel with the same id.
+            Anything malformed is answered there too (INVALID_JSON, INVALID_REQUEST, OUT_OF_RANGE
+            ...), and the connection stays open."""
             request_id = None
             try:
                 message = json.loads(text)
+                if not isinstance(message, dict):
+                    raise ValueError("a post is a JSON object")
                 request_id = message.get("id")
-                request = message["request"]
-                if message.get("method") != "post" or request.get("type") != "order":
+                if not (request_id is None or isinstance(request_id, (int, str))) or len(str(request_id)) > 64:
+                    request_id = None
+                    raise ValueError("id: an integer or a string of at most 64 characters")
+                request = message.get("request")
+                if message.get("method") != "post" or not isinstance(request, dict) or request.get("type") != "order":
                     raise ValueError("expected method 'post' with a request of type 'order'")
-                order = OrderIn.model_validate(request["order"])
-            except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
-                answer(request_id, {"status": "error", "code": "INVALID_REQUEST", "msg": str(exc).split("\n")[0]})
-                return
+                order = OrderIn.model_validate(request.get("order"))
+            except ValidationError as exc:
+                _, body = validation_error(exc.errors(), ("request", "order"))
+                return refuse(request_id, body["code"], body["msg"])
+            except (ValueError, RecursionError) as exc:  # json's errors are ValueErrors
+                code = "INVALID_JSON" if isinstance(exc, (json.JSONDecodeError, RecursionError)) else "INVALID_REQUEST"
+                return refuse(request_id, code, str(exc).split("\n")[0][:200])
+            if wait := throttle.retry_after(client):
+                return refuse(request_id, "RATE_LIMITED", rate_limited(wait)[0]["msg"])
             try:
                 status = await place_one(venue, order)
             except EngineError as exc:
-                answer(request_id, {"status": "error", "code": exc.code, "msg": exc.msg})
-                return
+                if exc.code in UNAUTHENTICATED:
+                    throttle.fail(client)
+                return refuse(request_id, exc.code, exc.msg)
             task = asyncio.create_task(answer_when_durable(request_id, status))
             acks.add(task)
             task.add_done_callback(acks.discard)
 
         async def read():
             """Posted orders in; a closed connection (the client left, or the server is shutting
-            down) wakes the sender with None, so the handler ends."""
+            down) wakes the sender with None, so the handler ends. An error in one post is
+            answered and logged; it never ends the reader."""
             try:
                 while (message := await socket.receive())["type"] != "websocket.disconnect":
-                    if message.get("text"):
-                        await post(message["text"])
+                    if message.get("text") is not None:
+                        try:
+                            await post(message["text"])
+                        except Exception:  # noqa: BLE001: a bug; the connection lives on
+                            log.exception("websocket post failed")
+                            answer(None, {"status": "error", "code": "INTERNAL", "msg": "the venue failed on this "
+                                                                                        "post (a bug; it is logged)"})
+                    elif message.get("bytes") is not None:
+                        refuse(None, "INVALID_REQUEST", "send posts as text frames of JSON")
             finally:
-                queue.put_nowait(None)
+                sub.close()
 
         watcher = asyncio.create_task(read())
-        seq = 0
         try:
             for m in range(len(venue.markets)):
                 bids, asks = venue.engine.l2(m, 50)
-                seq += 1
-                await socket.send_json({"seq": seq, "channel": "book", "market": m, "bookSeq": venue.book_seq[m],
-                                        "bids": [[str(p), str(s)] for p, s in bids],
+                await socket.send_json({"seq": sub.next_seq("book"), "channel": "book", "market": m,
+                                        "bookSeq": venue.book_seq[m], "bids": [[str(p), str(s)] for p, s in bids],
                                         "asks": [[str(p), str(s)] for p, s in asks]})
             if account:
-                seq += 1
-                await socket.send_json({"seq": seq, "channel": "openOrders",
+                await socket.send_json({"seq": sub.next_seq("openOrders"), "channel": "openOrders",
                                         "data": [order_json(o) for o in venue.engine.open_orders(account)]})
-                seq += 1
-                await socket.send_json({"seq": seq, "channel": "recentFills",
+                await socket.send_json({"seq": sub.next_seq("recentFills"), "channel": "recentFills",
                                         "data": [r.as_json() for r in venue.account_fills(account)[-100:]]})
-            while (message := await queue.get()) is not None:
-                data = message["data"]
-                private = message["channel"] in ("fills", "orders")
-                if account and private and account not in (data.get("account"), data.get("maker"), data.get("taker")):
-                    continue
-                seq += 1
-                await socket.send_json({"seq": seq, **message})
-        except WebSocketDisconnect:
+            while (message := await sub.queue.get()) is not None:
+                if message is LAGGED:
+                    missed = {channel: {"from": first, "to": last} for channel, (first, last) in sub.missed.items()}
+                    await socket.send_json({"channel": "lagged", "data": {
+                        "missed": missed, "queueLimit": sub.limit,
+                        "msg": "this connection fell behind; reconnect for fresh snapshots"}})
+                    await socket.close(code=4008, reason="lagged")
+                    break
+                await socket.send_json(message)
+        except (WebSocketDisconnect, RuntimeError):  # the client left (RuntimeError: sent on a closed socket)
             pass
         finally:
-            venue.subscribers.discard(queue)
+            venue.subscribers.discard(sub)
             watcher.cancel()
 
     def openapi() -> dict:

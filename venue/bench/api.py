@@ -14,7 +14,8 @@ signature recovery worker apart) shows whether the server or the client was the 
 trader places one order before the clock starts (the venue reads an account from the chain the
 first time it sees it). Settlement: 60 taker IOC orders crossing resting asks,
 one every 50 ms; latency runs from each acknowledgement to the websocket message that reports
-the fill settled (the receipt has been read).
+the fill settled (the receipt has been read). Then the same again while another thread asks for
+50 account views a second (`GET /accounts/{address}`, each for the next of the 80 traders).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ N_TRADERS = 80
 # 8 connections pipelining 4 each, which uvicorn serves one request at a time per connection.
 SINGLE_CONNECTIONS, PIPELINED_CONNECTIONS, DEPTH, BATCH_CONNECTIONS = 32, 8, 4, 4
 N_SINGLE, N_BATCHES, N_WS, WS_CONNECTIONS = 10_000, 300, 10_000, 4
+N_CROSSES, VIEWS_PER_S = 60, 50
 ETH = 3_000 * 10**6
 TICK, LOT = DEVNET_MARKETS[0].tick_size, DEVNET_MARKETS[0].lot_size
 
@@ -175,12 +177,11 @@ def main() -> int:
             ws_cpu, _ = used(cpu)
             print(f"websocket: {accepted_ws} accepted in {ws_s:.2f} s", flush=True)
 
-            # Ack to settlement: asks from one maker, IOC buys from others, 20 per second.
+            # Ack to settlement: asks from one maker, IOC buys from others, 20 per second; once
+            # alone, once with 50 account views a second from another thread (each for a
+            # different trader in turn, so most are a chain read of their own).
             maker = traders[0]
-            with httpx.Client(base_url=api, timeout=30) as c:
-                c.post("/orders", json=signed(maker, False, ETH + 10 * TICK, LOT * 1_000, FLAG_POST_ONLY, "Alo"))
             settled_at: dict[int, float] = {}
-            acked_at: dict[int, float] = {}
             done = threading.Event()
 
             async def listen():
@@ -196,19 +197,47 @@ def main() -> int:
             listener = threading.Thread(target=lambda: asyncio.run(listen()), daemon=True)
             listener.start()
             time.sleep(0.5)
-            with httpx.Client(base_url=api, timeout=30) as c:
-                for i in range(60):
-                    r = c.post("/orders", json=signed(traders[1 + i % (N_TRADERS - 1)], True, ETH + 10 * TICK,
-                                                      LOT * 10, FLAG_IOC, "Ioc"))
-                    now = time.perf_counter()
-                    seqs = [f["seq"] for f in c.get(f"/accounts/{address_of(traders[1 + i % (N_TRADERS - 1)])}").json()["fills"]]
-                    acked_at[max(seqs)] = now if r.json()["status"] == "filled" else acked_at.get(max(seqs), now)
-                    time.sleep(0.05)
-            print(f"crosses sent: {len(acked_at)} acknowledged fills", flush=True)
-            wait_until(lambda: all(s in settled_at for s in acked_at), 60, "settlements")
+
+            def reader(stop: threading.Event, counts: list) -> None:
+                with httpx.Client(base_url=api, timeout=30) as c:
+                    k, next_at = 0, time.perf_counter()
+                    while not stop.is_set():
+                        r = c.get(f"/accounts/{address_of(traders[k % N_TRADERS])}")
+                        counts.append(r.status_code)
+                        k += 1
+                        next_at += 1 / VIEWS_PER_S
+                        time.sleep(max(0.0, next_at - time.perf_counter()))
+
+            def crosses(read_load: bool) -> list[float]:
+                acked_at: dict[int, float] = {}
+                stop, counts = threading.Event(), []
+                load = threading.Thread(target=reader, args=(stop, counts), daemon=True)
+                if read_load:
+                    load.start()
+                    time.sleep(1)
+                with httpx.Client(base_url=api, timeout=30) as c:
+                    c.post("/orders", json=signed(maker, False, ETH + 10 * TICK, LOT * 1_000, FLAG_POST_ONLY, "Alo"))
+                    for i in range(N_CROSSES):
+                        taker = traders[1 + i % (N_TRADERS - 1)]
+                        r = c.post("/orders", json=signed(taker, True, ETH + 10 * TICK, LOT * 10, FLAG_IOC, "Ioc"))
+                        now = time.perf_counter()
+                        assert r.json()["status"] == "filled", r.text
+                        seq = max(f["seq"] for f in c.get(f"/accounts/{address_of(taker)}").json()["fills"])
+                        acked_at[seq] = now
+                        time.sleep(0.05)
+                wait_until(lambda: all(s in settled_at for s in acked_at), 60, "settlements")
+                stop.set()
+                if read_load:
+                    load.join(10)
+                    views_done.append((len(counts), counts.count(200)))
+                print(f"crosses{' with account views' if read_load else ''}: {len(acked_at)} fills settled", flush=True)
+                return [(settled_at[s] - acked_at[s]) * 1000 for s in acked_at]
+
+            views_done: list = []
+            lat = crosses(False)
+            lat_views = crosses(True)
             done.set()
             listener.join(5)  # its socket closes before the server stops
-            lat = [(settled_at[s] - acked_at[s]) * 1000 for s in acked_at]
         finally:
             stop_process(server)
 
@@ -235,16 +264,24 @@ def main() -> int:
                   f"{ws_rate:,.0f} ({accepted_ws:,} in {ws_s:.2f} s)")
     table.add_row("  server CPU per order (busy share of a core)", cpu_row(ws_cpu, accepted_ws, ws_s))
     table.add_row("ack -> settled, p50 / p99 ms", f"{statistics.median(lat):,.0f} / {pct(lat, 0.99):,.0f} (1 s blocks)")
+    views, views_ok = views_done[0]
+    table.add_row(f"  with {VIEWS_PER_S} account views/s running, p50 / p99 ms",
+                  f"{statistics.median(lat_views):,.0f} / {pct(lat_views, 0.99):,.0f} ({views_ok:,} of {views:,} views "
+                  "answered 200)")
     Console().print(table)
     print(f"workload: fresh Anvil (1 s blocks), {N_TRADERS} traders, post-only orders pre-signed; single: {N_SINGLE:,} "
           f"requests over {SINGLE_CONNECTIONS} connections x 1 in flight, and {N_SINGLE:,} over {PIPELINED_CONNECTIONS} "
           f"connections x {DEPTH} pipelined; batch: {N_BATCHES} requests of 100 over "
           f"{BATCH_CONNECTIONS} connections; websocket: {N_WS:,} posted orders over {WS_CONNECTIONS} sockets; "
-          "settlement: 60 IOC crosses at 20/s")
+          f"settlement: {N_CROSSES} IOC crosses at 20/s, alone and with {VIEWS_PER_S} GET /accounts/{{address}} a "
+          f"second over the {N_TRADERS} traders in turn")
     print(json.dumps({"orders_per_s_single": round(single_rate), "orders_per_s_single_pipelined": round(piped_rate),
                       "orders_per_s_batch": round(batch_rate),
                       "orders_per_s_websocket": round(ws_rate),
-                      "ack_to_settle_p50_ms": round(statistics.median(lat)), "ack_to_settle_p99_ms": round(pct(lat, 0.99))}))
+                      "ack_to_settle_p50_ms": round(statistics.median(lat)), "ack_to_settle_p99_ms": round(pct(lat, 0.99)),
+                      "ack_to_settle_p50_ms_with_views": round(statistics.median(lat_views)),
+                      "ack_to_settle_p99_ms_with_views": round(pct(lat_views, 0.99)),
+                      "account_views_per_s": VIEWS_PER_S}))
     return 0
 
 
