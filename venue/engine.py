@@ -718,12 +718,25 @@ class Engine:
             h.update(f"{address}:{a.collateral}:{positions}:{a.fees}:{a.deadman_at}".encode())
         return h.hexdigest()
 
-    def open_orders(self, account: str) -> list[Order]:
-        """The account's resting orders, oldest first."""
+    def open_orders(self, account: str, after: int = 0, limit: int | None = None) -> list[Order]:
+        """The account's resting orders in order of id (oldest first): those with an id above
+        `after`, at most `limit` of them (only those are built)."""
         acct = self.account_ids.get(account)
         if acct is None:
             return []
-        return [self.order_at(slot) for slot in core.resting_slots(self.m, acct).tolist()]
+        slots = core.resting_slots(self.m, acct)
+        ids = self._region(self.m, core.H_O, int(self.m[core.H_OCAP]), core.OF)[slots, core.O_ID]
+        order = np.argsort(ids, kind="stable")
+        slots, ids = slots[order], ids[order]
+        if after:
+            slots = slots[ids > after]
+        if limit is not None:
+            slots = slots[:limit]
+        return [self.order_at(slot) for slot in slots.tolist()]
+
+    def open_order_count(self, account: str) -> int:
+        acct = self.account_ids.get(account)
+        return 0 if acct is None else len(core.resting_slots(self.m, acct))
 
     def l2(self, market: int, depth: int = 20) -> tuple[list, list]:
         book = self.books[market]

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
@@ -36,10 +37,14 @@ from .recovery import RecoveryWorker
 from .settings import Settings
 from .signing import (
     MAX_ACTION_LIFETIME_S, Domain, Order as SignedOrder, SignatureError, action_digest, address_bytes,
-    compact_signature, order_digest, recover_address, recover_many, to_checksum,
+    compact_signature, keccak, order_digest, recover_address, recover_many, to_checksum,
 )
 
 log = logging.getLogger("venue")
+
+# ClearingHouse views an account view reads (raw eth_call; every field a signed 256-bit word).
+_VIEW_SELECTORS = {name: keccak(sig.encode())[:4] for name, sig in (
+    ("balances", "balances(address)"), ("health", "health(address)"), ("position", "position(address,uint256)"))}
 
 MARKET_STATUS_NAMES = {MARKET_ACTIVE: "active", MARKET_HALTED: "halted", MARKET_REDUCE_ONLY: "reduce_only"}
 
@@ -67,6 +72,8 @@ class UnknownAccount(EngineError):
 # account's; an account with nothing deposited): the API limits them per client address.
 UNAUTHENTICATED = frozenset({"BAD_SIGNATURE", "UNKNOWN_ACCOUNT"})
 PRIVATE_CHANNELS = frozenset({"fills", "orders"})
+VIEW_OPEN_ORDERS = 100  # open orders in an account view (all of them: GET /accounts/{address}/orders)
+VIEW_BACKLOG = 256  # account-view chain reads waiting at most; more are answered 503 VIEWS_BUSY
 LAGGED = object()  # queued for a subscription that fell behind: its sender says so and closes
 
 
@@ -150,6 +157,7 @@ class Venue:
         Path(settings.journal).parent.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.journal)
         self.fills: dict[int, FillRecord] = {}
+        self.fills_by_account: dict[str, deque[int]] = {}  # seqs of each account's fills, oldest first
         self.unbatched: deque[int] = deque()
         self.finished: deque[int] = deque()  # settled or rejected fills still in memory, oldest first
         self.trades: dict[int, deque] = {m: deque(maxlen=200) for m in range(len(self.markets))}
@@ -162,11 +170,17 @@ class Venue:
         self.subscribers: set[Subscription] = set()
         # Account views read the chain on their own connection and threads (never the pool that
         # settlement, receipts and chain ingestion use), at most once per block per account.
-        self.view_w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s * 2}))
-        self.view_ch = contract(self.view_w3, "ClearingHouse", self.deployment.clearing_house)
+        self.view_rpc = rpc_url
+        self.view_http = httpx.Client(timeout=settings.rpc_timeout_s * 2)
         self.view_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="account-views")
-        self.view_cache: OrderedDict[str, tuple[int, asyncio.Future]] = OrderedDict()
+        self.view_cache: OrderedDict[str, tuple[int, tuple, asyncio.Future]] = OrderedDict()
+        # What an account view's chain numbers depend on beyond the block: a version bumped for
+        # everyone by prices, funding rates and the haircut, and one per account bumped whenever
+        # the venue re-reads the account (its fills settled, a deposit, a withdrawal, a liquidation).
+        self.view_version = 0
+        self.account_versions: dict[str, int] = {}
         self.view_reads = 0  # chain reads made for account views (tests count them)
+        self.view_inflight = 0
         self.market_ids = {p.symbol.upper(): m for m, p in enumerate(self.markets)}
         self.book_seq = [0] * len(self.markets)
         self.dirty_levels: set[tuple[int, bool, int]] = set()  # L2 levels changed since the last delta
@@ -238,6 +252,7 @@ class Venue:
         if self.recovery is not None:
             self.recovery.close()
         self.view_pool.shutdown(wait=False, cancel_futures=True)
+        self.view_http.close()
         self.journal.close()
 
     def now_ms(self) -> int:
@@ -668,9 +683,10 @@ class Venue:
         the event loop thread, like every engine and journal access."""
         quote, weth_wei, positions, agents = chain_state
         self.agents[address] = agents
+        self.account_versions[address] = self.account_versions.get(address, 0) + 1
         collateral = quote + (risk.weth_value(weth_wei // 10**9, self.eth_price, self.haircut) if self.eth_price else 0)
-        for rec in self.fills.values():
-            if rec.status in ("pending", "submitted") and address in (rec.fill.maker.account, rec.fill.taker.account):
+        for rec in self.account_fills(address):
+            if rec.status in ("pending", "submitted"):
                 f = rec.fill
                 delta = f.size if f.taker_is_buy else -f.size
                 d = delta if address == f.taker.account else -delta
@@ -693,6 +709,7 @@ class Venue:
         self.journal.commit()
 
     def _on_price(self, oracle_id: int, price: int) -> None:
+        self.view_version += 1
         for m, p in enumerate(self.markets):
             if p.oracle_id == oracle_id:
                 self.engine.set_oracle_price(self.now_ms(), m, price)
@@ -707,6 +724,11 @@ class Venue:
             self._take_nonce(fill.maker.account, fill.maker.nonce)
             self._take_nonce(fill.taker.account, fill.taker.nonce)
             self.fills[fill.seq] = FillRecord(fill, acked_block=self.chain_head)
+            for account in {fill.maker.account, fill.taker.account}:
+                seqs = self.fills_by_account.get(account)
+                if seqs is None:
+                    seqs = self.fills_by_account[account] = deque()
+                seqs.append(fill.seq)
             for o in (fill.maker, fill.taker):  # an order event follows if it rests or is cancelled
                 self._record_order(o, "filled" if o.remaining == 0 else "partially_filled")
             self.unbatched.append(fill.seq)
@@ -831,6 +853,8 @@ class Venue:
             raise
         self._reconcile(seqs, index, receipt)
         touched = {a for s in seqs for a in (self.fills[s].fill.maker.account, self.fills[s].fill.taker.account)}
+        for address in touched:  # their views read the chain again from now (the fills are settled)
+            self.account_versions[address] = self.account_versions.get(address, 0) + 1
         for address in touched:
             await self.sync_account_async(address)
         await self.durable()
@@ -1116,6 +1140,9 @@ class Venue:
                  self.agents[ev.args.account].discard)(address_bytes(ev.args.agent))
         if await asyncio.to_thread(self.ch.events.HaircutSet().get_logs, from_block=frm, to_block=to):
             self.haircut = await asyncio.to_thread(self.ch.functions.haircutBps().call)
+            self.view_version += 1
+        if await asyncio.to_thread(self.ch.events.FundingUpdated().get_logs, from_block=frm, to_block=to):
+            self.view_version += 1  # funding owed moves for every holder
         guardian = []
         for name, kind in (("VenuePausedSet", "paused"), ("MarketHalted", "halted"), ("MarketReduceOnly", "reduce_only")):
             for ev in await asyncio.to_thread(getattr(self.ch.events, name)().get_logs, from_block=frm, to_block=to):
@@ -1126,39 +1153,72 @@ class Venue:
         self.journal.set_meta("last_block", head)
         self.journal.commit()
         for address in touched:
+            self.account_versions[address] = self.account_versions.get(address, 0) + 1  # its view reads again
             if address in self.engine.accounts:
                 await self.sync_account_async(address)
         await self.durable()
 
     # ------------------------------------------------------------------ views
     def account_fills(self, address: str) -> list[FillRecord]:
-        return [r for r in self.fills.values() if address in (r.fill.maker.account, r.fill.taker.account)]
+        """The account's fills still in memory, oldest first (an index: no scan of every fill)."""
+        seqs = self.fills_by_account.get(address)
+        if not seqs:
+            return []
+        while seqs and seqs[0] not in self.fills:  # forgotten (`_forget_finished`)
+            seqs.popleft()
+        return [self.fills[s] for s in seqs if s in self.fills]
 
     def _read_view(self, address: str) -> tuple:
         """The account as the chain holds it, in one JSON-RPC batch (one round trip): balances,
-        health and every market's position view. Runs on the view threads."""
+        health and every market's position view, as raw `eth_call`s decoded here (web3's
+        contract-call machinery costs milliseconds a call; this costs microseconds). Runs on the
+        view threads."""
         self.view_reads += 1
-        ch = self.view_ch
-        with self.view_w3.batch_requests() as batch:
-            batch.add(ch.functions.balances(address))
-            batch.add(ch.functions.health(address))
-            for m in range(len(self.markets)):
-                batch.add(ch.functions.position(address, m))
-            out = batch.execute()
-        return out[0], out[1], {m: out[2 + m] for m in range(len(self.markets))}
+        word = bytes(12) + address_bytes(address)
+        calls = [_VIEW_SELECTORS["balances"] + word, _VIEW_SELECTORS["health"] + word]
+        calls += [_VIEW_SELECTORS["position"] + word + m.to_bytes(32, "big") for m in range(len(self.markets))]
+        to = self.deployment.clearing_house
+        response = self.view_http.post(self.view_rpc, json=[
+            {"jsonrpc": "2.0", "id": i, "method": "eth_call", "params": [{"to": to, "data": "0x" + c.hex()}, "latest"]}
+            for i, c in enumerate(calls)])
+        response.raise_for_status()
+        results = {r["id"]: r for r in response.json()}
+        words = []
+        for i in range(len(calls)):
+            if "result" not in results.get(i, {}):
+                raise RuntimeError(f"eth_call failed: {results.get(i, {}).get('error')}")
+            raw = bytes.fromhex(results[i]["result"][2:])
+            words.append([int.from_bytes(raw[k:k + 32], "big", signed=True) for k in range(0, len(raw), 32)])
+        return words[0], words[1], {m: words[2 + m] for m in range(len(self.markets))}
 
     async def chain_view(self, address: str) -> tuple:
-        """`_read_view` at most once per block per account: requests in the same block (by the
-        venue's latest view of the head) share one read."""
+        """`_read_view`, shared by every request until something it depends on changes: the
+        account's own state (read at once), or a price, a funding rate or the haircut (read at
+        most once per block). Between changes the numbers are those of the last read (funding
+        accrued since then shows at the next change)."""
         block = max(self.chain_head, self.last_block)
+        key = (self.view_version, self.account_versions.get(address, 0))
         cached = self.view_cache.get(address)
-        if cached is None or cached[0] != block or (cached[1].done() and cached[1].exception() is not None):
+        # The account's own change (its fills settled, a deposit...) is read at once, so the view
+        # never shows a fill settled beside the position from before it; changes for everyone
+        # (a price) wait for the next block.
+        stale = cached is None or cached[1][1] != key[1] or (cached[1][0] != key[0] and cached[0] != block) or (
+            cached[2].done() and cached[2].exception() is not None)
+        if stale:
+            if self.view_inflight >= VIEW_BACKLOG:
+                raise VenueUnavailable("VIEWS_BUSY", f"{self.view_inflight} account views are waiting for the "
+                                                     "chain: retry shortly")
+            self.view_inflight += 1
             future = asyncio.get_running_loop().run_in_executor(self.view_pool, self._read_view, address)
-            cached = self.view_cache[address] = (block, future)
+            future.add_done_callback(self._view_done)
+            cached = self.view_cache[address] = (block, key, future)
             if len(self.view_cache) > 10_000:
                 self.view_cache.popitem(last=False)
         self.view_cache.move_to_end(address)
-        return await asyncio.shield(cached[1])
+        return await asyncio.shield(cached[2])
+
+    def _view_done(self, _future) -> None:
+        self.view_inflight -= 1
 
     async def account_view(self, address: str) -> dict:
         """The chain's account (read at most once a block) with what the venue knows beyond it:
@@ -1179,7 +1239,8 @@ class Venue:
         return {
             "address": address, "collateral": {"quote": str(quote), "wethWei": str(weth_wei)},
             "equity": str(equity), "initialMargin": str(im), "maintenanceMargin": str(mm), "positions": positions,
-            "openOrders": [order_json(o) for o in self.engine.open_orders(address)],
+            "openOrders": [order_json(o) for o in self.engine.open_orders(address, limit=VIEW_OPEN_ORDERS)],
+            "openOrderCount": self.engine.open_order_count(address),
             "venuePaused": self.paused,
             "fills": [r.as_json() for r in mine[-200:]],
             "pendingFills": [r.fill.seq for r in mine if r.status in ("pending", "submitted")],

@@ -406,3 +406,25 @@ def test_the_readme_example_signs_with_eth_account_and_places_an_order_over_plai
     answer = eval(capsys.readouterr().out.strip().splitlines()[-1])
     assert answer.get("status") == "resting" and answer["remaining"] == "25000000", answer
     assert client(stack, 1).cancel(client_id="my-1") == [answer["orderId"]]
+
+
+def test_the_account_view_lists_100_open_orders_and_the_orders_route_pages_through_all(stack):
+    c = client(stack, 1)
+    api = stack["api"]
+    for start in (0, 100):
+        statuses = c.place_batch([c.order_body("ETH-PERP", "buy", f"{2950 - (start + k) / 100:.2f}", "0.01")
+                                  for k in range(100 if start == 0 else 50)])
+        assert all(s["status"] == "resting" for s in statuses), statuses
+    view = httpx.get(f"{api}/accounts/{c.address}").json()
+    assert view["openOrderCount"] == 150 and len(view["openOrders"]) == 100
+    pages, after = [], 0
+    while after is not None:
+        page = httpx.get(f"{api}/accounts/{c.address}/orders", params={"after": after, "limit": 60}).json()
+        pages.append(page["orders"])
+        after = page["next"]
+    assert [len(p) for p in pages] == [60, 60, 30]
+    ids = [o["id"] for p in pages for o in p]
+    assert ids == sorted(ids) and len(set(ids)) == 150
+    assert ids[:100] == [o["id"] for o in view["openOrders"]]
+    assert len(c.cancel()) == 150
+    assert httpx.get(f"{api}/accounts/{c.address}/orders").json() == {"orders": [], "next": None}

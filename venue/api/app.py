@@ -430,6 +430,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise InvalidRequest("INVALID_REQUEST", "give exactly one of orderId and clientId")
         return venue.order_status(address, orderId, clientId)
 
+    @app.get("/accounts/{address}/orders", responses=errors_doc(GET_ERRORS))
+    async def open_orders(venue: V, address: str, after: Annotated[int, Query(ge=0, lt=2**62)] = 0,
+                          limit: Annotated[int, Query(ge=1, le=1000)] = 1000):
+        """The account's open orders in order of id, `limit` at a time from the first id above
+        `after`; `next` is the `after` of the following page (null on the last)."""
+        address = path_address(address)
+        orders = venue.engine.open_orders(address, after, limit + 1)
+        more = len(orders) > limit
+        orders = orders[:limit]
+        return json_response({"orders": [order_json(o) for o in orders],
+                              "next": orders[-1].id if more else None})
+
     @app.get("/accounts/{address}", responses=errors_doc(GET_ERRORS))
     async def account(venue: V, address: str):
         """The account: collateral, equity and margins as the ClearingHouse computes them (read at
@@ -438,6 +450,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         address = path_address(address)
         try:
             return json_response(await venue.account_view(address))
+        except EngineError:
+            raise
         except Exception as exc:  # noqa: BLE001: the view reads the chain; the node may be away
             raise VenueUnavailable("CHAIN_UNAVAILABLE", f"cannot read the account from the chain: "
                                                         f"{type(exc).__name__}") from exc
