@@ -92,7 +92,11 @@ contract ClearingHouse is ClearingHouseBase {
     /// @dev The module that implements `s`: the liquidation and admin selectors are listed; the
     ///      collateral module takes the rest (and answers UnknownSelector for what it lacks).
     function _moduleFor(bytes4 s) internal view returns (address) {
-        if (s == bytes4(keccak256("liquidate(address,uint256,uint256)")) || s == bytes4(keccak256("depositInsurance(uint256)"))) {
+        if (
+            s == bytes4(keccak256("liquidate(address,uint256,uint256)")) || s == bytes4(keccak256("depositInsurance(uint256)"))
+                || s == bytes4(keccak256("deleverage(address,uint256,address[],uint256[])"))
+                || s == bytes4(keccak256("adlScore(address,uint256)"))
+        ) {
             return liquidationModule;
         }
         if (
@@ -101,7 +105,7 @@ contract ClearingHouse is ClearingHouseBase {
                 || s == bytes4(keccak256("listMarket((uint16,uint64,uint64,uint64,uint16,int16,uint16,uint16,uint16,uint128,uint16,uint64,uint64,uint64))"))
                 || s == bytes4(keccak256("setMarketHalted(uint256,bool)"))
                 || s == bytes4(keccak256("setMarketReduceOnly(uint256,bool)")) || s == bytes4(keccak256("pause()"))
-                || s == bytes4(keccak256("unpause()")) || s == bytes4(keccak256("setRiskParams((uint32,uint16,uint16,uint16))"))
+                || s == bytes4(keccak256("unpause()")) || s == bytes4(keccak256("setRiskParams((uint32,uint16,uint16,uint16,uint64,uint32))"))
                 || s == bytes4(keccak256("setHaircut(uint256)")) || s == bytes4(keccak256("raiseHaircut(uint256)"))
                 || s == bytes4(keccak256("sweepFees(address,uint256)"))
         ) {

@@ -17,7 +17,10 @@ from venue.chain import Deployment, contract
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="keeper")
-    p.add_argument("bot", choices=["liquidator", "oracle", "funding"])
+    p.add_argument("bot", choices=["liquidator", "adl", "oracle", "funding"],
+                   help="liquidator: liquidates accounts below maintenance margin; adl: auto-deleverages bankrupt "
+                        "accounts the insurance fund cannot cover (needs the risk-keeper role); oracle: pushes "
+                        "prices; funding: posts funding rates from the venue's book")
     p.add_argument("--deployment", default="devnet/deployment.json")
     p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
     p.add_argument("--key", default=None, help="private key (default: the deployment's keeper key)")
@@ -43,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if args.bot == "liquidator":
-        from .liquidator import Liquidator
+    if args.bot in ("liquidator", "adl"):
+        from .liquidator import Deleverager, Liquidator
 
-        Liquidator(w3, deployment, key, name=args.name or "liquidator", priority_fee_gwei=args.tip_gwei).run(stop)
+        bot = Liquidator if args.bot == "liquidator" else Deleverager
+        bot(w3, deployment, key, name=args.name or args.bot, priority_fee_gwei=args.tip_gwei).run(stop)
         return 0
     if args.bot == "oracle":
         import time

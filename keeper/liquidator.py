@@ -83,6 +83,8 @@ class Liquidator:
             touched.update(e.args.account for e in getattr(self.ch.events, name)().get_logs(from_block=frm, to_block=to))
         for e in self.ch.events.Liquidated().get_logs(from_block=frm, to_block=to):
             touched.update((e.args.account, e.args.liquidator))
+        for e in self.ch.events.Deleveraged().get_logs(from_block=frm, to_block=to):
+            touched.update((e.args.account, e.args.counterparty))
         for e in self.ch.events.BatchSettled().get_logs(from_block=frm, to_block=to):
             tx = self.w3.eth.get_transaction(e.transactionHash)
             _, args = self.ch.decode_function_input(tx.input)
@@ -112,6 +114,9 @@ class Liquidator:
         equity, _, maintenance = self.ch.functions.health(account).call()
         if equity >= maintenance:
             return  # the mirror was behind the chain; it is fine
+        if equity < 0 and -equity > self.insurance_available():
+            self.bankrupt(account, equity)
+            return
         i = self.index[account]
         prices = self.prices.astype(object)
         notional = [abs(int(self.lots[i, m])) * p.lot_size * prices[m] for m, p in enumerate(self.markets)]
@@ -122,7 +127,7 @@ class Liquidator:
             return
         # Sized to restore health (the contract's own rule, mirrored): partial unless past the
         # full-close threshold. The contract clamps too, so a mirror a block behind is harmless.
-        _, _, buffer_bps, full_close_bps = self.risk_params
+        buffer_bps, full_close_bps = self.risk_params[2], self.risk_params[3]
         size = risk.max_liquidation(held, equity, maintenance, int(prices[market]), p.lot_size, p.im_bps_1,
                                     p.liquidation_penalty_bps, buffer_bps, full_close_bps)
         try:
@@ -131,10 +136,22 @@ class Liquidator:
         except Exception as exc:
             log.info("%s: liquidation of %s not sent: %s", self.name, account, exc)
 
+    def insurance_available(self) -> int:
+        """What the insurance fund holds above its floor (risk parameter)."""
+        floor = self.ch.functions.riskParams().call()[4]
+        return max(0, self.ch.functions.insuranceFund().call() - floor)
+
+    def bankrupt(self, account: str, equity: int) -> None:
+        """An account whose shortfall the insurance fund cannot cover: the contract refuses to
+        liquidate it (ShortfallNeedsAdl); `keeper adl` deleverages it."""
+        log.info("%s: %s is bankrupt (equity %d) beyond the insurance fund: left to auto-deleveraging", self.name,
+                 account, equity)
+        self.pending[account] = {"hash": None, "sent_block": self.w3.eth.block_number}
+
     def _check_pending(self) -> None:
         for account, pending in list(self.pending.items()):
             try:
-                receipt = self.w3.eth.get_transaction_receipt(pending["hash"])
+                receipt = self.w3.eth.get_transaction_receipt(pending["hash"]) if pending["hash"] else None
             except Exception:
                 receipt = None
             if receipt is None:
@@ -176,3 +193,78 @@ class Liquidator:
                 log.exception("%s: poll failed", self.name)
                 time.sleep(0.5)
             stop.wait(self.poll_s)
+
+
+class Deleverager(Liquidator):
+    """`keeper adl`: the liquidator's mirror and scan, acting only on bankrupt accounts (equity
+    below zero by more than the insurance fund holds above its floor). For each it ranks the
+    other side of the account's largest position by the contract's score (read from the chain's
+    views, computed as `risk.adl_score`) and calls `deleverage` with the queue (highest first,
+    each closed whole but the last)."""
+
+    def __init__(self, *args, name: str = "adl", **kw):
+        super().__init__(*args, name=name, **kw)
+        self.deleveraged = 0
+
+    def _liquidate(self, account: str) -> None:
+        if account in self.pending:
+            return
+        equity, _, _ = self.ch.functions.health(account).call()
+        if equity >= 0 or -equity <= self.insurance_available():
+            return  # the liquidator's case, or fine
+        views = {m: self.ch.functions.position(account, m).call() for m in range(len(self.markets))}
+        market = max(views, key=lambda m: abs(views[m][1]))
+        size = views[market][0]
+        if not size:
+            return
+        price = int(self.prices[market])
+        candidates = []
+        for other in self.index:
+            if other == account:
+                continue
+            o_size, o_open, _, _, _ = self.ch.functions.position(other, market).call()
+            if not o_size or (o_size > 0) == (size > 0):
+                continue
+            o_equity = self.ch.functions.health(other).call()[0]
+            score = risk.adl_score(o_size, o_open, price, o_equity)
+            if score > 0:
+                candidates.append((other, abs(o_size), score))
+        names, sizes = risk.adl_queue(candidates, abs(size))
+        if not names:
+            log.info("%s: %s is bankrupt but nobody on the other side of market %d is in profit", self.name,
+                     account, market)
+            return
+        log.info("%s: deleveraging %s (equity %d) in market %d against %s", self.name, account, equity, market,
+                 list(zip(names, sizes)))
+        try:
+            self.pending[account] = self.sender.send(self.ch.functions.deleverage(account, market, names, sizes),
+                                                     gas=300_000 + 150_000 * len(names),
+                                                     label=f"deleverage {account[:10]} m{market}")
+        except Exception as exc:
+            log.info("%s: deleveraging %s not sent: %s", self.name, account, exc)
+
+    def bankrupt(self, account: str, equity: int) -> None:  # never reached: _liquidate handles it
+        pass
+
+    def _check_pending(self) -> None:
+        for account, pending in list(self.pending.items()):
+            receipt = None
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(pending["hash"])
+            except Exception:
+                pass
+            if receipt is None:
+                if self.w3.eth.block_number - pending["sent_block"] > 10:
+                    del self.pending[account]
+                continue
+            del self.pending[account]
+            if receipt.status == 1:
+                events = self.ch.events.Deleveraged().process_receipt(receipt, errors=DISCARD)
+                self.deleveraged += len(events)
+                for e in events:
+                    log.info("%s deleveraged %s: %s closed %d at %d, paid %d of the shortfall (block %d)", self.name,
+                             account, e.args.counterparty, e.args.size, e.args.price, e.args.socialised,
+                             receipt.blockNumber)
+            else:
+                log.info("%s: deleverage of %s reverted (block %d)", self.name, account, receipt.blockNumber)
+            self.refresh(account)

@@ -84,8 +84,8 @@ def cmd_devnet(args) -> int:
         import httpx
 
         wait_until(lambda: httpx.get(f"{api_url}/health").status_code == 200, 60, "venue API")
-        progress("keepers", "oracle (random walk, 20 s heartbeat), liquidator, funding (every 10 min)")
-        for bot, extra in (("oracle", ["--feed", "walk", "--heartbeat", "20"]), ("liquidator", []),
+        progress("keepers", "oracle (random walk, 20 s heartbeat), liquidator, auto-deleveraging, funding (every 10 min)")
+        for bot, extra in (("oracle", ["--feed", "walk", "--heartbeat", "20"]), ("liquidator", []), ("adl", []),
                            ("funding", ["--api", api_url, "--interval", "600"])):
             supervisor.start(f"keeper-{bot}", [sys.executable, "-m", "keeper.cli", bot, "--deployment", str(out),
                                                *extra])
@@ -117,7 +117,7 @@ def cmd_devnet(args) -> int:
                     print(f"  API            {api_url} (docs at /docs, websocket at /ws)")
                     print("  market maker   trader 0 quotes 5 levels a side on every market")
                     print("  keepers        oracle (random walk, 20 s heartbeat, 0.5 % deviation), liquidator, "
-                          "funding (10 min)")
+                          "auto-deleveraging, funding (10 min)")
                     print("Ctrl-C stops everything.", flush=True)
         except KeyboardInterrupt:
             pass

@@ -88,10 +88,12 @@ class RiskParams:
     insurance_share_bps: int
     liquidation_buffer_bps: int
     full_close_threshold_bps: int
+    insurance_floor: int = 0  # quote units the insurance fund keeps; a shortfall beyond the rest is ADL'd
+    escape_delay: int = 60  # seconds without a settled batch, with an exit request pending, before a freeze
 
     def as_tuple(self) -> tuple:
         return (self.max_price_age, self.insurance_share_bps, self.liquidation_buffer_bps,
-                self.full_close_threshold_bps)
+                self.full_close_threshold_bps, self.insurance_floor, self.escape_delay)
 
 
 def usdc(amount: int | str) -> int:

@@ -241,6 +241,44 @@ def position_liquidation_prices(
             for m in held}
 
 
+def adl_score(size: int, open_notional: int, price: int, equity: int) -> int:
+    """The auto-deleveraging rank score of a position (LiquidationModule._adlScore): unrealized
+    PnL x notional / equity at the oracle price, 0 when not in profit, equity below 1 as 1."""
+    pnl = position_value(size, price) - open_notional
+    if pnl <= 0:
+        return 0
+    return pnl * notional_up(abs(size), price) // (equity if equity > 1 else 1)
+
+
+def adl_lights(score: int, ranked: list[int]) -> int:
+    """Binance's five lights: the quantile of a profitable position's ADL score among `ranked`,
+    the sorted positive scores of the positions on its side of the market (5: the top fifth,
+    first to be deleveraged); 0 for a position not in profit (never deleveraged)."""
+    from bisect import bisect_right
+
+    if score <= 0:
+        return 0
+    at_or_below = bisect_right(ranked, score)
+    n = len(ranked) + (0 if at_or_below and ranked[at_or_below - 1] == score else 1)  # itself, if absent
+    at_or_below += 0 if at_or_below and ranked[at_or_below - 1] == score else 1
+    return max(1, -(-5 * at_or_below // n))
+
+
+def adl_queue(candidates: list[tuple[str, int, int]], held: int) -> tuple[list[str], list[int]]:
+    """Counterparties and sizes for `deleverage`: `candidates` are (account, |size|, score) on the
+    other side and in profit; highest score first, each closed whole but the last, until `held`
+    is covered (the order the contract checks)."""
+    names, sizes = [], []
+    for account, size, _ in sorted(candidates, key=lambda c: -c[2]):
+        if held <= 0:
+            break
+        take = min(size, held)
+        names.append(account)
+        sizes.append(take)
+        held -= take
+    return names, sizes
+
+
 def max_liquidation(
     held: int, equity: int, maintenance: int, price: int, lot_size: int, im_bps_1: int,
     penalty_bps: int, buffer_bps: int, full_close_threshold_bps: int,

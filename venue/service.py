@@ -181,6 +181,7 @@ class Venue:
         self.account_versions: dict[str, int] = {}
         self.view_reads = 0  # chain reads made for account views (tests count them)
         self.view_inflight = 0
+        self._adl_cache: dict[tuple[int, bool], tuple[int, list[int]]] = {}
         self.market_ids = {p.symbol.upper(): m for m, p in enumerate(self.markets)}
         self.book_seq = [0] * len(self.markets)
         self.dirty_levels: set[tuple[int, bool, int]] = set()  # L2 levels changed since the last delta
@@ -1134,6 +1135,12 @@ class Venue:
                 touched.add(ev.args.account)
         for ev in await asyncio.to_thread(self.ch.events.Liquidated().get_logs, from_block=frm, to_block=to):
             touched.update((ev.args.account, ev.args.liquidator))
+        for ev in await asyncio.to_thread(self.ch.events.Deleveraged().get_logs, from_block=frm, to_block=to):
+            touched.update((ev.args.account, ev.args.counterparty))
+            self._publish({"channel": "adl", "data": {
+                "account": ev.args.account, "counterparty": ev.args.counterparty, "market": ev.args.marketId,
+                "size": str(ev.args.size), "price": str(ev.args.price), "socialised": str(ev.args.socialised),
+                "block": ev.blockNumber, "txHash": ev.transactionHash.to_0x_hex()}})
         for ev in await asyncio.to_thread(self.ch.events.AgentSet().get_logs, from_block=frm, to_block=to):
             if ev.args.account in self.agents:
                 (self.agents[ev.args.account].add if ev.args.approved else
@@ -1217,6 +1224,37 @@ class Venue:
         self.view_cache.move_to_end(address)
         return await asyncio.shield(cached[2])
 
+    def adl_lights(self, address: str, market: int, size: int, open_notional: int, equity: int) -> int:
+        """Binance's five lights for a position (`risk.adl_lights`): its ADL score's quantile among
+        the positions on its side of the market that the venue's mirror holds (every account that
+        has traded here), scored as the contract scores them at the oracle price."""
+        price = self.engine.markets[market].oracle_price
+        if not size or not price:
+            return 0
+        return risk.adl_lights(risk.adl_score(size, open_notional, price, equity), self._adl_scores(market, size > 0))
+
+    def _adl_scores(self, market: int, long: bool) -> list[int]:
+        """Sorted positive ADL scores of one side of a market from the engine's mirror (pending
+        fills included), computed at most once per block."""
+        block = max(self.chain_head, self.last_block)
+        cached = self._adl_cache.get((market, long))
+        if cached is not None and cached[0] == block:
+            return cached[1]
+        prices = [int(ms.oracle_price) for ms in self.engine.markets]
+        scores = []
+        for other in self.engine.accounts:
+            a = self.engine.accounts[other]
+            positions = [(int(s), int(n)) for s, n in a.positions]
+            o_size, o_open = positions[market]
+            if o_size and (o_size > 0) == long:
+                pnl = sum(risk.position_value(s, prices[k]) - n for k, (s, n) in enumerate(positions) if s)
+                score = risk.adl_score(o_size, o_open, prices[market], int(a.collateral) + pnl)
+                if score > 0:
+                    scores.append(score)
+        scores.sort()
+        self._adl_cache[(market, long)] = (block, scores)
+        return scores
+
     def _view_done(self, _future) -> None:
         self.view_inflight -= 1
 
@@ -1234,7 +1272,8 @@ class Venue:
             positions.append({"market": m, "symbol": p.symbol, "size": str(v[0]), "sizeWithPending": str(pending),
                               "openNotional": str(v[1]),
                               "entryPrice": str(v[2]), "unrealizedPnl": str(v[3]), "fundingOwed": str(v[4]),
-                              "liquidationPrice": None if liq is None else str(liq)})
+                              "liquidationPrice": None if liq is None else str(liq),
+                              "adlLights": self.adl_lights(address, m, v[0], v[1], equity)})
         mine = self.account_fills(address)
         return {
             "address": address, "collateral": {"quote": str(quote), "wethWei": str(weth_wei)},

@@ -58,6 +58,12 @@ struct RiskParams {
     uint16 liquidationBufferBps;
     /// @dev Below equity < maintenance margin * this / 1e4, a position may be closed whole.
     uint16 fullCloseThresholdBps;
+    /// @dev The insurance fund is never drawn below this (quote units): a bankrupt account's
+    ///      shortfall beyond what lies above it is auto-deleveraged (`deleverage`).
+    uint64 insuranceFloor;
+    /// @dev Escape hatch: with an exit request pending and no batch settled for this many
+    ///      seconds, anyone may freeze the venue.
+    uint32 escapeDelay;
 }
 
 /// @notice One position as the views report it.
@@ -156,6 +162,21 @@ interface IClearingHouseBase {
     error ModuleMismatch(address module);
     /// @notice `marketId`'s status cannot change from `current` to `requested` by this caller.
     error InvalidMarketStatus(uint256 marketId, uint256 current, uint256 requested);
+    /// @notice The account's negative equity is more than the insurance fund holds above its floor:
+    ///         it is closed by auto-deleveraging (`deleverage`), not liquidation.
+    error ShortfallNeedsAdl(address account, uint256 shortfall, uint256 insuranceAvailable);
+    /// @notice Auto-deleveraging needs a shortfall the insurance fund cannot cover.
+    error NoShortfall(address account, int256 equity, uint256 insuranceAvailable);
+    /// @notice Entry `index` of an auto-deleveraging list is malformed (a zero or off-lot size, the
+    ///         bankrupt account itself, more than the counterparty holds, lists of unequal length).
+    error InvalidAdlEntry(uint256 index);
+    /// @notice The sizes named add up to more than the bankrupt position.
+    error AdlExceedsPosition(uint256 total, uint256 position);
+    /// @notice A counterparty is not on the other side of the bankrupt position, or not in profit.
+    error AdlNotEligible(address counterparty, int256 size, int256 unrealizedPnl);
+    /// @notice Counterparties must come in ranking order (score = unrealized PnL x notional /
+    ///         equity, highest first), each one closed whole before the next is touched.
+    error AdlOutOfOrder(address counterparty, uint256 score, uint256 previousScore, bool previousStillOpen);
 
     /* EVENTS */
 
@@ -196,6 +217,18 @@ interface IClearingHouseBase {
     event InsuranceUsed(address indexed account, uint256 amount);
     /// @notice Negative equity the insurance fund could not cover; it stays on the account as a debt.
     event BadDebt(address indexed account, uint256 amount);
+    /// @notice Auto-deleveraging: `counterparty` closed `size` (signed, its own side) of its
+    ///         position in `marketId` against bankrupt `account` at the oracle price `price`, and
+    ///         paid `socialised` quote units of the account's shortfall (its share pro rata to
+    ///         size: together they are the bankruptcy price).
+    event Deleveraged(
+        address indexed account,
+        address indexed counterparty,
+        uint256 indexed marketId,
+        int256 size,
+        uint256 price,
+        uint256 socialised
+    );
     event FeesSwept(address indexed to, uint256 amount);
 }
 
@@ -289,6 +322,25 @@ interface ILiquidationModule is IClearingHouseBase {
 
     /// @notice Adds `amount` of the quote token to the insurance fund.
     function depositInsurance(uint256 amount) external;
+
+    /// @notice Auto-deleveraging. `account`'s equity is below zero by more than the insurance
+    ///         fund holds above its floor: the fund pays what lies above the floor, and the rest
+    ///         (the shortfall) is paid by closing `sizes` of `counterparties`' positions in
+    ///         `marketId` against the account's, each at the oracle price plus its share of the
+    ///         shortfall pro rata to size (the bankruptcy price; shares round up, so the account
+    ///         ends at zero or a few units above). Risk keeper only; the keeper ranks candidates
+    ///         off-chain (`keeper adl`), the contract checks what it can exactly: a shortfall
+    ///         exists; every counterparty is on the other side and in profit; the sizes do not
+    ///         exceed the position; the list is in non-increasing `adlScore` order and each
+    ///         counterparty but the last is closed whole. Allowed while paused or halted.
+    /// @return total The size of the bankrupt position closed.
+    function deleverage(address account, uint256 marketId, address[] calldata counterparties,
+        uint256[] calldata sizes) external returns (uint256 total);
+
+    /// @notice The auto-deleveraging rank score of `account`'s position in `marketId`: unrealized
+    ///         PnL x notional / equity at oracle prices (PnL times effective leverage; 0 for a
+    ///         position not in profit; equity below 1 counts as 1). Higher goes first.
+    function adlScore(address account, uint256 marketId) external view returns (uint256);
 }
 
 /// @title IAdminModule
@@ -334,7 +386,14 @@ interface IClearingHouse is ISettlement, ICollateralModule, ILiquidationModule, 
     function riskParams()
         external
         view
-        returns (uint32 maxPriceAge, uint16 insuranceShareBps, uint16 liquidationBufferBps, uint16 fullCloseThresholdBps);
+        returns (
+            uint32 maxPriceAge,
+            uint16 insuranceShareBps,
+            uint16 liquidationBufferBps,
+            uint16 fullCloseThresholdBps,
+            uint64 insuranceFloor,
+            uint32 escapeDelay
+        );
     function haircutBps() external view returns (uint256);
     function nextBatchIndex() external view returns (uint64);
     function paused() external view returns (bool);

@@ -31,6 +31,8 @@ contract LiquidationModule is ClearingHouseBase {
             (, int256 equity, uint256 raw) = _health(account, a, type(uint256).max, _emptyPos(), cache);
             uint256 maintenance = MarginLib.maintenanceMargin(raw);
             if (equity >= int256(maintenance)) revert AccountNotLiquidatable(account, equity, maintenance);
+            uint256 available = _insuranceAvailable();
+            if (equity < 0 && uint256(-equity) > available) revert ShortfallNeedsAdl(account, uint256(-equity), available);
             (view_, price,) = _market(cache, marketId);
             closed = MathLib.min(size, _maxLiquidation(account, marketId, equity, maintenance, price));
         }
@@ -90,7 +92,7 @@ contract LiquidationModule is ClearingHouseBase {
             (, int256 equityAfter,) = _health(account, a, type(uint256).max, _emptyPos(), cache);
             if (equityAfter < 0) {
                 uint256 shortfall = uint256(-equityAfter);
-                covered = MathLib.min(shortfall, insuranceFund);
+                covered = MathLib.min(shortfall, _insuranceAvailable());
                 badDebt = shortfall - covered;
                 insuranceFund -= covered;
                 a.quote += int256(covered);
@@ -126,6 +128,116 @@ contract LiquidationModule is ClearingHouseBase {
         uint256 lot = m.lotSize;
         needed = needed.divUp(lot) * lot;
         return MathLib.min(needed, held);
+    }
+
+    /// @dev What the insurance fund holds above its floor.
+    function _insuranceAvailable() internal view returns (uint256) {
+        uint256 floor = riskParams.insuranceFloor;
+        return insuranceFund > floor ? insuranceFund - floor : 0;
+    }
+
+    /// @dev Locals of `deleverage` (one struct: fewer stack slots).
+    struct Adl {
+        uint256 held; // the bankrupt position's size at the start
+        uint256 deficit; // its shortfall at the start, after the insurance fund paid its part
+        uint256 price;
+        int256 index;
+        int256 fundingPaid;
+        uint256 previousScore;
+        bool previousOpen;
+    }
+
+    function deleverage(address account, uint256 marketId, address[] calldata counterparties, uint256[] calldata sizes)
+        external
+        only(ROLE_RISK_KEEPER)
+        returns (uint256 total)
+    {
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        if (counterparties.length == 0 || counterparties.length != sizes.length) revert InvalidAdlEntry(0);
+        PriceCache memory cache = _newCache(true, false);
+        AccountMem memory a = _loadAccount(account);
+        PositionMem memory p = _loadPosition(account, marketId);
+        Adl memory d;
+        {
+            (, int256 equity,) = _health(account, a, type(uint256).max, _emptyPos(), cache);
+            uint256 available = _insuranceAvailable();
+            if (equity >= 0 || uint256(-equity) <= available) revert NoShortfall(account, equity, available);
+            if (p.size == 0) revert NoPosition(account, marketId);
+            if (available != 0) {
+                insuranceFund -= available;
+                a.quote += int256(available);
+                emit InsuranceUsed(account, available);
+            }
+            d.deficit = uint256(-equity) - available;
+            d.held = MathLib.abs(p.size);
+            MarketView memory view_;
+            (view_, d.price,) = _market(cache, marketId);
+            d.index = view_.fundingIndex;
+            if (view_.fundingChanged) _storeFunding(marketId, view_);
+        }
+        // Equity counted the funding owed: paying it now leaves the deficit as it is.
+        d.fundingPaid = _settleFunding(a, p, d.index);
+        uint256 lot = _markets[marketId].lotSize;
+        for (uint256 i; i < counterparties.length; ++i) {
+            address c = counterparties[i];
+            uint256 size = sizes[i];
+            if (c == account || size == 0 || size % lot != 0) revert InvalidAdlEntry(i);
+            total += size;
+            if (total > d.held) revert AdlExceedsPosition(total, d.held);
+            AccountMem memory ca = _loadAccount(c);
+            PositionMem memory cp = _loadPosition(c, marketId);
+            int256 pnl = MarginLib.positionValue(cp.size, d.price) - cp.openNotional;
+            if (cp.size == 0 || (cp.size > 0) == (p.size > 0) || pnl <= 0) revert AdlNotEligible(c, cp.size, pnl);
+            if (size > MathLib.abs(cp.size)) revert InvalidAdlEntry(i);
+            uint256 score = _adlScore(c, ca, cp, pnl, d.price, cache);
+            if (i != 0 && (score > d.previousScore || d.previousOpen)) {
+                revert AdlOutOfOrder(c, score, d.previousScore, d.previousOpen);
+            }
+            d.previousScore = score;
+            d.previousOpen = size < MathLib.abs(cp.size);
+            d.fundingPaid += _settleFunding(ca, cp, d.index);
+            // At the oracle price, plus the counterparty's share of the deficit (rounded up).
+            uint256 share = d.deficit.mulDivUp(size, d.held);
+            int256 delta = cp.size > 0 ? -int256(size) : int256(size);
+            int256 notional = int256(size * d.price / uint256(SIZE_SCALE));
+            int256 cost = (delta > 0 ? notional : -notional) + int256(share);
+            _applyTrade(ca, cp, delta, cost);
+            _applyTrade(a, p, -delta, -cost);
+            ca.mask = _maskWith(ca.mask, marketId, cp.size);
+            _storeAccount(c, ca);
+            _storePosition(c, marketId, cp);
+            emit Deleveraged(account, c, marketId, delta, d.price, share);
+        }
+        a.mask = _maskWith(a.mask, marketId, p.size);
+        _storeAccount(account, a);
+        _storePosition(account, marketId, p);
+        MarketState storage m = _markets[marketId];
+        m.openInterest = uint64(uint256(m.openInterest) - total); // one side of every ADL trade was long
+        if (d.fundingPaid != 0) _addToPools(0, d.fundingPaid);
+    }
+
+    function adlScore(address account, uint256 marketId) external view returns (uint256) {
+        if (marketId >= marketCount) revert MarketNotListed(marketId);
+        PriceCache memory cache = _newCache(false, true);
+        AccountMem memory a = _loadAccount(account);
+        PositionMem memory p = _loadPosition(account, marketId);
+        (, uint256 price,) = _market(cache, marketId);
+        int256 pnl = MarginLib.positionValue(p.size, price) - p.openNotional;
+        return pnl <= 0 ? 0 : _adlScore(account, a, p, pnl, price, cache);
+    }
+
+    /// @dev Unrealized PnL x notional / equity (PnL times effective leverage), equity below 1 as 1.
+    function _adlScore(
+        address account,
+        AccountMem memory a,
+        PositionMem memory p,
+        int256 pnl,
+        uint256 price,
+        PriceCache memory cache
+    ) internal view returns (uint256) {
+        (, int256 equity,) = _health(account, a, type(uint256).max, _emptyPos(), cache);
+        uint256 notional = MarginLib.notionalUp(MathLib.abs(p.size), price);
+        return uint256(pnl) * notional / (equity > 1 ? uint256(equity) : 1);
     }
 
     function depositInsurance(uint256 amount) external {

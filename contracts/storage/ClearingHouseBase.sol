@@ -512,7 +512,10 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
     }
 
     function _checkRiskParams(RiskParams memory p) internal pure {
-        if (p.maxPriceAge == 0 || p.insuranceShareBps > BPS || p.fullCloseThresholdBps > BPS || p.liquidationBufferBps > BPS) {
+        if (
+            p.maxPriceAge == 0 || p.insuranceShareBps > BPS || p.fullCloseThresholdBps > BPS || p.liquidationBufferBps > BPS
+                || p.escapeDelay == 0
+        ) {
             revert InvalidRiskParams();
         }
     }

@@ -8,7 +8,7 @@ import pytest
 import json
 
 from venue.chain import MANIFEST, MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY
-from venue.domain import RejectReason, base, usdc
+from venue.domain import DEVNET_RISK, RejectReason, base, usdc
 
 from .conftest import ETH, ETH_PRICE
 
@@ -155,4 +155,5 @@ def test_modules_built_for_another_deployment_are_refused(project, venue):
             project.LiquidationModule.deploy(config, sender=venue.owner).address]
     bad = project.AdminModule.deploy(other, sender=venue.owner).address
     with ape.reverts(venue.ch.ModuleMismatch, module=bad):
-        project.ClearingHouse.deploy(venue.owner, config, 1_000, (60, 5_000, 500, 5_000), *good, bad, sender=venue.owner)
+        project.ClearingHouse.deploy(venue.owner, config, 1_000, DEVNET_RISK.as_tuple(), *good, bad,
+                                     sender=venue.owner)

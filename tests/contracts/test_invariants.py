@@ -26,6 +26,7 @@ from collections import defaultdict
 
 from hypothesis import HealthCheck, Phase, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from venue import risk
 from venue.chain import Fill, artifact, deploy, pack_fills
 from venue.devchain import Anvil, dev_keys
 from venue.domain import DEVNET_MARKETS, RejectReason, usdc
@@ -108,6 +109,7 @@ def make_machine(chain: Chain, seen: dict):
             self.signed = defaultdict(int)  # (account, nonce) -> the largest size signed under it
             self.settled = defaultdict(int)  # (account, nonce) -> size settled under it
             self.bad_debt: set[str] = set()
+            self.awaiting_adl: set[str] = set()
             self.paused = False
             self.reduce_only = {ETH: False, BTC: False}
 
@@ -175,10 +177,36 @@ def make_machine(chain: Chain, seen: dict):
                     if equity >= maintenance or not any(sizes.values()):
                         break
                     market = max(sizes, key=lambda m: abs(sizes[m]) * self.prices[m])
+                    floor = chain.ch.call("riskParams")[4]
+                    if equity < 0 and -equity > chain.ch.call("insuranceFund") - floor:
+                        if not self.deleverage(t, market, sizes[market]):
+                            self.awaiting_adl.add(t.lower())  # nobody on the other side is in profit
+                            break
+                        continue
                     receipt = chain.ch.send("liquidate", t, market, 10**12, sender=chain.liquidator)
                     assert receipt["status"] == 1
                     seen["liquidations"] += 1
                     self._record_events(receipt)
+
+        def deleverage(self, t, market, size) -> bool:
+            """What `keeper adl` does for a bankrupt account: the other side ranked by the contract's
+            score, highest first, each closed whole but the last."""
+            candidates = []
+            for other in chain.accounts:
+                o_size = chain.size(other, market)
+                if other != t and o_size and (o_size > 0) != (size > 0):
+                    score = chain.ch.call("adlScore", other, market)
+                    if score:
+                        candidates.append((other, abs(o_size), score))
+            names, sizes = risk.adl_queue(candidates, abs(size))
+            if not names:
+                return False
+            receipt = chain.ch.send("deleverage", t, market, names, sizes, sender=chain.keeper)
+            assert receipt["status"] == 1
+            assert not chain.ch.logs(receipt, "BadDebt")
+            seen["deleveraged"] += len(chain.ch.logs(receipt, "Deleveraged"))
+            self._record_events(receipt)
+            return True
 
         # --- rules -------------------------------------------------------------------------
         @rule(who=st.integers(0, N_TRADERS - 1), amount=st.integers(1, 500))
@@ -312,7 +340,9 @@ def make_machine(chain: Chain, seen: dict):
             assert all(s == 0 for s in size_sums)
             assert list(long_sums) == list(open_interest)
             for i, account in enumerate(chain.accounts):
-                if equity[i] < 0:
+                if equity[i] < 0 and account.lower() in self.awaiting_adl:
+                    seen["awaiting_adl"] += 1  # bankrupt, and nobody on the other side in profit (yet)
+                elif equity[i] < 0:
                     assert masks[i] == 0, f"{account} holds a position with negative equity {equity[i]}"
                     assert account.lower() in self.bad_debt or weth_wei[i] > 0, account
 
@@ -332,6 +362,6 @@ def test_random_sequences_keep_the_clearinghouse_solvent_and_balanced():
     # The sequences really did what they are for (the test is not vacuous), over the steps asked for.
     print(dict(seen))
     assert seen["steps"] >= MIN_STEPS, seen["steps"]
-    for what in ("settled", "liquidations", "funding_updates", "band_edge_closes", "withdrawals",
+    for what in ("settled", "liquidations", "deleveraged", "funding_updates", "band_edge_closes", "withdrawals",
                  "MAINTENANCE_WORSENED", "INSUFFICIENT_MARGIN", "OVERFILL", "MARKET_REDUCE_ONLY", "paused_refusals"):
         assert seen[what] >= 1, (what, dict(seen))

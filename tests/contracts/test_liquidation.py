@@ -78,22 +78,31 @@ def test_liquidator_takes_the_slice_at_the_penalised_price_and_insurance_gets_it
     assert not [e for e in receipt.events if e.event_name in ("InsuranceUsed", "BadDebt")]
 
 
-def test_insurance_fund_covers_negative_equity_and_reports_the_rest_as_bad_debt(venue, maker):
+def test_insurance_fund_covers_negative_equity_and_a_shortfall_beyond_it_is_left_to_adl(venue, maker):
     t = open_long(venue, maker)
     lq = liquidator(venue)
-    venue.usdc.mint(venue.owner, usdc(100), sender=venue.owner)
-    venue.usdc.approve(venue.ch, usdc(100), sender=venue.owner)
-    venue.ch.depositInsurance(usdc(100), sender=venue.owner)
+
+    def insure(amount):
+        venue.usdc.mint(venue.owner, amount, sender=venue.owner)
+        venue.usdc.approve(venue.ch, amount, sender=venue.owner)
+        venue.ch.depositInsurance(amount, sender=venue.owner)
+
+    insure(usdc(100))
     venue.push_prices(eth=usdc(2_800))
-    assert venue.ch.health(t.address).equity < 0
+    shortfall = -venue.ch.health(t.address).equity
+    assert shortfall > usdc(100)
+    with ape.reverts(venue.ch.ShortfallNeedsAdl, account=t.address, shortfall=shortfall,
+                     insuranceAvailable=usdc(100)):
+        venue.ch.liquidate(t.address, ETH, base(6), sender=lq.account)
+    insure(usdc(900))
     receipt = venue.ch.liquidate(t.address, ETH, base(6), sender=lq.account)
     used = [e.amount for e in receipt.events if e.event_name == "InsuranceUsed"]
-    bad = [e.amount for e in receipt.events if e.event_name == "BadDebt"]
     cut = [e.insuranceCut for e in receipt.events if e.event_name == "Liquidated"][0]
-    assert used == [usdc(100) + cut]
-    assert venue.ch.insuranceFund() == 0
-    assert len(bad) == 1 and bad[0] > 0
-    assert venue.balances(t).quote == -bad[0]
+    penalty = [e.penalty for e in receipt.events if e.event_name == "Liquidated"][0]
+    assert used == [shortfall + penalty]  # the account's loss and the whole penalty
+    assert venue.ch.insuranceFund() == usdc(1_000) + cut - used[0]
+    assert not [e for e in receipt.events if e.event_name == "BadDebt"]
+    assert venue.balances(t).quote == 0
     assert venue.position(t).size == 0
 
 

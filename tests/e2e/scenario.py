@@ -112,3 +112,13 @@ def served_venue(tmp, accounts: int = 6, **env):
         assert stop_process(server) == 0, "the venue did not stop cleanly on SIGINT"
     finally:
         anvil.stop()
+
+
+def warm_up(api: str, client) -> None:
+    """One order placed and cancelled with a long timeout: a fresh clone's first orders compile
+    the engine (numba, tens of seconds on a cold cache), so no test's own request meets that."""
+    import httpx
+
+    r = httpx.post(f"{api}/orders", json=client.order_body("ETH-PERP", "buy", "2900", "0.01"), timeout=300)
+    assert r.status_code == 200, r.text
+    assert client.cancel() == [r.json()["orderId"]]

@@ -21,7 +21,7 @@ from venue.client import Client
 from venue.devchain import dev_keys, free_port, stop_process, wait_until
 from venue.signing import address_of, sign_action
 
-from .scenario import served_venue, start_server
+from .scenario import served_venue, start_server, warm_up
 
 EXAMPLES = int(os.environ.get("CROSSBOOK_SCHEMATHESIS_EXAMPLES", "100"))
 
@@ -32,6 +32,7 @@ def stack(tmp_path_factory):
     # tests run a second venue with it); a small websocket queue for the lag test.
     with served_venue(tmp_path_factory.mktemp("api"), VENUE_AUTH_FAIL_BURST="1000000",
                       VENUE_WS_QUEUE_LIMIT="50") as stack:
+        warm_up(stack["api"], client(stack, 1))
         yield stack
 
 

@@ -112,7 +112,7 @@ BLACK_THURSDAY = "eth_usdt_perp_binance_1m_20200312-13.csv"
 CRASH_OFFSET_S = 640 * 60  # 10:40 UTC on 2020-03-12, minutes before ETH fell from 148 to 123
 
 
-def test_lagging_oracle_on_black_thursday_leaves_a_loss_for_the_insurance_fund(tmp_path):
+def test_lagging_oracle_on_black_thursday_the_insurance_fund_then_adl_cover_the_loss(tmp_path):
     from keeper.feeds import DATA, CsvFeed
 
     start_price = CsvFeed({0: DATA / BLACK_THURSDAY}, 0.0, 1.0, CRASH_OFFSET_S).price_at(0.0)[0]
@@ -141,15 +141,28 @@ def test_lagging_oracle_on_black_thursday_leaves_a_loss_for_the_insurance_fund(t
                  "--csv", f"0={DATA / BLACK_THURSDAY}", "--start-offset", str(CRASH_OFFSET_S), "--speed", "30",
                  "--deviation-bps", "800", "--heartbeat", "600", "--delay", "2"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            events = wait_until(lambda: liquidations(ch, w3, start_block, address_of(victim)), 90, "liquidation")
-            receipt = w3.eth.get_transaction_receipt(events[0].transactionHash)
-            used = ch.events.InsuranceUsed().process_receipt(receipt, errors=DISCARD)
-            bad = ch.events.BadDebt().process_receipt(receipt, errors=DISCARD)
-            # The lagged update moved the price past the account's bankruptcy in one step: the
-            # whole position was closed and the insurance fund paid for the rest (reported).
-            assert ch.functions.position(address_of(victim), 0).call()[0] == 0
-            assert used and used[0].args.account == address_of(victim) and used[0].args.amount > 0
-            assert ch.functions.balances(address_of(victim)).call()[0] == -(bad[0].args.amount if bad else 0)
+            # Auto-deleveraging beside the liquidator (the deployment's keeper key: the risk-keeper role).
+            adl = subprocess.Popen([sys.executable, "-m", "keeper.cli", "adl", "--deployment", str(path)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            procs.append(adl)
+            wait_until(lambda: "watching" in adl.stdout.readline(), 60, "adl keeper")
+            who = address_of(victim)
+            wait_until(lambda: ch.functions.position(who, 0).call()[0] == 0, 120,
+                       "the position closed by the liquidator and auto-deleveraging")
+
+            def logs(event):
+                return [e for e in getattr(ch.events, event)().get_logs(from_block=start_block) if e.args.account == who]
+
+            # The lagged updates moved the price past the account's bankruptcy: the insurance fund
+            # paid what it held above its floor, and the rest was auto-deleveraged against the
+            # short on the other side (the maker) at the bankruptcy price: no bad debt is left.
+            assert liquidations(ch, w3, start_block, who) or logs("Deleveraged")
+            assert logs("InsuranceUsed")
+            deleveraged = logs("Deleveraged")
+            assert deleveraged and {e.args.counterparty for e in deleveraged} == {address_of(keys[3])}
+            assert not logs("BadDebt")
+            assert ch.functions.balances(who).call()[0] >= 0
+            assert sum(ch.functions.position(address_of(k), 0).call()[0] for k in keys) == 0
             # The price the chain acted on was observed at least 2 s before it arrived.
             updates = [e for e in oracle.events.PriceUpdated().get_logs(from_block=start_block) if e.args.id == 0]
             assert updates
