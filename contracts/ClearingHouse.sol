@@ -72,6 +72,7 @@ contract ClearingHouse is ClearingHouseBase {
         riskParams = riskParams_;
         _chainId = block.chainid;
         _cachedDomainSeparator = _buildDomainSeparator();
+        lastSettledAt = uint40(block.timestamp);
     }
 
     /* ROUTER */
@@ -108,6 +109,7 @@ contract ClearingHouse is ClearingHouseBase {
                 || s == bytes4(keccak256("unpause()")) || s == bytes4(keccak256("setRiskParams((uint32,uint16,uint16,uint16,uint64,uint32))"))
                 || s == bytes4(keccak256("setHaircut(uint256)")) || s == bytes4(keccak256("raiseHaircut(uint256)"))
                 || s == bytes4(keccak256("sweepFees(address,uint256)"))
+                || s == bytes4(keccak256("withdrawFrozenReserves(address)"))
         ) {
             return adminModule;
         }
@@ -123,8 +125,8 @@ contract ClearingHouse is ClearingHouseBase {
         assembly ("memory-safe") {
             word := sload(nextBatchIndex.slot)
         }
-        if (word >> 64 != 0) revert VenuePaused();
-        if (batchIndex != word) revert BatchIndexMismatch(word, batchIndex);
+        if ((word >> 64) & 0xff != 0) revert VenuePaused();
+        if (batchIndex != uint64(word)) revert BatchIndexMismatch(uint64(word), batchIndex);
         // The maker table, then the fills (layout in OrderLib).
         uint256 makers;
         uint256 table;
@@ -138,7 +140,8 @@ contract ClearingHouse is ClearingHouseBase {
         }
         if (batchIndex >= type(uint64).max) revert Overflow(int256(batchIndex));
         assembly ("memory-safe") {
-            sstore(nextBatchIndex.slot, add(batchIndex, 1)) // not paused: the high bits stay zero
+            // Not paused (so not frozen either): index + 1 and the settlement time.
+            sstore(nextBatchIndex.slot, or(add(batchIndex, 1), shl(72, timestamp())))
         }
         uint256 count = (fills.length - head) / OrderLib.FILL_BYTES;
         PriceCache memory cache = _newCache(false, false);
@@ -759,6 +762,7 @@ contract ClearingHouse is ClearingHouseBase {
     /* FUNDING */
 
     function updateFunding(uint256 marketId, int256 premiumRatePerHour) external only(ROLE_FUNDING_KEEPER) {
+        if (frozenAt != 0) revert VenueFrozen();
         if (marketId >= marketCount) revert MarketNotListed(marketId);
         (MarketView memory v,,) = _market(_newCache(true, false), marketId);
         MarketState storage m = _markets[marketId];

@@ -17,10 +17,12 @@ from venue.chain import Deployment, contract
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="keeper")
-    p.add_argument("bot", choices=["liquidator", "adl", "oracle", "funding"],
+    p.add_argument("bot", choices=["liquidator", "adl", "risk", "oracle", "funding"],
                    help="liquidator: liquidates accounts below maintenance margin; adl: auto-deleverages bankrupt "
-                        "accounts the insurance fund cannot cover (needs the risk-keeper role); oracle: pushes "
+                        "accounts the insurance fund cannot cover (needs the risk-keeper role); risk: raises the "
+                        "WETH haircut on volatility and wrong-way exposure (risk-keeper role); oracle: pushes "
                         "prices; funding: posts funding rates from the venue's book")
+    p.add_argument("--window", type=int, default=300, help="risk: seconds of WETH price updates the volatility uses")
     p.add_argument("--deployment", default="devnet/deployment.json")
     p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
     p.add_argument("--key", default=None, help="private key (default: the deployment's keeper key)")
@@ -51,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
 
         bot = Liquidator if args.bot == "liquidator" else Deleverager
         bot(w3, deployment, key, name=args.name or args.bot, priority_fee_gwei=args.tip_gwei).run(stop)
+        return 0
+    if args.bot == "risk":
+        from .risk import RiskKeeper
+
+        RiskKeeper(w3, deployment, key, window_s=args.window, priority_fee_gwei=args.tip_gwei).run(stop)
         return 0
     if args.bot == "oracle":
         import time

@@ -114,8 +114,9 @@ class Liquidator:
         equity, _, maintenance = self.ch.functions.health(account).call()
         if equity >= maintenance:
             return  # the mirror was behind the chain; it is fine
-        if equity < 0 and -equity > self.insurance_available():
-            self.bankrupt(account, equity)
+        real = self.unhaircut_equity(account, equity)
+        if real < 0 and -real > self.insurance_available():
+            self.bankrupt(account, real)
             return
         i = self.index[account]
         prices = self.prices.astype(object)
@@ -135,6 +136,15 @@ class Liquidator:
                                                      gas=600_000, label=f"liquidate {account[:10]} m{market} size {size}")
         except Exception as exc:
             log.info("%s: liquidation of %s not sent: %s", self.name, account, exc)
+
+    def unhaircut_equity(self, account: str, equity: int) -> int:
+        """`equity` (the contract's, WETH after the haircut) with WETH at its full oracle value:
+        what the contract measures a shortfall by (LiquidationModule._unhaircutEquity)."""
+        weth_wei = self.ch.functions.balances(account).call()[1]
+        if not weth_wei:
+            return equity
+        gwei, haircut = weth_wei // 10**9, self.ch.functions.haircutBps().call()
+        return equity + risk.weth_value(gwei, self.weth_price, 0) - risk.weth_value(gwei, self.weth_price, haircut)
 
     def insurance_available(self) -> int:
         """What the insurance fund holds above its floor (risk parameter)."""
@@ -209,7 +219,7 @@ class Deleverager(Liquidator):
     def _liquidate(self, account: str) -> None:
         if account in self.pending:
             return
-        equity, _, _ = self.ch.functions.health(account).call()
+        equity = self.unhaircut_equity(account, self.ch.functions.health(account).call()[0])
         if equity >= 0 or -equity <= self.insurance_available():
             return  # the liquidator's case, or fine
         views = {m: self.ch.functions.position(account, m).call() for m in range(len(self.markets))}

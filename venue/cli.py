@@ -84,8 +84,10 @@ def cmd_devnet(args) -> int:
         import httpx
 
         wait_until(lambda: httpx.get(f"{api_url}/health").status_code == 200, 60, "venue API")
-        progress("keepers", "oracle (random walk, 20 s heartbeat), liquidator, auto-deleveraging, funding (every 10 min)")
+        progress("keepers", "oracle (random walk, 20 s heartbeat), liquidator, auto-deleveraging, risk (haircut), "
+                            "funding (every 10 min)")
         for bot, extra in (("oracle", ["--feed", "walk", "--heartbeat", "20"]), ("liquidator", []), ("adl", []),
+                           ("risk", []),
                            ("funding", ["--api", api_url, "--interval", "600"])):
             supervisor.start(f"keeper-{bot}", [sys.executable, "-m", "keeper.cli", bot, "--deployment", str(out),
                                                *extra])
@@ -117,7 +119,7 @@ def cmd_devnet(args) -> int:
                     print(f"  API            {api_url} (docs at /docs, websocket at /ws)")
                     print("  market maker   trader 0 quotes 5 levels a side on every market")
                     print("  keepers        oracle (random walk, 20 s heartbeat, 0.5 % deviation), liquidator, "
-                          "auto-deleveraging, funding (10 min)")
+                          "auto-deleveraging, risk (raises the WETH haircut), funding (10 min)")
                     print("Ctrl-C stops everything.", flush=True)
         except KeyboardInterrupt:
             pass
@@ -217,10 +219,68 @@ def fund_traders(w3, deployment, keys: list[str], quote_units: int, weth_wei: in
                 w3.eth.wait_for_transaction_receipt(fn.transact({"from": addr}))
 
 
+def send_signed(w3, fn, key: str, what: str):
+    """Signs and sends a ClearingHouse call from `key`; None (with the reason printed) if the
+    contract refuses it or it reverts."""
+    from eth_account import Account
+
+    account = Account.from_key(key)
+    try:
+        tx = fn.build_transaction({"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)})
+    except Exception as exc:  # the call reverts: say why (Unauthorized, EscapeNotDue...)
+        print(f"venue {what}: refused by the ClearingHouse: {exc}", file=sys.stderr)
+        return None
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
+    if receipt.status != 1:
+        print(f"venue {what}: transaction {receipt.transactionHash.hex()} reverted", file=sys.stderr)
+        return None
+    return receipt
+
+
+def cmd_exit(args) -> int:
+    """The escape hatch from the command line: request (an exit, from a trader's key), freeze
+    (anyone, once due), withdraw (exitFrozen, after a freeze), status."""
+    from web3 import HTTPProvider, Web3
+
+    from .signing import address_of
+
+    doc = json.loads(Path(args.deployment).read_text())
+    w3 = Web3(HTTPProvider(args.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")))
+    ch = contract(w3, "ClearingHouse", doc["ClearingHouse"])
+    key = args.key or doc.get("keys", {}).get("traders", [None] * (args.trader + 1))[args.trader]
+    me = address_of(key) if key else None
+    delay = ch.functions.riskParams().call()[5]
+    if args.action == "status":
+        requester = args.requester or me
+        frozen, settled = ch.functions.frozenAt().call(), ch.functions.lastSettledAt().call()
+        requested = ch.functions.exitRequestedAt(requester).call() if requester else 0
+        due = max(settled, requested) + delay if requested else None
+        print(f"frozen at: {frozen or 'not frozen'}; last batch settled at {settled}; escape delay {delay} s; "
+              f"{requester}: " + (f"exit requested at {requested}, freeze possible from {due} (chain time now "
+                                  f"{w3.eth.get_block('latest').timestamp})" if requested else "no exit request"))
+        return 0
+    if key is None:
+        print(f"venue exit {args.action}: no key (pass --key or --trader)", file=sys.stderr)
+        return 2
+    fn = {"request": lambda: ch.functions.requestExit(),
+          "freeze": lambda: ch.functions.freeze(args.requester or me),
+          "withdraw": lambda: ch.functions.exitFrozen()}[args.action]()
+    receipt = send_signed(w3, fn, key, f"exit {args.action}")
+    if receipt is None:
+        return 1
+    if args.action == "withdraw":
+        ev = ch.events.ExitedFrozen().process_receipt(receipt)[0].args
+        print(f"{me} left the frozen venue: paid {ev.quote} quote units and {ev.wethWei} WETH wei "
+              f"(realized PnL at the marks {ev.realizedPnl})")
+    else:
+        print(f"exit {args.action} done in block {receipt.blockNumber} (tx {receipt.transactionHash.hex()})")
+    return 0
+
+
 def cmd_guardian(args) -> int:
     """The guardian's controls from the command line, signed with the guardian key of the
     deployment file (or --key): pause, unpause, reduce-only MARKET, resume MARKET."""
-    from eth_account import Account
     from web3 import HTTPProvider, Web3
 
     doc = json.loads(Path(args.deployment).read_text())
@@ -244,16 +304,8 @@ def cmd_guardian(args) -> int:
     fn = {"pause": lambda: ch.functions.pause(), "unpause": lambda: ch.functions.unpause(),
           "reduce-only": lambda: ch.functions.setMarketReduceOnly(market, True),
           "resume": lambda: ch.functions.setMarketReduceOnly(market, False)}[args.action]()
-    account = Account.from_key(key)
-    try:
-        tx = fn.build_transaction({"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)})
-    except Exception as exc:  # the call reverts: say why (Unauthorized, InvalidMarketStatus...)
-        print(f"venue guardian {args.action}: refused by the ClearingHouse: {exc}", file=sys.stderr)
-        return 1
-    receipt = w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
-    if receipt.status != 1:
-        print(f"venue guardian {args.action}: transaction {receipt.transactionHash.hex()} reverted", file=sys.stderr)
+    receipt = send_signed(w3, fn, key, f"guardian {args.action}")
+    if receipt is None:
         return 1
     status = read_market_status(ch)
     print(f"{args.action} {'' if market is None else symbols[market] if market < len(symbols) else market} "
@@ -310,6 +362,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
     p.add_argument("--key", default=None, help="guardian private key (default: the deployment file's)")
     p.set_defaults(fn=cmd_guardian)
+    p = sub.add_parser("exit", help="the escape hatch: request an exit, freeze a silent venue, withdraw after a freeze",
+                       description="request: the trader asks to leave (on-chain). freeze [REQUESTER]: anyone, once "
+                                   "no batch has settled for the escape delay since the request; every market's mark "
+                                   "is fixed at its latest oracle price. withdraw: after a freeze, the trader's "
+                                   "positions close at the marks and its equity is paid out (exitFrozen). status: "
+                                   "when a freeze becomes possible.")
+    p.add_argument("action", choices=["request", "freeze", "withdraw", "status"])
+    p.add_argument("requester", nargs="?", default=None, help="freeze/status: whose request (default: the key's)")
+    p.add_argument("--trader", type=int, default=0, help="trader number in the deployment file (default 0)")
+    p.add_argument("--key", default=None, help="private key (default: the deployment file's trader key)")
+    p.add_argument("--deployment", default=str(DEVNET_DIR / "deployment.json"))
+    p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
+    p.set_defaults(fn=cmd_exit)
     p = sub.add_parser("bench", help="run a benchmark (make bench-*)")
     p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api", "soak"],
                    help="gas: settlement gas per fill; gasprofile: where the gas goes; engine: matching throughput; "

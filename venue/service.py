@@ -206,6 +206,7 @@ class Venue:
         self.haircut = self.ch.functions.haircutBps().call()
         # The guardian's and the owner's controls as the chain holds them; events keep them current.
         self.paused = self.ch.functions.paused().call()
+        self.frozen_at = self.ch.functions.frozenAt().call()  # escape hatch: frozen for good (0: not)
         self.market_status = read_market_status(self.ch)
         for m, status in enumerate(self.market_status):
             if (status == MARKET_HALTED) != bool(self.engine.markets[m].halted):
@@ -450,6 +451,9 @@ class Venue:
         """Refuses what the guardian's controls would make the chain refuse: any new order while
         the venue is paused (503 VENUE_PAUSED: no batch can settle), and in a reduce-only market
         an order that could grow the account's position (MARKET_REDUCE_ONLY)."""
+        if self.frozen_at:
+            raise VenueUnavailable("VENUE_FROZEN", "the venue is frozen (escape hatch): nothing settles any more; "
+                                                   "every account leaves with exitFrozen() on the ClearingHouse")
         if self.paused:
             raise VenueUnavailable("VENUE_PAUSED", "the guardian paused the venue: nothing settles until it "
                                                    "unpauses; cancels still work")
@@ -1091,10 +1095,10 @@ class Venue:
                       for p in self.markets}
         lag = self.chain_head - self.last_block
         stale = [sym for sym, age in oracle_age.items() if age is None or age > max_age]
-        status = "down" if stalled else "paused" if self.paused else \
+        status = "frozen" if self.frozen_at else "down" if stalled else "paused" if self.paused else \
             "degraded" if lag > s.lag_blocks_degraded or stale else "ok"
         return {
-            "status": status, "cancelOnly": stalled is not None, "reason": stalled,
+            "status": status, "cancelOnly": stalled is not None, "reason": stalled, "frozenAt": self.frozen_at or None,
             "rpcReachable": self._rpc_silent() is None, "rpcError": self.rpc_error,
             "chainHead": self.chain_head, "block": self.last_block, "lagBlocks": lag,
             "nextBatch": self.next_batch, "pendingFills": len(self.unbatched), "restingOrders": len(self.engine.orders),
@@ -1150,6 +1154,12 @@ class Venue:
             self.view_version += 1
         if await asyncio.to_thread(self.ch.events.FundingUpdated().get_logs, from_block=frm, to_block=to):
             self.view_version += 1  # funding owed moves for every holder
+        for ev in await asyncio.to_thread(self.ch.events.Frozen().get_logs, from_block=frm, to_block=to):
+            self.frozen_at, self.paused = ev.args.at, True
+            log.error("the venue was frozen at %d on %s's exit request: no more orders; accounts leave by exitFrozen()",
+                      ev.args.at, ev.args.requester)
+            self._publish({"channel": "venue", "data": {"frozen": True, "frozenAt": ev.args.at,
+                                                        "requester": ev.args.requester}})
         guardian = []
         for name, kind in (("VenuePausedSet", "paused"), ("MarketHalted", "halted"), ("MarketReduceOnly", "reduce_only")):
             for ev in await asyncio.to_thread(getattr(self.ch.events, name)().get_logs, from_block=frm, to_block=to):
@@ -1280,7 +1290,7 @@ class Venue:
             "equity": str(equity), "initialMargin": str(im), "maintenanceMargin": str(mm), "positions": positions,
             "openOrders": [order_json(o) for o in self.engine.open_orders(address, limit=VIEW_OPEN_ORDERS)],
             "openOrderCount": self.engine.open_order_count(address),
-            "venuePaused": self.paused,
+            "venuePaused": self.paused, "venueFrozen": bool(self.frozen_at),
             "fills": [r.as_json() for r in mine[-200:]],
             "pendingFills": [r.fill.seq for r in mine if r.status in ("pending", "submitted")],
         }

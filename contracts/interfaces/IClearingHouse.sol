@@ -162,8 +162,9 @@ interface IClearingHouseBase {
     error ModuleMismatch(address module);
     /// @notice `marketId`'s status cannot change from `current` to `requested` by this caller.
     error InvalidMarketStatus(uint256 marketId, uint256 current, uint256 requested);
-    /// @notice The account's negative equity is more than the insurance fund holds above its floor:
-    ///         it is closed by auto-deleveraging (`deleverage`), not liquidation.
+    /// @notice The account's negative equity (WETH at its full value, not after the haircut) is
+    ///         more than the insurance fund holds above its floor: it is closed by
+    ///         auto-deleveraging (`deleverage`), not liquidation.
     error ShortfallNeedsAdl(address account, uint256 shortfall, uint256 insuranceAvailable);
     /// @notice Auto-deleveraging needs a shortfall the insurance fund cannot cover.
     error NoShortfall(address account, int256 equity, uint256 insuranceAvailable);
@@ -177,6 +178,17 @@ interface IClearingHouseBase {
     /// @notice Counterparties must come in ranking order (score = unrealized PnL x notional /
     ///         equity, highest first), each one closed whole before the next is touched.
     error AdlOutOfOrder(address counterparty, uint256 score, uint256 previousScore, bool previousStillOpen);
+    /// @notice The venue is frozen (escape hatch): accounts leave by `exitFrozen`; nothing else moves.
+    error VenueFrozen();
+    /// @notice Only after a freeze.
+    error VenueNotFrozen();
+    /// @notice `requester` has not requested an exit.
+    error NoExitRequest(address requester);
+    /// @notice No batch has settled since `requester`'s exit request, but the escape delay runs
+    ///         until `dueAt` (unix seconds).
+    error EscapeNotDue(address requester, uint256 dueAt);
+    /// @notice The account has already left the frozen venue.
+    error AlreadyExited(address account);
 
     /* EVENTS */
 
@@ -230,6 +242,14 @@ interface IClearingHouseBase {
         uint256 socialised
     );
     event FeesSwept(address indexed to, uint256 amount);
+    /// @notice `account` asked to leave: if no batch settles for `escapeDelay` from now, anyone may freeze.
+    event ExitRequested(address indexed account, uint256 at);
+    /// @notice The venue froze on `requester`'s pending exit request: marks are fixed, settlement stops for good.
+    event Frozen(address indexed requester, uint256 at);
+    /// @notice `account` left the frozen venue: its positions closed at the marks (`realizedPnl`),
+    ///         and it was paid its quote balance and WETH.
+    event ExitedFrozen(address indexed account, uint256 quote, uint256 wethWei, int256 realizedPnl);
+    event FrozenReservesWithdrawn(address indexed to, uint256 quote, uint256 wethWei);
 }
 
 /// @title ISettlement
@@ -279,6 +299,22 @@ interface ICollateralModule is IClearingHouseBase {
     /// @notice Deposits `amount` of the quote token or WETH for the caller. Reverts VenuePaused while paused.
     function deposit(address token, uint256 amount) external;
 
+    /// @notice Escape hatch, step 1: the caller asks to leave (the operator is not acting for it).
+    function requestExit() external;
+
+    /// @notice Escape hatch, step 2 (anyone): freezes the venue if `requester`'s exit request is
+    ///         pending and no batch has settled for `escapeDelay` since the later of the request
+    ///         and the last settlement. Every market's mark is fixed at its latest oracle price
+    ///         (WETH's too), funding accrues up to now and no further, and settlement, deposits,
+    ///         withdrawals, liquidations and funding updates stop for good.
+    function freeze(address requester) external;
+
+    /// @notice Escape hatch, step 3: the caller's positions close at the frozen marks (long and
+    ///         short at the same price: zero-sum, values rounded down), funding is paid to the
+    ///         freeze, and its quote balance and WETH are paid out. Below zero, the insurance fund
+    ///         pays the deficit and takes the account's WETH up to its value at the WETH mark.
+    function exitFrozen() external returns (uint256 quotePaid, uint256 wethPaid);
+
     /// @notice Withdraws `amount` of `token`. Reverts with InsufficientMargin if the account would
     ///         fall below initial margin, and with StalePrice if a price it needs is stale.
     ///         Allowed while the venue is paused.
@@ -323,7 +359,8 @@ interface ILiquidationModule is IClearingHouseBase {
     /// @notice Adds `amount` of the quote token to the insurance fund.
     function depositInsurance(uint256 amount) external;
 
-    /// @notice Auto-deleveraging. `account`'s equity is below zero by more than the insurance
+    /// @notice Auto-deleveraging. `account`'s equity, with WETH at its full oracle value (the
+    ///         haircut is a margin buffer, not a loss), is below zero by more than the insurance
     ///         fund holds above its floor: the fund pays what lies above the floor, and the rest
     ///         (the shortfall) is paid by closing `sizes` of `counterparties`' positions in
     ///         `marketId` against the account's, each at the oracle price plus its share of the
@@ -373,6 +410,8 @@ interface IAdminModule is IClearingHouseBase {
     function raiseHaircut(uint256 newHaircutBps) external;
     /// @notice Sends `amount` of accrued fees to `to`. Owner only.
     function sweepFees(address to, uint256 amount) external;
+    /// @notice After a freeze: pays the insurance fund, the funding pool's dust and seized WETH to `to`. Owner only.
+    function withdrawFrozenReserves(address to) external;
 }
 
 /// @title IClearingHouse
@@ -397,6 +436,12 @@ interface IClearingHouse is ISettlement, ICollateralModule, ILiquidationModule, 
     function haircutBps() external view returns (uint256);
     function nextBatchIndex() external view returns (uint64);
     function paused() external view returns (bool);
+    function lastSettledAt() external view returns (uint40);
+    function frozenAt() external view returns (uint40);
+    function exitRequestedAt(address account) external view returns (uint256);
+    function frozenPrice(uint256 key) external view returns (uint256);
+    function exited(address account) external view returns (bool);
+    function seizedWethGwei() external view returns (uint256);
     function marketCount() external view returns (uint256);
     /// @notice Fees accrued (taker fees less maker rebates) not yet swept.
     function feePool() external view returns (int128);

@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {MarketParams, MarketState, RiskParams} from "../interfaces/IClearingHouse.sol";
 import {ClearingHouseBase, Config} from "../storage/ClearingHouseBase.sol";
 import {TransferLib} from "../libraries/TransferLib.sol";
+import {MarginLib} from "../libraries/MarginLib.sol";
 
 /// @title AdminModule
 /// @notice Owner (two-step transfer), guardian controls (pause, reduce-only markets), roles,
@@ -99,6 +100,24 @@ contract AdminModule is ClearingHouseBase {
         TransferLib.push(quoteToken, to, amount);
     }
 
+    /// @dev After a freeze: the insurance fund, the funding pool's rounding dust and any WETH
+    ///      seized from accounts below zero go to `to` (the fee pool goes by `sweepFees`).
+    function withdrawFrozenReserves(address to) external only(ROLE_OWNER) {
+        if (frozenAt == 0) revert VenueNotFrozen();
+        uint256 quote = insuranceFund;
+        int256 dust = fundingPool;
+        if (dust > 0) {
+            quote += uint256(dust);
+            fundingPool = 0;
+        }
+        uint256 wethWei = seizedWethGwei * MarginLib.GWEI_PER_ETH;
+        insuranceFund = 0;
+        seizedWethGwei = 0;
+        emit FrozenReservesWithdrawn(to, quote, wethWei);
+        if (quote != 0) TransferLib.push(quoteToken, to, quote);
+        if (wethWei != 0) TransferLib.push(weth, to, wethWei);
+    }
+
     /* GUARDIAN */
 
     function pause() external only(ROLE_GUARDIAN) {
@@ -107,6 +126,7 @@ contract AdminModule is ClearingHouseBase {
     }
 
     function unpause() external only(ROLE_GUARDIAN) {
+        if (frozenAt != 0) revert VenueFrozen(); // a freeze is for good
         paused = false;
         emit VenuePausedSet(false, msg.sender);
     }

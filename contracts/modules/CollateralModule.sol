@@ -12,6 +12,8 @@ import {TransferLib} from "../libraries/TransferLib.sol";
 /// @notice Deposits, withdrawals, agents, on-chain cancels and the account views. Runs by
 ///         delegatecall from ClearingHouse over its storage; see ICollateralModule for the API.
 contract CollateralModule is ClearingHouseBase {
+    using MathLib for uint256;
+
     constructor(Config memory c) ClearingHouseBase(c) {}
 
     /* COLLATERAL */
@@ -33,6 +35,7 @@ contract CollateralModule is ClearingHouseBase {
     }
 
     function withdraw(address token, uint256 amount) external {
+        if (frozenAt != 0) revert VenueFrozen(); // exitFrozen pays out at the frozen marks
         if (amount == 0) revert ZeroAmount();
         AccountMem memory a = _loadAccount(msg.sender);
         if (token == quoteToken) {
@@ -53,6 +56,85 @@ contract CollateralModule is ClearingHouseBase {
         _storeAccount(msg.sender, a);
         emit Withdrawn(msg.sender, token, amount);
         TransferLib.push(token, msg.sender, amount);
+    }
+
+    /* ESCAPE HATCH */
+
+    function requestExit() external {
+        if (frozenAt != 0) revert VenueFrozen();
+        exitRequestedAt[msg.sender] = block.timestamp;
+        emit ExitRequested(msg.sender, block.timestamp);
+    }
+
+    function freeze(address requester) external {
+        if (frozenAt != 0) revert VenueFrozen();
+        uint256 requested = exitRequestedAt[requester];
+        if (requested == 0) revert NoExitRequest(requester);
+        uint256 since = lastSettledAt > requested ? lastSettledAt : requested;
+        uint256 due = since + riskParams.escapeDelay;
+        if (block.timestamp < due) revert EscapeNotDue(requester, due);
+        frozenAt = uint40(block.timestamp);
+        paused = true;
+        // The marks: each market's latest oracle price, whatever its age (the operator may be
+        // gone, the oracle keeper too); funding accrued to now and stored, none after.
+        PriceCache memory cache = _newCache(false, true);
+        for (uint256 i; i < marketCount; ++i) {
+            (MarketView memory v, uint256 price,) = _market(cache, i);
+            if (v.fundingChanged) _storeFunding(i, v);
+            frozenPrice[i] = price;
+        }
+        (frozenPrice[MAX_MARKETS],) = _price(cache, cache.price.length - 1);
+        emit Frozen(requester, block.timestamp);
+    }
+
+    function exitFrozen() external returns (uint256 quotePaid, uint256 wethPaid) {
+        if (frozenAt == 0) revert VenueNotFrozen();
+        if (exited[msg.sender]) revert AlreadyExited(msg.sender);
+        exited[msg.sender] = true;
+        AccountMem memory a = _loadAccount(msg.sender);
+        int256 realized;
+        int256 fundingPaid;
+        uint256 mask = a.mask;
+        while (mask != 0) {
+            uint256 i = _lowestBit(mask);
+            mask &= mask - 1;
+            PositionMem memory p = _loadPosition(msg.sender, i);
+            MarketState storage m = _markets[i];
+            fundingPaid += _settleFunding(a, p, m.fundingIndex); // accrued to the freeze
+            // Long and short sides close at the same mark: zero-sum, each value rounded down.
+            int256 pnl = MarginLib.positionValue(p.size, frozenPrice[i]) - p.openNotional;
+            a.quote += pnl;
+            realized += pnl;
+            if (p.size > 0) m.openInterest -= uint64(uint256(p.size));
+            p.size = 0;
+            p.openNotional = 0;
+            _storePosition(msg.sender, i, p);
+        }
+        a.mask = 0;
+        if (fundingPaid != 0) _addToPools(0, fundingPaid);
+        uint256 wethGwei = a.wethGwei;
+        if (a.quote < 0) {
+            // Below zero: the insurance fund pays the quote deficit and takes the account's WETH
+            // up to its value at the frozen ETH mark; what it cannot pay is bad debt.
+            uint256 deficit = uint256(-a.quote);
+            uint256 ethMark = frozenPrice[MAX_MARKETS];
+            uint256 seize = ethMark == 0 ? wethGwei : MathLib.min(wethGwei, deficit.mulDivUp(MarginLib.GWEI_PER_ETH, ethMark));
+            wethGwei -= seize;
+            seizedWethGwei += seize;
+            uint256 covered = MathLib.min(deficit, insuranceFund);
+            insuranceFund -= covered;
+            if (covered != 0) emit InsuranceUsed(msg.sender, covered);
+            if (deficit > covered) emit BadDebt(msg.sender, deficit - covered);
+            a.quote = 0;
+        }
+        quotePaid = uint256(a.quote);
+        wethPaid = wethGwei * MarginLib.GWEI_PER_ETH;
+        a.quote = 0;
+        a.wethGwei = 0;
+        _storeAccount(msg.sender, a);
+        emit ExitedFrozen(msg.sender, quotePaid, wethPaid, realized);
+        if (quotePaid != 0) TransferLib.push(quoteToken, msg.sender, quotePaid);
+        if (wethPaid != 0) TransferLib.push(weth, msg.sender, wethPaid);
     }
 
     function setAgent(address agent, bool approved) external {

@@ -18,6 +18,7 @@ contract LiquidationModule is ClearingHouseBase {
     constructor(Config memory c) ClearingHouseBase(c) {}
 
     function liquidate(address account, uint256 marketId, uint256 size) external returns (uint256 closed) {
+        if (frozenAt != 0) revert VenueFrozen(); // positions close at the frozen marks (exitFrozen)
         if (account == msg.sender) revert SelfLiquidation(account);
         if (marketId >= marketCount) revert MarketNotListed(marketId);
         MarketState storage m = _markets[marketId];
@@ -32,7 +33,8 @@ contract LiquidationModule is ClearingHouseBase {
             uint256 maintenance = MarginLib.maintenanceMargin(raw);
             if (equity >= int256(maintenance)) revert AccountNotLiquidatable(account, equity, maintenance);
             uint256 available = _insuranceAvailable();
-            if (equity < 0 && uint256(-equity) > available) revert ShortfallNeedsAdl(account, uint256(-equity), available);
+            int256 real = _unhaircutEquity(a, equity, cache);
+            if (real < 0 && uint256(-real) > available) revert ShortfallNeedsAdl(account, uint256(-real), available);
             (view_, price,) = _market(cache, marketId);
             closed = MathLib.min(size, _maxLiquidation(account, marketId, equity, maintenance, price));
         }
@@ -136,6 +138,15 @@ contract LiquidationModule is ClearingHouseBase {
         return insuranceFund > floor ? insuranceFund - floor : 0;
     }
 
+    /// @dev `equity` (from `_health`, WETH after the haircut) with the account's WETH at its full
+    ///      oracle value instead.
+    function _unhaircutEquity(AccountMem memory a, int256 equity, PriceCache memory cache) internal view returns (int256) {
+        if (a.wethGwei == 0) return equity;
+        (uint256 ethPrice,) = _price(cache, cache.price.length - 1);
+        return equity + int256(MarginLib.wethValue(a.wethGwei, ethPrice, 0))
+            - int256(MarginLib.wethValue(a.wethGwei, ethPrice, haircutBps));
+    }
+
     /// @dev Locals of `deleverage` (one struct: fewer stack slots).
     struct Adl {
         uint256 held; // the bankrupt position's size at the start
@@ -152,6 +163,7 @@ contract LiquidationModule is ClearingHouseBase {
         only(ROLE_RISK_KEEPER)
         returns (uint256 total)
     {
+        if (frozenAt != 0) revert VenueFrozen();
         if (marketId >= marketCount) revert MarketNotListed(marketId);
         if (counterparties.length == 0 || counterparties.length != sizes.length) revert InvalidAdlEntry(0);
         PriceCache memory cache = _newCache(true, false);
@@ -160,6 +172,9 @@ contract LiquidationModule is ClearingHouseBase {
         Adl memory d;
         {
             (, int256 equity,) = _health(account, a, type(uint256).max, _emptyPos(), cache);
+            // A real shortfall: WETH counted at its full oracle value, not after the haircut (the
+            // haircut is a margin buffer, not a loss the other side should pay for).
+            equity = _unhaircutEquity(a, equity, cache);
             uint256 available = _insuranceAvailable();
             if (equity >= 0 || uint256(-equity) <= available) revert NoShortfall(account, equity, available);
             if (p.size == 0) revert NoPosition(account, marketId);

@@ -145,8 +145,9 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
     mapping(uint8 => mapping(address => bool)) public hasRole; // 1
     RiskParams public riskParams; // 2
     uint256 public haircutBps; // 3
-    uint64 public nextBatchIndex; // 4, with `paused`: settlement reads both with one SLOAD
+    uint64 public nextBatchIndex; // 4, with `paused` and `lastSettledAt`: settlement reads and writes the slot whole
     bool public paused;
+    uint40 public lastSettledAt; // when the last batch settled (deployment time before the first)
     uint256 public marketCount; // 5
     int128 public feePool; // 6, with `fundingPool`: a batch writes both with one SSTORE
     int128 public fundingPool;
@@ -162,6 +163,14 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
     /// @dev Cumulative size settled under (account, nonce) while its order is partly filled.
     mapping(address => mapping(uint256 => uint256)) public filledAmount; // 13
     address public pendingOwner; // 14
+    /// @dev Escape hatch (CollateralModule): when the venue was frozen, 0 while it is not.
+    uint40 public frozenAt; // 15
+    mapping(address => uint256) public exitRequestedAt; // 16
+    /// @dev The frozen marks: each market's oracle price at the freeze; key MAX_MARKETS is WETH's.
+    mapping(uint256 => uint256) public frozenPrice; // 17
+    mapping(address => bool) public exited; // 18
+    /// @dev WETH taken at exit from accounts whose quote balance was negative (the reserves').
+    uint256 public seizedWethGwei; // 19
 
     constructor(Config memory c) {
         oracle = c.oracle;

@@ -178,7 +178,8 @@ def make_machine(chain: Chain, seen: dict):
                         break
                     market = max(sizes, key=lambda m: abs(sizes[m]) * self.prices[m])
                     floor = chain.ch.call("riskParams")[4]
-                    if equity < 0 and -equity > chain.ch.call("insuranceFund") - floor:
+                    real = equity + self.haircut_part(t)
+                    if real < 0 and -real > chain.ch.call("insuranceFund") - floor:
                         if not self.deleverage(t, market, sizes[market]):
                             self.awaiting_adl.add(t.lower())  # nobody on the other side is in profit
                             break
@@ -187,6 +188,13 @@ def make_machine(chain: Chain, seen: dict):
                     assert receipt["status"] == 1
                     seen["liquidations"] += 1
                     self._record_events(receipt)
+
+        def haircut_part(self, t) -> int:
+            """What the haircut takes off the account's WETH value (the shortfall ADL pays is
+            measured without it)."""
+            gwei = chain.ch.call("balances", t)[1] // 10**9
+            price, haircut = self.prices[ETH], chain.ch.call("haircutBps")
+            return risk.weth_value(gwei, price, 0) - risk.weth_value(gwei, price, haircut)
 
         def deleverage(self, t, market, size) -> bool:
             """What `keeper adl` does for a bankrupt account: the other side ranked by the contract's

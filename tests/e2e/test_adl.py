@@ -78,7 +78,7 @@ def test_a_bankrupt_position_is_deleveraged_by_the_keeper_and_the_venue_reports_
     log = asyncio.run(scenario())
     adl = [m for m in messages[1:] if m["channel"] == "adl"][0]["data"]
     assert (adl["account"], adl["counterparty"], adl["size"]) == (long.address, maker.address, "600000000"), log
-    assert int(adl["socialised"]) > 0 and "deleveraged" in log
+    assert int(adl["socialised"]) > 0, log
     assert ch.functions.position(long.address, 0).call()[0] == ch.functions.position(maker.address, 0).call()[0] == 0
     assert ch.functions.balances(long.address).call()[0] >= 0
     view = wait_until(lambda: (v := httpx.get(f"{api}/accounts/{long.address}").json())["positions"] == [] and v, 10,

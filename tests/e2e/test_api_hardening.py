@@ -328,8 +328,8 @@ def test_a_bad_account_is_refused_at_connect_and_a_lower_case_one_gets_its_priva
             return snap, seen_mine, seen_all, ask, bid
 
     snap, mine, everyone, ask, bid = asyncio.run(session())
-    assert [m["channel"] for m in snap] == ["book", "book", "openOrders", "recentFills"]
-    assert [m["seq"] for m in snap] == [1, 2, 1, 1]
+    assert [m["channel"] for m in snap] == ["venue", "book", "book", "openOrders", "recentFills"]
+    assert [m["seq"] for m in snap] == [1, 1, 2, 1, 1]
     for stream in (mine, everyone):
         by_channel = {}
         for m in stream:

@@ -42,7 +42,8 @@ def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
         wait_until(lambda: any("] ready" in line for line in lines), 30, "the ready line")
         # A crashed API is restarted by the supervisor on the same journal; the devnet stays up.
         pids = json.loads((tmp_path / "processes.json").read_text())
-        assert set(pids) == {"api", "market-maker", "keeper-oracle", "keeper-liquidator", "keeper-adl", "keeper-funding"}
+        assert set(pids) == {"api", "market-maker", "keeper-oracle", "keeper-liquidator", "keeper-adl",
+                             "keeper-risk", "keeper-funding"}
         os.kill(pids["api"], signal.SIGKILL)
         wait_until(lambda: json.loads((tmp_path / "processes.json").read_text())["api"] != pids["api"], 10,
                    "the API to be restarted")

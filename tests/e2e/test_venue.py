@@ -126,9 +126,10 @@ def test_a_cross_settles_within_two_blocks_and_api_websocket_and_chain_agree(sta
     loop.run_until_complete(asyncio.wait_for(task, 20))
     fills = [m for m in messages[1:] if m.get("channel") == "fills"]
     assert [f["data"]["status"] for f in fills] == ["pending", "settled"]
-    assert [m["channel"] for m in messages[1:3]] == ["book", "book"]  # snapshots first
+    assert [m["channel"] for m in messages[1:4]] == ["venue", "book", "book"]  # snapshots first
+    assert messages[1]["data"] == {"paused": False, "frozen": False, "frozenAt": None}
     # L2 deltas for ETH-PERP follow the snapshot's bookSeq one by one: the ask appears, then shrinks.
-    snapshot_seq = messages[1]["bookSeq"]
+    snapshot_seq = messages[2]["bookSeq"]
     deltas = [m for m in messages[1:] if m.get("channel") == "l2" and m["market"] == 0]
     assert [d["bookSeq"] for d in deltas] == list(range(snapshot_seq + 1, snapshot_seq + 1 + len(deltas)))
     assert [d["data"]["changes"] for d in deltas][:2] == [[["sell", str(usdc(3_001)), "200000000"]],
@@ -323,7 +324,7 @@ def test_websocket_snapshots_on_subscribe_then_public_trades_and_only_own_fills(
 
     async def session():
         async with websockets.connect(url) as ws:
-            snapshot = [json.loads(await ws.recv()) for _ in range(4)]
+            snapshot = [json.loads(await ws.recv()) for _ in range(5)]
             await asyncio.to_thread(other.place, "ETH-PERP", "buy", "3002", "0.01", tif="Ioc")  # not ours
             await asyncio.to_thread(taker.place, "ETH-PERP", "buy", "3002", "0.05", tif="Ioc")  # ours
             live = []
@@ -332,8 +333,8 @@ def test_websocket_snapshots_on_subscribe_then_public_trades_and_only_own_fills(
             return snapshot, live
 
     snapshot, live = asyncio.run(session())
-    assert [m["channel"] for m in snapshot] == ["book", "book", "openOrders", "recentFills"]
-    assert any(f["taker"] == taker.address and f["size"] == "10000000" for f in snapshot[3]["data"])
+    assert [m["channel"] for m in snapshot] == ["venue", "book", "book", "openOrders", "recentFills"]
+    assert any(f["taker"] == taker.address and f["size"] == "10000000" for f in snapshot[4]["data"])
     trades = [m["data"] for m in live if m["channel"] == "trades"]
     assert [(t["size"], t["side"], t["price"]) for t in trades] == [("1000000", "buy", "3002000000"),
                                                                      ("5000000", "buy", "3002000000")]

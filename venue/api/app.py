@@ -288,6 +288,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = venue.health()
         if body["status"] == "down":
             return JSONResponse({"code": "CANCEL_ONLY", "msg": body["reason"], **body}, status_code=503)
+        if body["status"] == "frozen":
+            return JSONResponse({"code": "VENUE_FROZEN", "msg": "the venue is frozen (escape hatch): accounts leave "
+                                                                "by exitFrozen() on the ClearingHouse", **body},
+                                status_code=503)
         return JSONResponse(body)
 
     @app.get("/markets")
@@ -543,6 +547,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         watcher = asyncio.create_task(read())
         try:
+            await socket.send_json({"seq": sub.next_seq("venue"), "channel": "venue", "data": {
+                "paused": venue.paused, "frozen": bool(venue.frozen_at), "frozenAt": venue.frozen_at or None}})
             for m in range(len(venue.markets)):
                 bids, asks = venue.engine.l2(m, 50)
                 await socket.send_json({"seq": sub.next_seq("book"), "channel": "book", "market": m,
