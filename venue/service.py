@@ -158,6 +158,10 @@ class Venue:
         self.journal = Journal(settings.journal)
         self.fills: dict[int, FillRecord] = {}
         self.fills_by_account: dict[str, deque[int]] = {}  # seqs of each account's fills, oldest first
+        # Bumped by every order event and fill of the account: its views' open-order list is
+        # rebuilt only then (the list scans the engine's order table).
+        self.order_versions: dict[str, int] = {}
+        self._open_orders_view: dict[str, tuple[int, list]] = {}
         self.unbatched: deque[int] = deque()
         self.finished: deque[int] = deque()  # settled or rejected fills still in memory, oldest first
         self.trades: dict[int, deque] = {m: deque(maxlen=200) for m in range(len(self.markets))}
@@ -730,6 +734,7 @@ class Venue:
             self._take_nonce(fill.taker.account, fill.taker.nonce)
             self.fills[fill.seq] = FillRecord(fill, acked_block=self.chain_head)
             for account in {fill.maker.account, fill.taker.account}:
+                self.order_versions[account] = self.order_versions.get(account, 0) + 1
                 seqs = self.fills_by_account.get(account)
                 if seqs is None:
                     seqs = self.fills_by_account[account] = deque()
@@ -743,6 +748,7 @@ class Venue:
                 self._publish({"channel": "fills", "data": self.fills[fill.seq].as_json()})
         else:
             _, order, status = event
+            self.order_versions[order.account] = self.order_versions.get(order.account, 0) + 1
             self._take_nonce(order.account, order.nonce)
             self._record_order(order, status)
             self.dirty_levels.add((order.market, order.is_buy, order.price))
@@ -885,6 +891,7 @@ class Venue:
             log.error("fill %d cannot be settled and is rejected alone: %s", seq, reason)
             rec = self.fills[seq]
             rec.status, rec.reason = "rejected", reason
+            self._unwind_versions(f)
             self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
                                          f.maker.account, f.taker.account, f.price, f.taker_is_buy)
             self.dirty_levels.add((f.market, f.maker.is_buy, f.price))
@@ -916,6 +923,7 @@ class Venue:
                     RejectReason.OVERFILL, RejectReason.REDUCE_ONLY, RejectReason.POSITION_CAP,
                     RejectReason.INSUFFICIENT_MARGIN, RejectReason.MAINTENANCE_WORSENED,
                     RejectReason.MARKET_REDUCE_ONLY))
+                self._unwind_versions(f)
                 self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
                                              f.maker.account, f.taker.account, f.price, f.taker_is_buy)
                 self.dirty_levels.add((f.market, f.maker.is_buy, f.price))
@@ -957,6 +965,7 @@ class Venue:
                 f = rec.fill
                 if i in rejected:
                     rec.status, rec.reason = "rejected", rejected[i].name
+                    self._unwind_versions(f)
                     self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, False, f.size, f.market,
                                                  f.maker.account, f.taker.account, f.price, f.taker_is_buy)
                 else:
@@ -1265,6 +1274,23 @@ class Venue:
         self._adl_cache[(market, long)] = (block, scores)
         return scores
 
+    def _unwind_versions(self, fill) -> None:
+        """A fill the chain refused changes both accounts' open orders (the maker's size returns)."""
+        for account in (fill.maker.account, fill.taker.account):
+            self.order_versions[account] = self.order_versions.get(account, 0) + 1
+
+    def _view_open_orders(self, address: str) -> list:
+        """The first VIEW_OPEN_ORDERS open orders as JSON, rebuilt only when the account's orders
+        changed since (`order_versions`)."""
+        version = self.order_versions.get(address, 0)
+        cached = self._open_orders_view.get(address)
+        if cached is None or cached[0] != version:
+            cached = self._open_orders_view[address] = (version, [
+                order_json(o) for o in self.engine.open_orders(address, limit=VIEW_OPEN_ORDERS)])
+            if len(self._open_orders_view) > 10_000:
+                self._open_orders_view.pop(next(iter(self._open_orders_view)))
+        return cached[1]
+
     def _view_done(self, _future) -> None:
         self.view_inflight -= 1
 
@@ -1288,7 +1314,7 @@ class Venue:
         return {
             "address": address, "collateral": {"quote": str(quote), "wethWei": str(weth_wei)},
             "equity": str(equity), "initialMargin": str(im), "maintenanceMargin": str(mm), "positions": positions,
-            "openOrders": [order_json(o) for o in self.engine.open_orders(address, limit=VIEW_OPEN_ORDERS)],
+            "openOrders": self._view_open_orders(address),
             "openOrderCount": self.engine.open_order_count(address),
             "venuePaused": self.paused, "venueFrozen": bool(self.frozen_at),
             "fills": [r.as_json() for r in mine[-200:]],

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -97,6 +98,28 @@ async def post_over_websockets(api: str, posts: list[str], account: str) -> tupl
     start = time.perf_counter()
     counts = await asyncio.gather(*(one(posts[c::WS_CONNECTIONS]) for c in range(WS_CONNECTIONS)))
     return time.perf_counter() - start, sum(counts)
+
+
+def view_load(api: str, addresses: list[str], stop, answers) -> None:
+    """Open-loop read load (a process of its own): a GET /accounts/{address} every 1/VIEWS_PER_S s
+    whether or not earlier ones were answered (as independent clients would), each for the next
+    trader; puts (sent, answered 200, rate sent) on `answers` once `stop` is set."""
+    async def run():
+        codes = []
+        async with httpx.AsyncClient(base_url=api, timeout=30) as c:
+            async def one(address):
+                codes.append((await c.get(f"/accounts/{address}")).status_code)
+
+            tasks, k, start = [], 0, time.perf_counter()
+            while not stop.is_set():
+                tasks.append(asyncio.create_task(one(addresses[k % len(addresses)])))
+                k += 1
+                await asyncio.sleep(max(0.0, start + k / VIEWS_PER_S - time.perf_counter()))
+            sent_s = time.perf_counter() - start
+            await asyncio.gather(*tasks, return_exceptions=True)
+        answers.put((k, codes.count(200), k / sent_s))
+
+    asyncio.run(run())
 
 
 def pct(values, q):
@@ -198,29 +221,13 @@ def main() -> int:
             listener.start()
             time.sleep(0.5)
 
-            def reader(stop: threading.Event, counts: list) -> None:
-                """Open-loop load: a GET every 1/VIEWS_PER_S s whether or not earlier ones were
-                answered (as independent clients would), each for the next trader."""
-                async def run():
-                    async with httpx.AsyncClient(base_url=api, timeout=30) as c:
-                        async def one(address):
-                            counts.append((await c.get(f"/accounts/{address}")).status_code)
-
-                        tasks, k, start = [], 0, time.perf_counter()
-                        while not stop.is_set():
-                            tasks.append(asyncio.create_task(one(address_of(traders[k % N_TRADERS]))))
-                            k += 1
-                            await asyncio.sleep(max(0.0, start + k / VIEWS_PER_S - time.perf_counter()))
-                        sent_s = time.perf_counter() - start
-                        await asyncio.gather(*tasks, return_exceptions=True)
-                        counts.insert(0, k / sent_s)
-
-                asyncio.run(run())
-
             def crosses(read_load: bool) -> list[float]:
                 acked_at: dict[int, float] = {}
-                stop, counts = threading.Event(), []
-                load = threading.Thread(target=reader, args=(stop, counts), daemon=True)
+                # The read load runs in its own process: in a thread it would share this process's
+                # GIL with the websocket listener that timestamps settlements.
+                stop, answers = multiprocessing.Event(), multiprocessing.Queue()
+                load = multiprocessing.Process(target=view_load, args=(api, [address_of(k) for k in traders], stop,
+                                                                       answers), daemon=True)
                 if read_load:
                     load.start()
                     time.sleep(1)
@@ -237,8 +244,9 @@ def main() -> int:
                 wait_until(lambda: all(s in settled_at for s in acked_at), 60, "settlements")
                 stop.set()
                 if read_load:
+                    sent, ok, rate = answers.get(timeout=60)
                     load.join(10)
-                    views_done.append((len(counts) - 1, counts[1:].count(200), counts[0]))
+                    views_done.append((sent, ok, rate))
                 print(f"crosses{' with account views' if read_load else ''}: {len(acked_at)} fills settled", flush=True)
                 return [(settled_at[s] - acked_at[s]) * 1000 for s in acked_at]
 
