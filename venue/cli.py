@@ -199,7 +199,11 @@ def cmd_serve(args) -> int:
     gc.set_threshold(50_000, 50, 1_000)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
                 loop="uvloop", ws="websockets-sansio", proxy_headers=False, server_header=False,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5,
+                # No permessage-deflate: compressing every book delta and fill for every subscriber
+                # was a visible share of the loop under load (py-spy, `make bench-api`); the venue
+                # serves local clients.
+                ws_per_message_deflate=False)
     return 0
 
 
