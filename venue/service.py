@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +160,7 @@ class Venue:
         self.fills_by_account: dict[str, deque[int]] = {}  # seqs of each account's fills, oldest first
         # Bumped by every order event and fill of the account: its views' open-order list is
         # rebuilt only then (the list scans the engine's order table).
-        self.order_versions: dict[str, int] = {}
+        self.order_versions: Counter[str] = Counter()
         self._open_orders_view: dict[str, tuple[int, list]] = {}
         self.unbatched: deque[int] = deque()
         self.finished: deque[int] = deque()  # settled or rejected fills still in memory, oldest first
@@ -182,7 +182,7 @@ class Venue:
         # everyone by prices, funding rates and the haircut, and one per account bumped whenever
         # the venue re-reads the account (its fills settled, a deposit, a withdrawal, a liquidation).
         self.view_version = 0
-        self.account_versions: dict[str, int] = {}
+        self.account_versions: Counter[str] = Counter()
         self.view_reads = 0  # chain reads made for account views (tests count them)
         self.view_inflight = 0
         self._adl_cache: dict[tuple[int, bool], tuple[int, list[int]]] = {}
@@ -692,7 +692,7 @@ class Venue:
         the event loop thread, like every engine and journal access."""
         quote, weth_wei, positions, agents = chain_state
         self.agents[address] = agents
-        self.account_versions[address] = self.account_versions.get(address, 0) + 1
+        self.account_versions[address] += 1
         collateral = quote + (risk.weth_value(weth_wei // 10**9, self.eth_price, self.haircut) if self.eth_price else 0)
         for rec in self.account_fills(address):
             if rec.status in ("pending", "submitted"):
@@ -734,7 +734,7 @@ class Venue:
             self._take_nonce(fill.taker.account, fill.taker.nonce)
             self.fills[fill.seq] = FillRecord(fill, acked_block=self.chain_head)
             for account in {fill.maker.account, fill.taker.account}:
-                self.order_versions[account] = self.order_versions.get(account, 0) + 1
+                self.order_versions[account] += 1
                 seqs = self.fills_by_account.get(account)
                 if seqs is None:
                     seqs = self.fills_by_account[account] = deque()
@@ -748,7 +748,7 @@ class Venue:
                 self._publish({"channel": "fills", "data": self.fills[fill.seq].as_json()})
         else:
             _, order, status = event
-            self.order_versions[order.account] = self.order_versions.get(order.account, 0) + 1
+            self.order_versions[order.account] += 1
             self._take_nonce(order.account, order.nonce)
             self._record_order(order, status)
             self.dirty_levels.add((order.market, order.is_buy, order.price))
@@ -865,7 +865,7 @@ class Venue:
         self._reconcile(seqs, index, receipt)
         touched = {a for s in seqs for a in (self.fills[s].fill.maker.account, self.fills[s].fill.taker.account)}
         for address in touched:  # their views read the chain again from now (the fills are settled)
-            self.account_versions[address] = self.account_versions.get(address, 0) + 1
+            self.account_versions[address] += 1
         for address in touched:
             await self.sync_account_async(address)
         await self.durable()
@@ -891,9 +891,7 @@ class Venue:
             log.error("fill %d cannot be settled and is rejected alone: %s", seq, reason)
             rec = self.fills[seq]
             rec.status, rec.reason = "rejected", reason
-            self._unwind_versions(f)
-            self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
-                                         f.maker.account, f.taker.account, f.price, f.taker_is_buy)
+            self._unwind(f, maker_ok)
             self.dirty_levels.add((f.market, f.maker.is_buy, f.price))
             self.journal.set_settlement(seq, "rejected", None, None, reason)
             self._publish({"channel": "fills", "data": rec.as_json()})
@@ -923,9 +921,7 @@ class Venue:
                     RejectReason.OVERFILL, RejectReason.REDUCE_ONLY, RejectReason.POSITION_CAP,
                     RejectReason.INSUFFICIENT_MARGIN, RejectReason.MAINTENANCE_WORSENED,
                     RejectReason.MARKET_REDUCE_ONLY))
-                self._unwind_versions(f)
-                self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, maker_ok, f.size, f.market,
-                                             f.maker.account, f.taker.account, f.price, f.taker_is_buy)
+                self._unwind(f, maker_ok)
                 self.dirty_levels.add((f.market, f.maker.is_buy, f.price))
             else:
                 rec.status = "settled"
@@ -965,9 +961,7 @@ class Venue:
                 f = rec.fill
                 if i in rejected:
                     rec.status, rec.reason = "rejected", rejected[i].name
-                    self._unwind_versions(f)
-                    self.engine.on_fill_rejected(self.now_ms(), f.seq, f.maker.id, False, f.size, f.market,
-                                                 f.maker.account, f.taker.account, f.price, f.taker_is_buy)
+                    self._unwind(f, False)
                 else:
                     rec.status = "settled"
                 rec.tx_hash = tx
@@ -1179,7 +1173,7 @@ class Venue:
         self.journal.set_meta("last_block", head)
         self.journal.commit()
         for address in touched:
-            self.account_versions[address] = self.account_versions.get(address, 0) + 1  # its view reads again
+            self.account_versions[address] += 1  # its view reads again
             if address in self.engine.accounts:
                 await self.sync_account_async(address)
         await self.durable()
@@ -1274,10 +1268,13 @@ class Venue:
         self._adl_cache[(market, long)] = (block, scores)
         return scores
 
-    def _unwind_versions(self, fill) -> None:
-        """A fill the chain refused changes both accounts' open orders (the maker's size returns)."""
+    def _unwind(self, fill, maker_still_valid: bool) -> None:
+        """A fill the chain refused, unwound in the engine; both accounts' open orders change (the
+        maker's size returns), so their views rebuild their lists."""
         for account in (fill.maker.account, fill.taker.account):
-            self.order_versions[account] = self.order_versions.get(account, 0) + 1
+            self.order_versions[account] += 1
+        self.engine.on_fill_rejected(self.now_ms(), fill.seq, fill.maker.id, maker_still_valid, fill.size, fill.market,
+                                     fill.maker.account, fill.taker.account, fill.price, fill.taker_is_buy)
 
     def _view_open_orders(self, address: str) -> list:
         """The first VIEW_OPEN_ORDERS open orders as JSON, rebuilt only when the account's orders
