@@ -31,8 +31,9 @@ contract ClearingHouse is ClearingHouseBase {
         PositionMem pos;
         int256 oldSize;
         // How margin is decided: 0 no check needed (or the fill path's single-market check
-        // passed), 1 initial margin by `_health` (risk grew), 2 failed initial margin in the fill
-        // path, 3 the closing rule by `_health` (risk did not grow), 4 failed the closing rule.
+        // passed), 1 initial margin and the exposure cap by `_health` (risk grew), 2 failed
+        // initial margin in the fill path, 3 the closing rule by `_health` (risk did not grow),
+        // 4 failed the closing rule, 5 over the exposure group's cap in the fill path.
         uint256 margin;
         uint256 accountSlot; // storage slots, computed once for the read and the write
         uint256 positionSlot;
@@ -110,6 +111,7 @@ contract ClearingHouse is ClearingHouseBase {
                 || s == bytes4(keccak256("setHaircut(uint256)")) || s == bytes4(keccak256("raiseHaircut(uint256)"))
                 || s == bytes4(keccak256("sweepFees(address,uint256)"))
                 || s == bytes4(keccak256("withdrawFrozenReserves(address)"))
+                || s == bytes4(keccak256("setExposureGroup(uint256,uint256,uint256)"))
         ) {
             return adminModule;
         }
@@ -440,7 +442,7 @@ contract ClearingHouse is ClearingHouseBase {
             // The fill: [0:8] size, [8:16] price. MarketView fields by offset: status 0x20,
             // tickSize 0x60, lotSize 0x80, minNotional 0xa0, bandBps 0xc0, makerFeeBps 0xe0,
             // takerFeeBps 0x100, imBps1 0x120, imBps2 0x140, tierCap1 0x160, maxPosition 0x180,
-            // openInterestCap 0x1a0, openInterest 0x1c0, fundingIndex 0x1e0.
+            // openInterestCap 0x1a0, openInterest 0x1c0, fundingIndex 0x1e0, exposureCap 0x280.
             let size := shr(192, calldataload(start))
             let price := shr(192, calldataload(add(start, 8)))
             let notional := div(mul(size, price), 100000000) // exact once lot and tick are checked
@@ -620,9 +622,11 @@ contract ClearingHouse is ClearingHouseBase {
                         if gt(exposure, tierCap) { raw := add(mul(tierCap, imBps1), mul(sub(exposure, tierCap), mload(add(m, 0x140)))) }
                         switch mload(add(p, 0x120))
                         case 1 {
+                            // Initial margin, then the exposure group's cap (exposureCap 0x280:
+                            // the maximum uint when the market is in no group).
                             switch slt(equity, div(add(raw, 9999), 10000))
                             case 1 { mstore(add(p, 0x120), 2) }
-                            default { mstore(add(p, 0x120), 0) }
+                            default { mstore(add(p, 0x120), mul(5, gt(exposure, mload(add(m, 0x280))))) }
                         }
                         default {
                             let mm := div(add(raw, 19999), 20000)
@@ -656,12 +660,18 @@ contract ClearingHouse is ClearingHouseBase {
         if (how == 0) return RejectReason.None;
         if (how == 2) return RejectReason.InsufficientMargin;
         if (how == 4) return RejectReason.MaintenanceWorsened;
+        if (how == 5) return RejectReason.ExposureCap;
         AccountMem memory a = p.account;
         uint256 maskBefore = a.mask;
         a.mask = _maskWith(maskBefore, marketId, p.pos.size);
         (bool fresh, int256 equity, uint256 raw) = _health(p.order.account, a, marketId, p.pos, cache);
         if (how == 1) {
-            return fresh && equity >= int256(MarginLib.initialMargin(raw)) ? RejectReason.None : RejectReason.InsufficientMargin;
+            if (!fresh || equity < int256(MarginLib.initialMargin(raw))) return RejectReason.InsufficientMargin;
+            // Risk grew: the account's notional across the market's exposure group (prices fresh).
+            MarketView memory m = cache.markets[marketId];
+            if (m.exposureGroup == 0) return RejectReason.None;
+            (, uint256 notional) = _groupExposure(p.order.account, a.mask, m.exposureGroup, marketId, p.pos, cache);
+            return notional > m.exposureCap ? RejectReason.ExposureCap : RejectReason.None;
         }
         // The closing rule: the same account before the trade (funding settled, no fee).
         AccountMem memory before = AccountMem(p.quoteBefore, a.wethGwei, maskBefore, 0, 0);

@@ -196,9 +196,23 @@ def read_markets(ch, symbols: list[str] | tuple[str, ...] = ()) -> tuple[MarketP
             maker_fee_bps=m["makerFeeBps"], taker_fee_bps=m["takerFeeBps"], im_bps_1=m["imBps1"],
             im_bps_2=m["imBps2"], tier_cap_1=m["tierCap1"], liquidation_penalty_bps=m["liquidationPenaltyBps"],
             max_position=m["maxPosition"], open_interest_cap=m["openInterestCap"],
-            max_funding_rate_per_hour=m["maxFundingRatePerHour"],
+            max_funding_rate_per_hour=m["maxFundingRatePerHour"], exposure_group=m["exposureGroup"],
+            exposure_cap=m["exposureCap"],
         ))
     return tuple(markets)
+
+
+def exposure_groups(markets: tuple[MarketParams, ...]) -> list[tuple[int, int, int]]:
+    """The exposure groups `markets` name, as setExposureGroup's (group, cap, market mask); a
+    group's markets must name the same cap."""
+    groups: dict[int, tuple[int, int]] = {}
+    for i, p in enumerate(markets):
+        if p.exposure_group:
+            cap, mask = groups.get(p.exposure_group, (p.exposure_cap, 0))
+            if cap != p.exposure_cap:
+                raise ValueError(f"exposure group {p.exposure_group}: caps {cap} and {p.exposure_cap} differ")
+            groups[p.exposure_group] = (cap, mask | 1 << i)
+    return [(g, cap, mask) for g, (cap, mask) in sorted(groups.items())]
 
 
 def read_market_status(ch) -> list[int]:
@@ -250,6 +264,8 @@ def deploy(
     for params in markets:
         _send(w3, ch.functions.listMarket(params.as_tuple()), owner)
     _send(w3, ch.functions.setRole(ROLE_RISK_ADMIN, owner, True), owner)
+    for group, cap, mask in exposure_groups(markets):
+        _send(w3, ch.functions.setExposureGroup(group, cap, mask), owner)
     if operator:
         _send(w3, ch.functions.setRole(ROLE_OPERATOR, operator, True), owner)
     for keeper in keepers:

@@ -1,4 +1,4 @@
-"""`venue` command: devnet, serve, guardian, bench."""
+"""`venue` command: devnet, serve, guardian, exit, exposure-group, bench."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from .chain import REPO_ROOT, contract, deploy, read_market_status
+from .chain import REPO_ROOT, contract, deploy, exposure_groups, read_market_status, read_markets
 from .devchain import Anvil, PortInUse, dev_keys, ensure_port_free
 
 DEVNET_DIR = REPO_ROOT / "devnet"
@@ -51,7 +51,8 @@ def cmd_devnet(args) -> int:
             "rpc": anvil.url,
             "accounts": {"owner": owner, "operator": operator, "keeper": keeper, "guardian": guardian,
                          "traders": addresses[3:]},
-            "keys": {"operator": keys[1], "keeper": keys[2], "guardian": dev_keys(11)[10], "traders": keys[3:]},
+            "keys": {"owner": keys[0], "operator": keys[1], "keeper": keys[2], "guardian": dev_keys(11)[10],
+                     "traders": keys[3:]},
         }
         out.write_text(json.dumps(doc, indent=2))
         progress("funding", f"{len(keys[3:])} traders: 1,000,000 USDC and 10 WETH deposited each; first oracle prices")
@@ -322,6 +323,41 @@ def cmd_guardian(args) -> int:
 MARKET_STATUS = {0: "active", 1: "halted", 2: "reduce-only"}
 
 
+def cmd_exposure(args) -> int:
+    """Exposure groups from the command line: `show` lists each group's cap and markets; `set
+    GROUP CAP MARKET...` (risk admin: the deployment file's owner key, or --key) makes the named
+    markets the group with CAP quote units (`set GROUP 0` with no market dissolves it)."""
+    from web3 import HTTPProvider, Web3
+
+    doc = json.loads(Path(args.deployment).read_text())
+    w3 = Web3(HTTPProvider(args.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")))
+    ch = contract(w3, "ClearingHouse", doc["ClearingHouse"])
+    symbols = list(doc.get("markets", []))
+    if args.action == "set":
+        key = args.key or doc.get("keys", {}).get("owner")
+        if args.group is None or args.cap is None or not args.cap.isdigit() or not key:
+            print("venue exposure-group set GROUP CAP MARKET...: CAP in quote units (5000000000000 = 5M USDC); "
+                  "the risk admin's --key unless the deployment file has the owner's", file=sys.stderr)
+            return 2
+        mask = 0
+        for name in args.markets:
+            market = symbols.index(name) if name in symbols else int(name) if name.isdigit() else None
+            if market is None:
+                print(f"venue exposure-group: no market {name!r} (markets: {', '.join(symbols)})", file=sys.stderr)
+                return 2
+            mask |= 1 << market
+        if send_signed(w3, ch.functions.setExposureGroup(args.group, int(args.cap), mask), key,
+                       f"exposure-group set {args.group}") is None:
+            return 1
+    groups = exposure_groups(read_markets(ch, symbols))
+    for g, cap, mask in groups:
+        names = [symbols[i] if i < len(symbols) else str(i) for i in range(mask.bit_length()) if mask >> i & 1]
+        print(f"group {g}: cap {cap} quote units across {', '.join(names)}")
+    if not groups:
+        print("no exposure groups")
+    return 0
+
+
 def cmd_bench(args) -> int:
     import importlib
 
@@ -379,6 +415,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deployment", default=str(DEVNET_DIR / "deployment.json"))
     p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
     p.set_defaults(fn=cmd_exit)
+    p = sub.add_parser("exposure-group", help="show or set exposure groups (per-pair caps on combined notional)",
+                       description="show: each exposure group's cap and markets. set GROUP CAP MARKET...: the "
+                                   "named markets form GROUP (1-255) and an account whose risk grows in one of them "
+                                   "may hold at most CAP quote units of notional across all of them (at oracle "
+                                   "prices); set GROUP 0 with no market dissolves it. Risk admin (owner on devnet).")
+    p.add_argument("action", choices=["show", "set"])
+    p.add_argument("group", nargs="?", type=int, default=None)
+    p.add_argument("cap", nargs="?", default=None, help="quote units (USDC has 6 decimals)")
+    p.add_argument("markets", nargs="*", help="symbols (ETH-PERP) or ids")
+    p.add_argument("--key", default=None, help="risk admin private key (default: the deployment file's owner key)")
+    p.add_argument("--deployment", default=str(DEVNET_DIR / "deployment.json"))
+    p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
+    p.set_defaults(fn=cmd_exposure)
     p = sub.add_parser("bench", help="run a benchmark (make bench-*)")
     p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api", "soak"],
                    help="gas: settlement gas per fill; gasprofile: where the gas goes; engine: matching throughput; "

@@ -5,7 +5,8 @@ Why one arena: numba unboxes each array argument on every call (~100 ns apiece h
 whole state lives in a single flat `int64` array with a header of offsets and capacities, and a
 command costs one unboxing. Regions (offsets in the header):
 
-  MK  markets      tick, lot, min notional, band, fees, tiers, oracle price, halted
+  MK  markets      tick, lot, min notional, band, fees, tiers, oracle price, halted, exposure
+                   group and its cap
   PN  per side     number of price levels (side s = 2 * market + 1 for asks)
   PP  per side     level keys, ascending, best last (key = price for bids, -price for asks)
   PL  per side     level slot of each key
@@ -51,8 +52,8 @@ HEADER = 40
 
 # market fields
 MK_TICK, MK_LOT, MK_MIN_NOTIONAL, MK_BAND, MK_MAKER_FEE, MK_TAKER_FEE = 0, 1, 2, 3, 4, 5
-MK_IM1, MK_IM2, MK_TIER_CAP, MK_ORACLE, MK_HALTED = 6, 7, 8, 9, 10
-MKF = 11
+MK_IM1, MK_IM2, MK_TIER_CAP, MK_ORACLE, MK_HALTED, MK_GROUP, MK_GROUP_CAP = 6, 7, 8, 9, 10, 11, 12
+MKF = 13
 
 # level fields
 L_PRICE, L_HEAD, L_TAIL, L_SIZE, L_COUNT = 0, 1, 2, 3, 4
@@ -80,7 +81,7 @@ ST_RESTING, ST_FILLED, ST_CANCELLED, ST_SELF_TRADE, ST_EXPIRED, ST_DEADMAN, ST_R
 (OK, E_MARKET_HALTED, E_RATE_LIMITED, E_NO_ORACLE_PRICE, E_INVALID_SIZE, E_INVALID_PRICE, E_TICK_SIZE,
  E_LOT_SIZE, E_MIN_NOTIONAL, E_PRICE_BAND, E_EXPIRED, E_DUPLICATE_CLIENT_ID, E_POST_ONLY_WOULD_CROSS,
  E_REDUCE_ONLY, E_TOO_MANY_OPEN_ORDERS, E_FOK_NOT_FILLED, E_INSUFFICIENT_MARGIN, E_UNKNOWN_ORDER, E_UNKNOWN_MARKET,
- E_UNKNOWN_ACCOUNT, E_MAINTENANCE_WORSENED) = range(21)
+ E_UNKNOWN_ACCOUNT, E_MAINTENANCE_WORSENED, E_EXPOSURE_CAP) = range(22)
 GROW_ORDERS, GROW_IDS, GROW_LEVELS, GROW_PRICES, GROW_EVENTS = -1, -2, -3, -4, -5
 
 # time in force, self-trade prevention, flags (same numbers as venue.engine / venue.domain)
@@ -385,10 +386,19 @@ def _fillable(m, acct, market, is_buy, price):
 
 @njit(cache=True)
 def _margin_ok(m, acct, market, is_buy, size):
-    """Initial margin with the worst case of open orders (Engine._check_margin)."""
+    """Initial margin with the worst case of open orders (Engine._check_margin), then the
+    exposure group's cap: where the order can grow the position (risk_grew from the position to
+    the position with every order of its side filled), the worst cases summed over the group's
+    markets at oracle prices (each rounded up) must stay within the cap. Never looser than
+    settlement's rule (a position at any fill is within its worst case); equal to it for an
+    order that fills whole with no other open orders and does not flip the position.
+    Returns OK, E_INSUFFICIENT_MARGIN or E_EXPOSURE_CAP (H_ERR_A and H_ERR_B: the figures)."""
     a = _account(m, acct)
     equity = m[a + A_COLL] - m[a + A_FEES]
     raw = 0
+    group = m[m[H_MK] + market * MKF + MK_GROUP]
+    exposure = 0
+    grew = False
     for k in range(m[H_M]):
         p = _position(m, acct, k)
         pos, basis = m[p], m[p + 1]
@@ -401,11 +411,24 @@ def _margin_ok(m, acct, market, is_buy, size):
         if pos != 0:
             equity += muldiv(pos, mark, SIZE_SCALE) - basis
         worst = max(abs(pos + buys), abs(pos - sells))
-        raw += margin_raw(-muldiv(-worst, mark, SIZE_SCALE), m[mk + MK_TIER_CAP], m[mk + MK_IM1], m[mk + MK_IM2])
+        notional = -muldiv(-worst, mark, SIZE_SCALE)
+        raw += margin_raw(notional, m[mk + MK_TIER_CAP], m[mk + MK_IM1], m[mk + MK_IM2])
+        if group != 0 and m[mk + MK_GROUP] == group:
+            exposure += notional
+        if k == market:  # risk_grew(pos, pos + buys) for a buy
+            ext = pos + buys if is_buy else pos - sells
+            grew = ext != 0 and (pos == 0 or (pos > 0) != (ext > 0) or abs(ext) > abs(pos))
     required = -((-raw) // BPS)
     m[H_ERR_A] = equity
     m[H_ERR_B] = required
-    return equity >= required
+    if equity < required:
+        return E_INSUFFICIENT_MARGIN
+    cap = m[m[H_MK] + market * MKF + MK_GROUP_CAP]
+    if grew and group != 0 and exposure > cap:
+        m[H_ERR_A] = exposure
+        m[H_ERR_B] = cap
+        return E_EXPOSURE_CAP
+    return OK
 
 
 @njit(cache=True)
@@ -510,8 +533,10 @@ def place(m, ts, acct, market, is_buy, price, size, tif, flags, stp, expiry, is_
         return E_TOO_MANY_OPEN_ORDERS, 0, 0, 0, 0, 0, price
     if tif == FOK and _fillable(m, acct, market, is_buy, price) < size:
         return E_FOK_NOT_FILLED, 0, 0, 0, 0, 0, price
-    if m[H_CHECK_MARGIN] and not flags & FLAG_REDUCE_ONLY and not _margin_ok(m, acct, market, is_buy, size):
-        return E_INSUFFICIENT_MARGIN, 0, 0, 0, 0, 0, price
+    if m[H_CHECK_MARGIN] and not flags & FLAG_REDUCE_ONLY:
+        code = _margin_ok(m, acct, market, is_buy, size)
+        if code != OK:
+            return code, 0, 0, 0, 0, 0, price
     if m[H_CHECK_MARGIN] and not _closing_ok(m, acct, market, is_buy, price, size):
         return E_MAINTENANCE_WORSENED, 0, 0, 0, 0, 0, price
 

@@ -51,6 +51,7 @@ class RejectReason(IntEnum):
     INSUFFICIENT_MARGIN = 19
     MAINTENANCE_WORSENED = 20
     MARKET_REDUCE_ONLY = 21
+    EXPOSURE_CAP = 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +73,13 @@ class MarketParams:
     max_position: int
     open_interest_cap: int
     max_funding_rate_per_hour: int
+    # Not listing parameters: the exposure group (0: none) and its cap in quote units, set on the
+    # chain by setExposureGroup (`deploy` does it for the groups named here).
+    exposure_group: int = 0
+    exposure_cap: int = 0
 
     def as_tuple(self) -> tuple:
+        """The Solidity `MarketParams` struct (listMarket's argument)."""
         return (
             self.oracle_id, self.tick_size, self.lot_size, self.min_notional, self.band_bps,
             self.maker_fee_bps, self.taker_fee_bps, self.im_bps_1, self.im_bps_2, self.tier_cap_1,
@@ -118,18 +124,22 @@ def base(amount: int | str) -> int:
 
 # The devnet's markets. ETH-PERP: tick 0.01 USDC, lot 0.001 ETH; BTC-PERP: tick 1 USDC, lot 0.0001 BTC.
 # Tiers: 20x up to 1M USDC notional, 10x beyond. Maker rebate 1 bp, taker 5 bp, liquidation penalty 1 %.
+# Both are exposure group 1 ("majors", moving together): at most 5M USDC of notional across the two.
+MAJORS, MAJORS_CAP = 1, usdc(5_000_000)
 DEVNET_MARKETS = (
     MarketParams(
         symbol="ETH-PERP", oracle_id=0, tick_size=10_000, lot_size=100_000, min_notional=usdc(10),
         band_bps=500, maker_fee_bps=-1, taker_fee_bps=5, im_bps_1=500, im_bps_2=1_000,
         tier_cap_1=usdc(1_000_000), liquidation_penalty_bps=100, max_position=base(1_000),
         open_interest_cap=base(10_000), max_funding_rate_per_hour=4 * WAD // 100,
+        exposure_group=MAJORS, exposure_cap=MAJORS_CAP,
     ),
     MarketParams(
         symbol="BTC-PERP", oracle_id=1, tick_size=1_000_000, lot_size=10_000, min_notional=usdc(10),
         band_bps=500, maker_fee_bps=-1, taker_fee_bps=5, im_bps_1=500, im_bps_2=1_000,
         tier_cap_1=usdc(1_000_000), liquidation_penalty_bps=100, max_position=base(100),
         open_interest_cap=base(1_000), max_funding_rate_per_hour=4 * WAD // 100,
+        exposure_group=MAJORS, exposure_cap=MAJORS_CAP,
     ),
 )
 DEVNET_RISK = RiskParams(

@@ -18,14 +18,14 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import core
 from .book import Order
 from .domain import MarketParams
-from .risk import closing_message
+from .risk import closing_message, exposure_message
 
 # Time in force.
 GTC, IOC, FOK = core.GTC, core.IOC, core.FOK
@@ -47,7 +47,7 @@ ERROR_CODES = {core.E_MARKET_HALTED: "MARKET_HALTED", core.E_RATE_LIMITED: "RATE
                core.E_TOO_MANY_OPEN_ORDERS: "TOO_MANY_OPEN_ORDERS", core.E_FOK_NOT_FILLED: "FOK_NOT_FILLED",
                core.E_INSUFFICIENT_MARGIN: "INSUFFICIENT_MARGIN", core.E_UNKNOWN_ORDER: "UNKNOWN_ORDER",
                core.E_UNKNOWN_MARKET: "UNKNOWN_MARKET", core.E_UNKNOWN_ACCOUNT: "UNKNOWN_ACCOUNT",
-               core.E_MAINTENANCE_WORSENED: "MAINTENANCE_WORSENED"}
+               core.E_MAINTENANCE_WORSENED: "MAINTENANCE_WORSENED", core.E_EXPOSURE_CAP: "EXPOSURE_CAP"}
 # Bulk commands (`Engine.run`): column numbers and operations.
 C_OP, C_TS, C_ACCT, C_MARKET, C_BUY, C_PRICE, C_SIZE, C_TIF = core.C_OP, core.C_TS, core.C_ACCT, core.C_MARKET, \
     core.C_BUY, core.C_PRICE, core.C_SIZE, core.C_TIF
@@ -206,7 +206,7 @@ class Engine:
         for i, p in enumerate(markets):
             self.mk[i * core.MKF: (i + 1) * core.MKF] = (
                 p.tick_size, p.lot_size, p.min_notional, p.band_bps, p.maker_fee_bps, p.taker_fee_bps, p.im_bps_1,
-                p.im_bps_2, p.tier_cap_1, 0, 0)
+                p.im_bps_2, p.tier_cap_1, 0, 0, p.exposure_group, p.exposure_cap)
         self.markets = [MarketState(self, p, i) for i, p in enumerate(markets)]
         self.books = [BookView(self, i) for i in range(len(markets))]
         self.orders = OrdersView(self)
@@ -346,6 +346,14 @@ class Engine:
     def set_halted(self, ts: int, market: int, halted: bool) -> None:
         self._log("halt", (ts, market, halted))
         self.mk[market * core.MKF + core.MK_HALTED] = int(halted)
+
+    def set_exposure_group(self, ts: int, market: int, group: int, cap: int) -> None:
+        """The market's exposure group and cap as the chain now holds them (ExposureGroupSet)."""
+        self._log("exposure", (ts, market, group, cap))
+        base = market * core.MKF
+        self.mk[base + core.MK_GROUP], self.mk[base + core.MK_GROUP_CAP] = group, cap
+        ms = self.markets[market]
+        ms.params = replace(ms.params, exposure_group=group, exposure_cap=cap)
 
     def set_account(self, ts: int, address: str, collateral: int, positions: dict[int, tuple[int, int]],
                     fees: int = 0) -> None:
@@ -690,6 +698,7 @@ class Engine:
             "UNKNOWN_MARKET": lambda: f"no market {market}",
             "UNKNOWN_ACCOUNT": lambda: "no account with that index (Engine.account_id gives them out)",
             "MAINTENANCE_WORSENED": lambda: closing_message(price, int(self.m[core.H_ERR_A]), int(self.m[core.H_ERR_B])),
+            "EXPOSURE_CAP": lambda: exposure_message(p, int(self.m[core.H_ERR_A]), int(self.m[core.H_ERR_B])),
         }
         msg = messages[name]()
         if code == core.E_UNKNOWN_ORDER:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .book import Book, Order
 from .domain import BPS, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, MarketParams
@@ -22,8 +22,8 @@ from .engine import (
 )
 from .domain import SIZE_SCALE
 from .risk import (
-    Health, apply_trade, closing_message, closing_rule_holds, initial_margin, maintenance_margin, margin_raw,
-    notional_up, position_value, taker_fee,
+    Health, apply_trade, closing_message, closing_rule_holds, exposure_message, initial_margin, maintenance_margin, margin_raw,
+    notional_up, position_value, risk_grew, taker_fee,
 )
 
 
@@ -89,6 +89,11 @@ class ReferenceEngine:
     def set_oracle_price(self, ts: int, market: int, price: int) -> None:
         self._log("oracle", (ts, market, price))
         self.markets[market].oracle_price = price
+
+    def set_exposure_group(self, ts: int, market: int, group: int, cap: int) -> None:
+        self._log("exposure", (ts, market, group, cap))
+        ms = self.markets[market]
+        ms.params = replace(ms.params, exposure_group=group, exposure_cap=cap)
 
     def set_halted(self, ts: int, market: int, halted: bool) -> None:
         self._log("halt", (ts, market, halted))
@@ -321,6 +326,8 @@ class ReferenceEngine:
         equity = acct.collateral - acct.fees
         raw = 0
         positions = acct.positions
+        group = self.markets[market].params.exposure_group
+        exposure, grew = 0, False
         for m, ms in enumerate(self.markets):
             pos, basis = positions[m]
             buys = acct.open_buy[m] + (size if m == market and is_buy else 0)
@@ -333,10 +340,17 @@ class ReferenceEngine:
             worst = max(abs(pos + buys), abs(pos - sells))
             p = ms.params
             raw += margin_raw(notional_up(worst, mark), p.tier_cap_1, p.im_bps_1, p.im_bps_2)
+            if group and p.exposure_group == group:
+                exposure += notional_up(worst, mark)
+            if m == market:
+                grew = risk_grew(pos, pos + buys if is_buy else pos - sells)
         required = initial_margin(raw)
         if equity < required:
             raise OrderRejected("INSUFFICIENT_MARGIN", f"equity {equity} below initial margin {required} "
                                                        "with open orders")
+        p = self.markets[market].params
+        if grew and group and exposure > p.exposure_cap:
+            raise OrderRejected("EXPOSURE_CAP", exposure_message(p, exposure, p.exposure_cap))
 
     def _check_closing(self, acct: AccountState, market: int, is_buy: bool, price: int, size: int) -> None:
         """The contracts' closing rule (risk.closing_rule_holds) for the part of an order that

@@ -148,6 +148,8 @@ def _apply(engine, kind: str, a, on_entry):
         engine.set_oracle_price(*a)
     elif kind == "halt":
         engine.set_halted(*a)
+    elif kind == "exposure":
+        engine.set_exposure_group(*a)
     elif kind == "account":
         engine.set_account(*a)
     elif kind == "unwind":

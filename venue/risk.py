@@ -159,6 +159,38 @@ def account_health(
     return Health(equity, initial_margin(raw), maintenance_margin(raw))
 
 
+def group_exposure(sizes: dict[int, int], prices: dict[int, int], groups: dict[int, int], group: int) -> int:
+    """The account's notional across exposure group `group` (ClearingHouseBase._groupExposure):
+    |size| * oracle price, each rounded up, summed over the markets whose group it is. `sizes`
+    and `prices` map a market id to the position's size and the price; `groups` to the group."""
+    return sum(notional_up(abs(size), prices[m]) for m, size in sizes.items()
+               if size and group and groups[m] == group)
+
+
+def risk_grew(old_size: int, new_size: int) -> bool:
+    """A position opened, grew or flipped (ClearingHouseBase._riskGrew); a pure reduction did not."""
+    if new_size == 0:
+        return False
+    if old_size == 0 or (old_size ^ new_size) < 0:
+        return True
+    return new_size > old_size if old_size > 0 else new_size < old_size
+
+
+def exposure_cap_holds(old_size: int, new_size: int, notional_after: int, cap: int | None) -> bool:
+    """Settlement's rule for one party of a fill (ClearingHouse._marginCheck and the fill path's
+    single-market check): where its risk grew, the group's notional after the fill at oracle
+    prices may not exceed the cap (`None`: the market is in no group). A fill that only reduces
+    is never refused by the cap, so a position above a cap lowered later (or pushed above it by
+    the price) can always shrink."""
+    return cap is None or not risk_grew(old_size, new_size) or notional_after <= cap
+
+
+def exposure_message(params, exposure: int, cap: int) -> str:
+    """The engines' message for an order the exposure cap refuses (EXPOSURE_CAP)."""
+    return (f"{params.symbol} is in exposure group {params.exposure_group}: with open orders the account's "
+            f"notional across the group would be {exposure}, above the cap {cap}")
+
+
 MAX_ORACLE_PRICE = 2**64 - 1  # the Oracle stores prices as uint64
 
 

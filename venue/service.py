@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -483,6 +483,21 @@ class Venue:
         if open_same_side is None:
             open_same_side = (a.open_buy if is_buy else a.open_sell)[market]
         return pos != 0 and (pos > 0) != is_buy and size + open_same_side <= abs(pos)
+
+    def apply_exposure_group(self, group: int, cap: int, mask: int) -> None:
+        """An ExposureGroupSet event: the markets in `mask` form `group` with `cap`; the group's
+        other markets leave it (as AdminModule.setExposureGroup does). Orders already resting
+        stay: settlement refuses a fill above the cap, and the next orders are checked against it."""
+        ts = self.now_ms()
+        markets = list(self.markets)
+        for m, p in enumerate(markets):
+            if mask >> m & 1 or p.exposure_group == group:
+                g, c = (group, cap) if mask >> m & 1 else (0, 0)
+                markets[m] = replace(p, exposure_group=g, exposure_cap=c)
+                self.engine.set_exposure_group(ts, m, g, c)
+        self.markets = tuple(markets)
+        log.info("exposure group %d: cap %d over %s", group, cap,
+                 [p.symbol for p in self.markets if p.exposure_group == group] or "no markets (dissolved)")
 
     def apply_guardian(self, kind: str, market: int | None, on: bool) -> list:
         """A guardian or owner event from the chain: the state the venue refuses orders by, and the
@@ -1155,6 +1170,8 @@ class Venue:
         if await asyncio.to_thread(self.ch.events.HaircutSet().get_logs, from_block=frm, to_block=to):
             self.haircut = await asyncio.to_thread(self.ch.functions.haircutBps().call)
             self.view_version += 1
+        for ev in await asyncio.to_thread(self.ch.events.ExposureGroupSet().get_logs, from_block=frm, to_block=to):
+            self.apply_exposure_group(ev.args.group, ev.args.cap, ev.args.marketMask)
         if await asyncio.to_thread(self.ch.events.FundingUpdated().get_logs, from_block=frm, to_block=to):
             self.view_version += 1  # funding owed moves for every holder
         for ev in await asyncio.to_thread(self.ch.events.Frozen().get_logs, from_block=frm, to_block=to):
@@ -1308,9 +1325,15 @@ class Venue:
                               "liquidationPrice": None if liq is None else str(liq),
                               "adlLights": self.adl_lights(address, m, v[0], v[1], equity)})
         mine = self.account_fills(address)
+        prices = {m: ms.oracle_price for m, ms in enumerate(self.engine.markets)}
+        groups = {m: p.exposure_group for m, p in enumerate(self.markets)}
+        exposure = [{"group": g, "cap": str(cap), "markets": [p.symbol for p in self.markets if p.exposure_group == g],
+                     "notional": str(risk.group_exposure({m: views[m][0] for m in views}, prices, groups, g))}
+                    for g, cap in sorted({p.exposure_group: p.exposure_cap for p in self.markets if p.exposure_group}.items())]
         return {
             "address": address, "collateral": {"quote": str(quote), "wethWei": str(weth_wei)},
             "equity": str(equity), "initialMargin": str(im), "maintenanceMargin": str(mm), "positions": positions,
+            "exposureGroups": exposure,
             "openOrders": self._view_open_orders(address),
             "openOrderCount": self.engine.open_order_count(address),
             "venuePaused": self.paused, "venueFrozen": bool(self.frozen_at),

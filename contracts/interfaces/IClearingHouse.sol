@@ -26,7 +26,9 @@ enum RejectReason {
     MaintenanceWorsened, //20  a fill that did not grow an account's risk left it below maintenance
     //                         margin with equity - maintenance margin lower than before, or with
     //                         negative equity (the closing rule, see ClearingHouse)
-    MarketReduceOnly //    21  the guardian put the market in reduce-only mode and the fill grows risk
+    MarketReduceOnly, //   21  the guardian put the market in reduce-only mode and the fill grows risk
+    ExposureCap //         22  an account whose risk grew in a market of an exposure group would hold
+    //                         more notional (at oracle prices) across the group's markets than its cap
 }
 
 /// @notice Listing parameters of a market. Sizes in 1e-8 base units, prices and notionals in quote
@@ -86,13 +88,18 @@ struct MarketState {
     uint16 bandBps;
     /// @dev 0 active, 1 halted (owner: no fills), 2 reduce-only (guardian: only fills that do not grow risk).
     uint8 status;
+    /// @dev Exposure group (0: none): an account's combined notional in the group's markets is
+    ///      capped at `exposureCap` (the same in every market of the group; `setExposureGroup`).
+    uint8 exposureGroup;
     // slot 1
     int16 makerFeeBps;
     uint16 takerFeeBps;
     uint16 imBps1;
     uint16 imBps2;
     uint16 liquidationPenaltyBps;
-    uint128 tierCap1;
+    uint112 tierCap1;
+    /// @dev The exposure group's cap in quote units (0 when the market is in no group).
+    uint64 exposureCap;
     // slot 2
     uint64 maxPosition;
     uint64 openInterestCap;
@@ -162,6 +169,9 @@ interface IClearingHouseBase {
     error ModuleMismatch(address module);
     /// @notice `marketId`'s status cannot change from `current` to `requested` by this caller.
     error InvalidMarketStatus(uint256 marketId, uint256 current, uint256 requested);
+    /// @notice Group 0 (it means "no group"), a zero cap for a non-empty group, or a market mask
+    ///         naming an unlisted market.
+    error InvalidExposureGroup(uint256 group, uint256 cap, uint256 marketMask);
     /// @notice The account's negative equity (WETH at its full value, not after the haircut) is
     ///         more than the insurance fund holds above its floor: it is closed by
     ///         auto-deleveraging (`deleverage`), not liquidation.
@@ -207,6 +217,9 @@ interface IClearingHouseBase {
     event VenuePausedSet(bool paused, address indexed by);
     event RiskParamsSet(RiskParams params);
     event HaircutSet(uint256 haircutBps);
+    /// @notice The markets in `marketMask` form exposure group `group` with this cap (an empty
+    ///         mask dissolves the group); markets of the group left out of the mask leave it.
+    event ExposureGroupSet(uint256 indexed group, uint256 cap, uint256 marketMask);
     event OrderCancelled(address indexed account, uint256 nonce);
     event NoncesCancelledBelow(address indexed account, uint256 minNonce);
     /// @notice Batch `batchIndex` settled: every fill not named by a FillRejected event settled.
@@ -332,6 +345,11 @@ interface ICollateralModule is IClearingHouseBase {
     /// @notice Equity (collateral + unrealized PnL - funding owed), initial and maintenance margin
     ///         at oracle prices, funding accrued to now.
     function health(address account) external view returns (int256 equity, uint256 initialMargin, uint256 maintenanceMargin);
+    /// @notice The combined notional of `account`'s positions in the markets of exposure group
+    ///         `group`, each |size| * oracle price rounded up (MarginLib.notionalUp), and the cap.
+    function groupExposure(address account, uint256 group) external view returns (uint256 notional, uint256 cap);
+    /// @notice Exposure group `group`'s cap and its markets as a bitmask (0, 0 for no such group).
+    function exposureGroup(uint256 group) external view returns (uint256 cap, uint256 marketMask);
     /// @notice Position of `account` in `marketId` with entry price, unrealized PnL and funding owed.
     function position(address account, uint256 marketId) external view returns (PositionView memory);
     /// @notice Quote balance (may be negative), WETH balance in wei, and the active-market bitmask.
@@ -406,6 +424,13 @@ interface IAdminModule is IClearingHouseBase {
     function setRiskParams(RiskParams calldata p) external;
     /// @notice Sets the WETH haircut within the deployment's bounds. Risk admin only.
     function setHaircut(uint256 newHaircutBps) external;
+    /// @notice Makes the markets in `marketMask` exposure group `group` (1-255) with `cap` (quote
+    ///         units, at least 1): a fill that grows an account's risk in one of them is rejected
+    ///         (ExposureCap) if the account's notional across all of them would then exceed the
+    ///         cap. Markets of the group not in the mask leave it; an empty mask (cap 0) dissolves
+    ///         it; a market in another group moves to this one. Positions already above a new cap
+    ///         are not touched: they may shrink, not grow. Risk admin only.
+    function setExposureGroup(uint256 group, uint256 cap, uint256 marketMask) external;
     /// @notice Raises the WETH haircut; never lowers it. Risk keeper only.
     function raiseHaircut(uint256 newHaircutBps) external;
     /// @notice Sends `amount` of accrued fees to `to`. Owner only.

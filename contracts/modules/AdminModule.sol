@@ -49,7 +49,7 @@ contract AdminModule is ClearingHouseBase {
         m.imBps1 = p.imBps1;
         m.imBps2 = p.imBps2;
         m.liquidationPenaltyBps = p.liquidationPenaltyBps;
-        m.tierCap1 = p.tierCap1;
+        m.tierCap1 = uint112(p.tierCap1); // _checkParams: it fits
         m.maxPosition = p.maxPosition;
         m.openInterestCap = p.openInterestCap;
         m.maxFundingRatePerHour = p.maxFundingRatePerHour;
@@ -90,6 +90,25 @@ contract AdminModule is ClearingHouseBase {
         if (newHaircutBps > maxHaircutBps) revert HaircutOutOfBounds(newHaircutBps, minHaircutBps, maxHaircutBps);
         haircutBps = newHaircutBps;
         emit HaircutSet(newHaircutBps);
+    }
+
+    function setExposureGroup(uint256 group, uint256 cap, uint256 marketMask) external only(ROLE_RISK_ADMIN) {
+        uint256 n = marketCount;
+        if (
+            group == 0 || group > type(uint8).max || cap > type(uint64).max || (marketMask >> n) != 0
+                || (cap == 0) != (marketMask == 0)
+        ) revert InvalidExposureGroup(group, cap, marketMask);
+        for (uint256 i; i < n; ++i) {
+            MarketState storage m = _markets[i];
+            if ((marketMask >> i) & 1 != 0) {
+                m.exposureGroup = uint8(group);
+                m.exposureCap = uint64(cap);
+            } else if (m.exposureGroup == group) {
+                m.exposureGroup = 0;
+                m.exposureCap = 0;
+            }
+        }
+        emit ExposureGroupSet(group, cap, marketMask);
     }
 
     function sweepFees(address to, uint256 amount) external only(ROLE_OWNER) {

@@ -189,6 +189,23 @@ contract CollateralModule is ClearingHouseBase {
         return (equity, MarginLib.initialMargin(raw), MarginLib.maintenanceMargin(raw));
     }
 
+    function groupExposure(address account, uint256 group) external view returns (uint256 notional, uint256 cap) {
+        PriceCache memory cache = _newCache(false, true);
+        (cap,) = exposureGroup(group);
+        if (cap != 0) (, notional) = _groupExposure(account, _loadAccount(account).mask, group, type(uint256).max, _emptyPos(), cache);
+    }
+
+    function exposureGroup(uint256 group) public view returns (uint256 cap, uint256 marketMask) {
+        if (group == 0) return (0, 0);
+        for (uint256 i; i < marketCount; ++i) {
+            MarketState storage m = _markets[i];
+            if (m.exposureGroup == group) {
+                cap = m.exposureCap;
+                marketMask |= 1 << i;
+            }
+        }
+    }
+
     function position(address account, uint256 marketId) external view returns (PositionView memory v) {
         if (marketId >= marketCount) revert MarketNotListed(marketId);
         PositionMem memory p = _loadPosition(account, marketId);

@@ -82,6 +82,8 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
         uint256 fundingTime;
         int256 fundingRate;
         bool fundingChanged;
+        uint256 exposureGroup; // 0: none
+        uint256 exposureCap; // type(uint256).max when the market is in no group
     }
 
     /// @dev Oracle prices and market views read once per call (a whole batch in `settle`).
@@ -231,6 +233,31 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
         }
     }
 
+    /// @dev The notional of `account` across the markets of exposure group `group` at oracle
+    ///         prices, each |size| * price rounded up, with `overridePos` standing in for the
+    ///         stored position in `overrideMarket` (as in `_health`); `fresh` as there.
+    function _groupExposure(
+        address account,
+        uint256 mask,
+        uint256 group,
+        uint256 overrideMarket,
+        PositionMem memory overridePos,
+        PriceCache memory cache
+    ) internal view returns (bool fresh, uint256 notional) {
+        unchecked {
+            fresh = true;
+            while (mask != 0) {
+                uint256 i = _lowestBit(mask);
+                mask &= mask - 1;
+                (MarketView memory m, uint256 price, bool ok) = _market(cache, i);
+                if (m.exposureGroup != group) continue;
+                fresh = fresh && ok;
+                int256 size = i == overrideMarket ? overridePos.size : _loadPosition(account, i).size;
+                notional += MarginLib.notionalUp(MathLib.abs(size), price);
+            }
+        }
+    }
+
     /// @dev The closing rule for an account whose risk did not grow: afterwards at or above
     ///      maintenance margin, or equity - maintenance margin not lower than before and equity
     ///      not below zero. Inputs are equity and raw tier sums before and after.
@@ -332,6 +359,9 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
         v.imBps1 = m.imBps1;
         v.imBps2 = m.imBps2;
         v.tierCap1 = m.tierCap1;
+        uint256 group = m.exposureGroup;
+        v.exposureGroup = group;
+        v.exposureCap = group == 0 ? type(uint256).max : m.exposureCap;
         v.maxPosition = m.maxPosition;
         v.openInterestCap = m.openInterestCap;
         v.openInterest = int256(uint256(m.openInterest));
@@ -510,7 +540,9 @@ abstract contract ClearingHouseBase is IClearingHouseBase {
         if (p.takerFeeBps > 1_000 || p.makerFeeBps > 1_000 || int256(p.makerFeeBps) + int256(uint256(p.takerFeeBps)) < 0) {
             revert InvalidMarketParams(5);
         }
-        if (p.imBps1 == 0 || p.imBps2 < p.imBps1 || p.imBps2 > BPS) revert InvalidMarketParams(6);
+        if (p.imBps1 == 0 || p.imBps2 < p.imBps1 || p.imBps2 > BPS || p.tierCap1 > type(uint112).max) {
+            revert InvalidMarketParams(6);
+        }
         if (p.liquidationPenaltyBps == 0 || uint256(p.liquidationPenaltyBps) * 2 * BPS >= uint256(p.imBps1) * (BPS + r.liquidationBufferBps)) {
             revert InvalidMarketParams(7);
         }

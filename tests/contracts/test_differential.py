@@ -14,6 +14,7 @@ from venue.domain import DEVNET_MARKETS, RejectReason, usdc
 from .conftest import BTC, BTC_PRICE, ETH, ETH_PRICE
 
 MARKETS = {i: risk.MarketRisk(m.tier_cap_1, m.im_bps_1, m.im_bps_2) for i, m in enumerate(DEVNET_MARKETS)}
+GROUPS = {i: m.exposure_group for i, m in enumerate(DEVNET_MARKETS)}
 
 
 class Mirror:
@@ -67,7 +68,8 @@ class Mirror:
 
     def verdict(self, maker, taker, m, taker_buys, size, price, prices, haircut, now):
         """What the contract must do with this fill: RejectReason.NONE, or the margin reason with its
-        culprit, maker first (initial margin where risk grew, the closing rule where it did not)."""
+        culprit, maker first (initial margin, then the exposure group's cap, where risk grew; the
+        closing rule where it did not)."""
         self.accrue(m, prices[m], now)
         before = {a: (self.quote[a], list(self.pos[(a, m)])) for a in (maker, taker)}
         health_before = {a: self.health(a, prices, haircut, now) for a in (maker, taker)}
@@ -80,6 +82,12 @@ class Mirror:
             grew = new != 0 and (old == 0 or (old > 0) != (new > 0) or abs(new) > abs(old))
             if grew and after.equity < after.initial_margin:
                 outcome = (RejectReason.INSUFFICIENT_MARGIN, a)
+                break
+            group, cap = DEVNET_MARKETS[m].exposure_group, DEVNET_MARKETS[m].exposure_cap
+            sizes = {mm: self.pos[(a, mm)][0] for mm in MARKETS}
+            notional = risk.group_exposure(sizes, prices, GROUPS, group)
+            if group and not risk.exposure_cap_holds(old, new, notional, cap):
+                outcome = (RejectReason.EXPOSURE_CAP, a)
                 break
             if not grew and not risk.closing_rule_holds(health_before[a], after):
                 outcome = (RejectReason.MAINTENANCE_WORSENED, a)
@@ -130,19 +138,23 @@ class Walk:
         assert event.fundingIndex == self.mirror.index[m] == self.venue.ch.market(m).fundingIndex
 
     def check(self):
+        """Every view at one block (its number named in each call: the calls and `now` see the same
+        block, whatever ape has cached as the head)."""
         venue, mirror = self.venue, self.mirror
-        haircut, now = venue.ch.haircutBps(), venue.now()
+        head = venue.chain.provider.web3.eth.get_block("latest")
+        at, now = {"block_id": head.number}, head.timestamp
+        haircut = venue.ch.haircutBps(**at)
         for m in MARKETS:
-            assert venue.ch.currentFundingIndex(m) == mirror.accrued(m, self.prices[m], now)[0]
+            assert venue.ch.currentFundingIndex(m, **at) == mirror.accrued(m, self.prices[m], now)[0]
         for a in self.addresses:
-            assert venue.ch.balances(a).quote == mirror.quote[a]
+            assert venue.ch.balances(a, **at).quote == mirror.quote[a]
             for m in MARKETS:
-                p = venue.ch.position(a, m)
+                p = venue.ch.position(a, m, **at)
                 size, basis, snapshot = mirror.pos[(a, m)]
                 assert (p.size, p.openNotional) == (size, basis)
                 assert p.fundingOwed == risk.funding_owed(size, mirror.accrued(m, self.prices[m], now)[0], snapshot)
                 assert p.unrealizedPnl == risk.position_value(size, self.prices[m]) - basis
-            h = venue.ch.health(a)
+            h = venue.ch.health(a, **at)
             expected = mirror.health(a, self.prices, haircut, now)
             assert (h.equity, h.initialMargin, h.maintenanceMargin) == (
                 expected.equity, expected.initial_margin, expected.maintenance_margin)

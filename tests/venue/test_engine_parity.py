@@ -4,6 +4,7 @@ result, event by event, and by state hash; the bulk path against calls one by on
 exact int64 arithmetic against Python integers."""
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -330,3 +331,37 @@ def test_bulk_refuses_a_client_id_twice_in_one_call_and_malformed_rows():
     with pytest.raises(ValueError):
         e.run(np.zeros((2, 3), dtype=np.int64))
     assert e.run(np.zeros((0, COMMAND_COLUMNS), dtype=np.int64)).shape == (0, core.RF)
+
+
+def test_both_engines_hold_an_exposure_group_to_its_cap_with_the_worst_case_of_open_orders():
+    """ETH-PERP and BTC-PERP in one group capped at 100,000 USDC: open orders count at their worst
+    case across the group, an order that cannot grow its position is never refused by the cap,
+    and a change of the group (ExposureGroupSet) applies to the next order."""
+    outcomes = []
+    markets = tuple(replace(p, exposure_cap=usdc(100_000)) for p in DEVNET_MARKETS)
+    for engine in (ReferenceEngine(markets, Limits()), Engine(markets, Limits())):
+        engine.set_oracle_price(0, 0, usdc(3_000))
+        engine.set_oracle_price(0, 1, usdc(60_000))
+        engine.set_account(0, "a", usdc(1_000_000), {1: (base(1), usdc(60_000))})  # long 1 BTC: 60,000
+        result = []
+        for ts, (market, is_buy, price, size, flags) in enumerate([
+            (0, True, usdc(2_999), base(13), 0),  # worst case 60,000 + 39,000: fits
+            (0, True, usdc(2_999), base(1), 0),  # 102,000: refused
+            (0, False, usdc(3_001), base(13), 0),  # the other side: worst case unchanged, fits
+            (0, False, usdc(3_001), base(1), 0),  # short 14 ETH if all sells fill: 102,000, refused
+            (1, False, usdc(60_010), base("0.5"), FLAG_REDUCE_ONLY),  # reduces: never refused by the cap
+            (1, False, usdc(60_010), base("0.5"), 0),  # also reduces (to 0.5 BTC): fits
+            (1, False, usdc(60_010), base("1.5"), 0),  # flips to short 1.5 BTC: 90,000 + 39,000, refused
+        ], start=1):
+            try:
+                engine.place(ts, "a", market, is_buy, price, size, flags=flags)
+                result.append("ok")
+            except EngineError as exc:
+                result.append(exc.code)
+        engine.set_exposure_group(20, 0, 0, 0)  # ETH-PERP leaves the group
+        engine.set_exposure_group(20, 1, 0, 0)
+        engine.place(21, "a", 0, True, usdc(2_999), base(10))
+        result.append("ok")
+        outcomes.append(result)
+    assert outcomes[0] == outcomes[1] == ["ok", "EXPOSURE_CAP", "ok", "EXPOSURE_CAP", "ok", "ok", "EXPOSURE_CAP",
+                                          "ok"]

@@ -300,6 +300,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                  "lotSize": str(p.lot_size), "minNotional": str(p.min_notional), "bandBps": p.band_bps,
                  "makerFeeBps": p.maker_fee_bps, "takerFeeBps": p.taker_fee_bps, "imBps": [p.im_bps_1, p.im_bps_2],
                  "tierCap": str(p.tier_cap_1), "maxPosition": str(p.max_position),
+                 "exposureGroup": p.exposure_group, "exposureCap": str(p.exposure_cap),
                  "oraclePrice": str(venue.engine.markets[i].oracle_price)} for i, p in enumerate(venue.markets)]
 
     @app.get("/eip712")
