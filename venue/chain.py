@@ -41,6 +41,25 @@ def artifact(name: str) -> dict:
     return {"abi": abi, "bytecode": contract["deploymentBytecode"]["bytecode"]}
 
 
+def explain_revert(abi: list, exc: Exception) -> str:
+    """A contract's custom error as `Name(arg=value, ...)` from the revert data web3 raised with
+    (ContractCustomError carries it hex-encoded), or the exception's own text if it names none."""
+    from eth_abi import decode
+    from eth_utils import keccak, to_checksum_address
+
+    data = getattr(exc, "data", None) or (exc.args[0] if exc.args and isinstance(exc.args[0], str) else "")
+    data = data if isinstance(data, str) else ""
+    raw = bytes.fromhex(data[2:]) if data.startswith("0x") and len(data) >= 10 else b""
+    for e in abi:
+        if e.get("type") != "error" or not raw:
+            continue
+        types = [i["type"] for i in e["inputs"]]
+        if keccak(text=f"{e['name']}({','.join(types)})")[:4] == raw[:4]:
+            values = [to_checksum_address(v) if t == "address" else v for t, v in zip(types, decode(types, raw[4:]))]
+            return f"{e['name']}(" + ", ".join(f"{i['name']}={v}" for i, v in zip(e["inputs"], values)) + ")"
+    return str(exc)
+
+
 def pack_order(order: Order, signature: bytes) -> bytes:
     """The 115-byte packed order of OrderLib: account, market, side|flags, price, size, expiry,
     nonce, r, vs (compact EIP-2098 signature). As a maker order the account gives way to a
@@ -110,7 +129,7 @@ MARKET_SLOTS = 4  # a Market struct spans four slots
 
 def mapping_slot(key: int, slot: int) -> int:
     """Storage slot of `mapping[key]` for a mapping declared at `slot` (keccak256(key . slot))."""
-    from eth_utils import keccak
+    from eth_utils import keccak, to_checksum_address
 
     return int.from_bytes(keccak(key.to_bytes(32, "big") + slot.to_bytes(32, "big")), "big")
 

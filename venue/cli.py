@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from .chain import REPO_ROOT, contract, deploy, exposure_groups, read_market_status, read_markets
+from .chain import REPO_ROOT, contract, deploy, explain_revert, exposure_groups, read_market_status, read_markets
 from .devchain import Anvil, PortInUse, dev_keys, ensure_port_free
 
 DEVNET_DIR = REPO_ROOT / "devnet"
@@ -233,7 +233,8 @@ def send_signed(w3, fn, key: str, what: str):
     try:
         tx = fn.build_transaction({"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)})
     except Exception as exc:  # the call reverts: say why (Unauthorized, EscapeNotDue...)
-        print(f"venue {what}: refused by the ClearingHouse: {exc}", file=sys.stderr)
+        print(f"venue {what}: refused by the ClearingHouse: {explain_revert(fn.contract_abi, exc)}",
+              file=sys.stderr)
         return None
     receipt = w3.eth.wait_for_transaction_receipt(
         w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))

@@ -87,3 +87,33 @@ def test_reduce_only_market_refuses_orders_that_could_grow_a_position(stack):
     guardian(stack, "resume", "ETH-PERP")
     wait_until(lambda: health(stack)["marketStatus"]["ETH-PERP"] == "active", 10, "resume seen")
     assert taker.place("ETH-PERP", "buy", "2990", "0.5", tif="Alo")["status"] == "resting"
+
+
+def test_an_exposure_group_set_from_the_command_line_holds_orders_to_its_cap(stack):
+    """The risk admin sets a 20,000 USDC cap on the majors with `venue exposure-group`; the venue
+    follows the event and refuses an order whose worst case would exceed it (400 EXPOSURE_CAP),
+    takes one that fits, and shows the group in /markets and the account view."""
+    owner = dev_keys(1)[0]
+    run = [sys.executable, "-m", "venue.cli", "exposure-group"]
+    tail = ["--deployment", str(stack["path"]), "--key", owner]
+    out = subprocess.run([*run, "set", "1", "20000000000", "ETH-PERP", "BTC-PERP", *tail],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "group 1: cap 20000000000 quote units across ETH-PERP, BTC-PERP" in out.stdout
+    markets = lambda: httpx.get(f"{stack['api']}/markets").json()  # noqa: E731
+    wait_until(lambda: markets()[0]["exposureCap"] == "20000000000", 10, "the venue to see the new cap")
+    assert [(m["exposureGroup"], m["exposureCap"]) for m in markets()] == [(1, "20000000000")] * 2
+    taker = Client.from_devnet(trader=1, path=str(stack["path"]), api_url=stack["api"])
+    with pytest.raises(VenueError) as refused:
+        taker.place("ETH-PERP", "buy", "2990", "7", tif="Alo")  # 7 ETH and more: above 20,000
+    assert (refused.value.status, refused.value.code) == (400, "EXPOSURE_CAP")
+    assert "exposure group 1" in refused.value.msg
+    assert taker.place("ETH-PERP", "buy", "2990", "0.1", tif="Alo")["status"] == "resting"
+    (group,) = taker.account_state()["exposureGroups"]
+    assert (group["group"], group["cap"], group["markets"]) == (1, "20000000000", ["ETH-PERP", "BTC-PERP"])
+    assert int(group["notional"]) <= 20_000 * 10**6
+    # Not the risk admin: refused by the contract, said plainly, nothing changed.
+    out = subprocess.run([*run, "set", "1", "1", "ETH-PERP", "--deployment", str(stack["path"]),
+                          "--key", dev_keys(5)[4]], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "Unauthorized(caller=0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65, role=3)" in out.stderr, out.stderr
+    assert markets()[0]["exposureCap"] == "20000000000"
