@@ -23,7 +23,8 @@ from web3.logs import DISCARD
 
 from . import risk
 from .chain import (
-    FILL_BYTES, MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY, Deployment, Fill as ChainFill, contract, pack_fills,
+    FILL_BYTES, MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY, Deployment, Fill as ChainFill,
+    contract, pack_fills, settle_calldata, settle_gas_bound,
     pack_order, read_market_status, read_markets, read_oracle_prices, settle_access_list,
 )
 from .domain import FLAG_IOC, FLAG_POST_ONLY, RejectReason
@@ -74,6 +75,18 @@ UNAUTHENTICATED = frozenset({"BAD_SIGNATURE", "UNKNOWN_ACCOUNT"})
 PRIVATE_CHANNELS = frozenset({"fills", "orders"})
 VIEW_OPEN_ORDERS = 100  # open orders in an account view (all of them: GET /accounts/{address}/orders)
 VIEW_BACKLOG = 256  # account-view chain reads waiting at most; more are answered 503 VIEWS_BUSY
+RECEIPT_POLL_S = 0.02  # how often the receipt watcher asks for the block number while batches are in flight
+
+
+@dataclass(slots=True)
+class _Awaiting:
+    """A sent batch the receipt watcher looks for."""
+
+    raw: bytes
+    nonce: int
+    index: int
+    future: asyncio.Future
+    deadline: float
 LAGGED = object()  # queued for a subscription that fell behind: its sender says so and closes
 
 
@@ -231,6 +244,7 @@ class Venue:
         self._flush: asyncio.Future | None = None
         self.operator_nonce: int | None = None
         self.batch_lock = asyncio.Lock()
+        self.awaiting: dict[bytes, _Awaiting] = {}  # sent batches by transaction hash, oldest first
         self.eth_price = 0
         self.agents: dict[str, set[bytes]] = {}  # account -> approved agent addresses (20 bytes)
         self._syncing: dict[str, asyncio.Future] = {}
@@ -248,7 +262,8 @@ class Venue:
         if self.settings.recovery_workers > 0:
             self.recovery = RecoveryWorker(asyncio.get_running_loop())
             await self.recovery.recover([])  # the worker is up before the first order
-        self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._chain_poller()),
+        self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._receipt_watcher()),
+                       asyncio.create_task(self._chain_poller()),
                        asyncio.create_task(self._prober()), asyncio.create_task(self._clock())]
 
     async def stop(self) -> None:
@@ -868,7 +883,7 @@ class Venue:
                 raise
             self.next_batch = index + 1
         try:
-            receipt = await asyncio.to_thread(self._wait, raw, nonce, index)
+            receipt = await self._receipt_of(raw, nonce, index)
         except Exception:
             async with self.batch_lock:
                 # Later batches sent behind this one revert on the index check; start again from
@@ -984,53 +999,87 @@ class Venue:
         self.journal.commit()
 
     def _send(self, index: int, data: bytes) -> tuple[bytes, int]:
-        """Signs settle(index, data) from the operator with the next nonce and sends it."""
+        """Signs settle(index, data) from the operator with the next nonce and sends it: calldata
+        encoded and the transaction built here, with a gas bound rather than an estimate (an
+        estimate runs the batch on the node, and web3's builder costs tens of milliseconds under
+        load; both held every batch behind the one before), capped at the block gas limit."""
         w3, s = self.w3, self.settings
         if self.operator_nonce is None:
             self.operator_nonce = w3.eth.get_transaction_count(self.operator.address, "pending")
         nonce = self.operator_nonce
-        call = self.ch.functions.settle(index, data)
-        access_list = settle_access_list(self.ch.address, data, self.operator.address)
-        # Gas per fill varies 3x (a taker's first trade writes fresh slots): an estimate plus margin,
-        # or a per-fill bound when the estimate cannot see the batches still in the pool ahead.
-        try:
-            gas = call.estimate_gas({"from": self.operator.address, "accessList": access_list}) * 5 // 4 + 50_000
-        except Exception:
-            gas = 200_000 + 120_000 * (len(data) // FILL_BYTES)
-        base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
+        head = w3.eth.get_block("latest")
+        gas = min(settle_gas_bound(len(data) // FILL_BYTES, len(self.markets)), head.gasLimit)
         tip = int(s.priority_fee_gwei * 10**9)
-        tx = call.build_transaction({
-            "from": self.operator.address, "nonce": nonce, "gas": gas, "maxPriorityFeePerGas": tip,
-            "maxFeePerGas": min(int(s.max_fee_gwei * 10**9), 2 * base_fee + tip), "chainId": self.deployment.chain_id,
-            "accessList": access_list,
-        })
+        tx = {
+            "to": self.ch.address, "value": 0, "data": settle_calldata(index, data), "nonce": nonce, "gas": gas,
+            "maxPriorityFeePerGas": tip, "chainId": self.deployment.chain_id,
+            "maxFeePerGas": min(int(s.max_fee_gwei * 10**9), 2 * head.get("baseFeePerGas", 0) + tip),
+            "accessList": settle_access_list(self.ch.address, data, self.operator.address),
+        }
         raw = self.operator.sign_transaction(tx).raw_transaction
         w3.eth.send_raw_transaction(raw)
         self.operator_nonce = nonce + 1
         return raw, nonce
 
-    def _wait(self, raw: bytes, nonce: int, index: int):
-        """The receipt of a sent batch; the same signed transaction is sent again if it drops out
-        of the pool (the batch index makes a duplicate harmless)."""
+    def _receipt_of(self, raw: bytes, nonce: int, index: int) -> asyncio.Future:
+        """The receipt of a sent batch, when the receipt watcher sees it mined."""
+        fut = asyncio.get_running_loop().create_future()
+        self.awaiting[bytes(Web3.keccak(raw))] = _Awaiting(raw, nonce, index, fut, time.monotonic() + 120)
+        return fut
+
+    async def _receipt_watcher(self) -> None:
+        """One task for every batch in flight (a thread each, polling, used to fill the shared
+        thread pool and starve chain ingestion): every `RECEIPT_POLL_S` it reads the block number,
+        and on a new block the receipts of the batches sent, oldest first, in one thread call.
+        A transaction that dropped out of the pool is sent again (its batch index makes a
+        duplicate harmless); one not mined in 120 s fails its batch (it is requeued)."""
+        seen = -1
+        while True:
+            await asyncio.sleep(RECEIPT_POLL_S)
+            if not self.awaiting:
+                continue
+            try:
+                head, found = await asyncio.to_thread(self._receipts, seen, list(self.awaiting.items()))
+            except Exception:  # noqa: BLE001: the RPC hiccuped; the prober reports it, try again
+                log.warning("receipt poll failed", exc_info=True)
+                continue
+            seen = head
+            now = time.monotonic()
+            for tx_hash, result in found.items():
+                waiting = self.awaiting.pop(tx_hash, None)
+                if waiting is not None and not waiting.future.done():
+                    (waiting.future.set_exception if isinstance(result, Exception) else waiting.future.set_result)(result)
+            for tx_hash, waiting in list(self.awaiting.items()):
+                if now > waiting.deadline:
+                    del self.awaiting[tx_hash]
+                    if not waiting.future.done():
+                        waiting.future.set_exception(TimeoutError(f"settle({waiting.index}) not mined in 120 s"))
+
+    def _receipts(self, seen: int, awaiting: list) -> tuple[int, dict]:
+        """The head block and, if it moved past `seen`, each awaited transaction's receipt (or
+        the revert as an error); those still unmined are sent again if they left the pool."""
         w3 = self.w3
-        tx_hash = Web3.keccak(raw)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        head = w3.eth.block_number
+        if head == seen:
+            return head, {}
+        found, pending_nonce = {}, None
+        for tx_hash, waiting in awaiting:
             try:
                 receipt = w3.eth.get_transaction_receipt(tx_hash)
-            except Exception:  # not mined yet
+            except Exception:  # noqa: BLE001: not mined yet
                 receipt = None
             if receipt is not None:
-                if receipt.status != 1:
-                    raise RuntimeError(f"settle({index}) reverted in 0x{bytes(tx_hash).hex()}")
-                return receipt
-            if w3.eth.get_transaction_count(self.operator.address, "pending") <= nonce:
+                found[tx_hash] = receipt if receipt.status == 1 else RuntimeError(
+                    f"settle({waiting.index}) reverted in 0x{tx_hash.hex()}")
+                continue
+            if pending_nonce is None:
+                pending_nonce = w3.eth.get_transaction_count(self.operator.address, "pending")
+            if pending_nonce <= waiting.nonce:
                 try:
-                    w3.eth.send_raw_transaction(raw)  # dropped from the pool: send it again
-                except Exception:
+                    w3.eth.send_raw_transaction(waiting.raw)  # dropped from the pool: send it again
+                except Exception:  # noqa: BLE001: already known, or replaced: the next block tells
                     pass
-            time.sleep(0.025)
-        raise TimeoutError(f"settle({index}) not mined in 120 s")
+        return head, found
 
     # ------------------------------------------------------------------ clock
     async def _clock(self) -> None:

@@ -7,7 +7,7 @@ from venue.chain import pack_fills
 from venue.signing import ORDER_TYPE, Domain, keccak, order_digest, order_digest_reference, sign_order
 from venue.domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, RejectReason, base, usdc
 
-from .conftest import BTC, ETH_PRICE
+from .conftest import BTC, ETH, ETH_PRICE
 
 
 def test_settle_moves_positions_fees_and_collateral_exactly(venue, maker, taker):
@@ -359,3 +359,36 @@ def test_settle_access_list_names_the_slots_settlement_reads(venue, maker):
         quote -= 2**96 if quote >= 2**95 else 0
         assert quote == venue.balances(t).quote
         assert word(position_slot) & (2**64 - 1) == venue.position(t).size == base("0.2")
+
+
+def test_settle_calldata_is_web3s_and_costly_fills_stay_within_the_venues_gas_bound(venue):
+    """The venue builds settle's calldata and gas limit itself (no estimate): the bytes equal
+    web3's encoding, and batches of the costliest kind of fill it sends (both parties holding
+    every market and WETH, so margin walks every position, each read cold; positions growing)
+    use less gas than `settle_gas_bound` allows, for one fill and for three."""
+    from venue.chain import contract, settle_calldata, settle_gas_bound
+
+    w3 = venue.chain.provider.web3
+    ch = contract(w3, "ClearingHouse", venue.ch.address)
+    traders = venue.traders[:6]
+    pairs = [(traders[i], traders[i + 1]) for i in range(0, 6, 2)]
+    for t in traders:
+        venue.fund(t, usdc(100_000), 10**18)
+    for maker, taker in pairs:
+        for market, price in ((ETH, ETH_PRICE), (BTC, 60_000 * 10**6)):
+            venue.settle(venue.fill(venue.order(maker, False, price, base("0.1"), market=market),
+                                    venue.order(taker, True, price, base("0.1"), market=market)))
+    venue.warp(30)
+    venue.push_prices()
+    used = {}
+    for n in (1, 3):
+        fills = [venue.fill(venue.order(m, False, ETH_PRICE, base("0.2")), venue.order(t, True, ETH_PRICE, base("0.2")))
+                 for m, t in pairs[:n]]
+        data, index = pack_fills(fills), venue.ch.nextBatchIndex()
+        assert settle_calldata(index, data) == bytes.fromhex(ch.encode_abi("settle", [index, data])[2:])
+        receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+            {"from": venue.operator.address, "to": venue.ch.address, "data": settle_calldata(index, data)}))
+        assert receipt.status == 1 and ch.events.BatchSettled().process_receipt(receipt)[0].args.settled == n
+        used[n] = receipt.gasUsed
+        assert used[n] <= settle_gas_bound(n, venue.ch.marketCount()), used
+    print("settle gas, multi-market WETH fills:", used)
