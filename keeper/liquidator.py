@@ -184,7 +184,9 @@ class Liquidator:
         first price drop, when every block counts."""
         self.scan_markets.warm_up()
 
-    def run(self, stop) -> None:
+    def start(self) -> None:
+        """Compiles the scan and loads the chain's prices and accounts; `poll` then follows it
+        block by block (`run` on the devnet; the scenario lab calls `poll` once a block)."""
         self.warm_up()
         # Prices first (WETH collateral is valued at its oracle price), then every account that
         # ever deposited, then follow the chain from here.
@@ -194,6 +196,9 @@ class Liquidator:
         for e in self.ch.events.Deposited().get_logs(from_block=0, to_block=self.last_block):
             self.refresh(e.args.account)
         log.info("%s watching %d accounts from block %d", self.name, len(self.index), self.last_block)
+
+    def run(self, stop) -> None:
+        self.start()
         while not stop.is_set():
             try:
                 self.poll()

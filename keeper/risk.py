@@ -66,6 +66,7 @@ class RiskKeeper:
         self.weth_holders: set[str] = set()
         self.last_block = -1
         self.raises = 0
+        self.in_flight: dict | None = None  # the raise sent and not yet mined
 
     def wrong_way_share(self, price: int) -> float:
         """Share of WETH collateral value behind longs in markets on the WETH oracle."""
@@ -82,6 +83,17 @@ class RiskKeeper:
         return wrong / total if total else 0.0
 
     def poll(self) -> None:
+        if self.in_flight is not None:  # a raise on its way: wait for it before deciding again
+            try:
+                receipt = self.sender.poll(self.in_flight)
+            except TxFailed as exc:
+                log.info("risk: raise not done: %s", exc)
+                receipt, self.in_flight = None, None
+            if receipt is not None:
+                self.in_flight = None
+                self.raises += 1
+            if self.in_flight is not None:
+                return
         head = self.w3.eth.block_number
         if head <= self.last_block:
             return
@@ -105,12 +117,13 @@ class RiskKeeper:
         log.info("risk: WETH volatility %.0f %% a year over %d updates in %d s, wrong-way share %.0f %%: haircut "
                  "%d -> %d bps", vol * 100, len(self.observations), self.window_s, share * 100, current, target)
         try:
-            self.sender.transact(self.ch.functions.raiseHaircut(target), gas=200_000, label=f"raiseHaircut {target}")
-            self.raises += 1
-        except TxFailed as exc:
-            log.info("risk: raise to %d not done: %s", target, exc)
+            self.in_flight = self.sender.send(self.ch.functions.raiseHaircut(target), gas=200_000,
+                                              label=f"raiseHaircut {target}")
+        except Exception as exc:  # noqa: BLE001: the next poll decides again
+            log.info("risk: raise to %d not sent: %s", target, exc)
 
-    def run(self, stop) -> None:
+    def start(self) -> None:
+        """Loads WETH holders and price history up to now; `poll` follows from there."""
         self.last_block = self.w3.eth.block_number
         for e in self.ch.events.Deposited().get_logs(from_block=0, to_block=self.last_block):
             if e.args.token == self.ch.functions.weth().call():
@@ -120,6 +133,9 @@ class RiskKeeper:
                 self.observations.append((e.args.timestamp, e.args.price))
         log.info("risk watching %d WETH holders from block %d (window %d s)", len(self.weth_holders), self.last_block,
                  self.window_s)
+
+    def run(self, stop) -> None:
+        self.start()
         while not stop.is_set():
             try:
                 self.poll()

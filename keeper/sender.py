@@ -62,34 +62,49 @@ class TxSender:
             return pending
         raise TxFailed(f"{self.name}: could not send {label}")
 
-    def wait(self, pending: dict):
-        """The receipt; a transaction still pending after `replace_after_blocks` blocks is replaced
-        by the same one with fees raised by `bump_percent`."""
-        deadline = time.monotonic() + self.timeout_s
-        tx, tx_hash = dict(pending["tx"]), pending["hash"]
-        while time.monotonic() < deadline:
+    def poll(self, pending: dict):
+        """The receipt if the transaction is mined, else None (never waits); a transaction still
+        pending `replace_after_blocks` blocks after it was sent is replaced by the same one with
+        fees raised by `bump_percent`. Raises TxFailed if it reverted."""
+        tx, receipt = pending["tx"], None
+        for tx_hash in pending.get("replaced", []) + [pending["hash"]]:  # whichever of them was mined
             try:
                 receipt = self.w3.eth.get_transaction_receipt(tx_hash)
             except Exception:
                 receipt = None
             if receipt is not None:
-                status = "ok" if receipt.status == 1 else "REVERTED"
-                log.info("%s %s nonce=%d tip=%.2fgwei hash=0x%s -> %s in block %d, gas %d", self.name,
-                         pending["label"], pending["nonce"], tx["maxPriorityFeePerGas"] / 1e9, bytes(tx_hash).hex(),
-                         status, receipt.blockNumber, receipt.gasUsed)
-                if receipt.status != 1:
-                    raise TxFailed(f"{pending['label']} reverted", receipt)
+                break
+        if receipt is not None:
+            status = "ok" if receipt.status == 1 else "REVERTED"
+            log.info("%s %s nonce=%d tip=%.2fgwei hash=0x%s -> %s in block %d, gas %d", self.name,
+                     pending["label"], pending["nonce"], tx["maxPriorityFeePerGas"] / 1e9, bytes(tx_hash).hex(),
+                     status, receipt.blockNumber, receipt.gasUsed)
+            if receipt.status != 1:
+                raise TxFailed(f"{pending['label']} reverted", receipt)
+            return receipt
+        head = self.w3.eth.block_number
+        if head - pending["sent_block"] >= self.replace_after_blocks:
+            tx = pending["tx"] = dict(tx)
+            tx["maxPriorityFeePerGas"] = tx["maxPriorityFeePerGas"] * (100 + self.bump_percent) // 100
+            tx["maxFeePerGas"] = max(tx["maxFeePerGas"] * (100 + self.bump_percent) // 100, tx["maxPriorityFeePerGas"])
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
+                pending.setdefault("replaced", []).append(pending["hash"])
+                pending["hash"] = tx_hash
+                log.info("%s %s nonce=%d stuck: replaced with tip %.2fgwei", self.name, pending["label"],
+                         pending["nonce"], tx["maxPriorityFeePerGas"] / 1e9)
+            except Exception as exc:  # already mined, or the pool refused the bump
+                log.info("%s %s nonce=%d replacement refused: %s", self.name, pending["label"], pending["nonce"], exc)
+            pending["sent_block"] = head
+        return None
+
+    def wait(self, pending: dict):
+        """The receipt, polling (`poll`) until it comes or `timeout_s` passes."""
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            receipt = self.poll(pending)
+            if receipt is not None:
                 return receipt
-            if self.w3.eth.block_number - pending["sent_block"] >= self.replace_after_blocks:
-                tx["maxPriorityFeePerGas"] = tx["maxPriorityFeePerGas"] * (100 + self.bump_percent) // 100
-                tx["maxFeePerGas"] = max(tx["maxFeePerGas"] * (100 + self.bump_percent) // 100, tx["maxPriorityFeePerGas"])
-                try:
-                    tx_hash = self.w3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
-                    log.info("%s %s nonce=%d stuck: replaced with tip %.2fgwei", self.name, pending["label"],
-                             pending["nonce"], tx["maxPriorityFeePerGas"] / 1e9)
-                except Exception as exc:  # already mined, or the pool refused the bump
-                    log.info("%s %s nonce=%d replacement refused: %s", self.name, pending["label"], pending["nonce"], exc)
-                pending["sent_block"] = self.w3.eth.block_number
             time.sleep(0.05)
         raise TxFailed(f"{pending['label']} not mined in {self.timeout_s} s")
 

@@ -32,6 +32,7 @@ from .engine import (
     FOK, GTC, IOC, OP_PLACE, REASON_NAMES, STATUS_NAMES, Ack, Engine, EngineError, Fill, Limits, OrderRejected,
     UnknownOrder,
 )
+from .clock import REAL, Clock
 from .journal import Journal, replay
 from .nonces import NonceWindow
 from .recovery import RecoveryWorker
@@ -136,7 +137,7 @@ class FillRecord:
     batch: int | None = None
     tx_hash: str | None = None
     reason: str | None = None
-    acked_at: float = field(default_factory=time.monotonic)
+    acked_at: float = field(default_factory=time.time)  # the venue clock's time
     acked_block: int = 0  # the chain head when the venue made the fill
 
     def as_json(self) -> dict:
@@ -148,8 +149,11 @@ class FillRecord:
 
 
 class Venue:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, clock: Clock = REAL):
+        """`clock`: the wall clock when serving; the scenario lab passes its simulated one and
+        drives the steps (`batch_step`, `receipt_step`, `poll_once`, `tick_step`) itself."""
         self.settings = settings
+        self.clock = clock
         doc = json.loads(Path(settings.deployment).read_text())
         self.deployment = Deployment.from_json(doc)
         rpc_url = settings.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")
@@ -244,14 +248,19 @@ class Venue:
         self._flush: asyncio.Future | None = None
         self.operator_nonce: int | None = None
         self.batch_lock = asyncio.Lock()
+        self.settling: set[asyncio.Task] = set()  # batch tasks not finished
+        self.on_chain: dict[asyncio.Task, asyncio.Future] = {}  # those waiting for their receipt (its future)
         self.awaiting: dict[bytes, _Awaiting] = {}  # sent batches by transaction hash, oldest first
+        self.receipts_seen = -1  # the block the receipt watcher last looked at
         self.eth_price = 0
         self.agents: dict[str, set[bytes]] = {}  # account -> approved agent addresses (20 bytes)
         self._syncing: dict[str, asyncio.Future] = {}
         self.recovery: RecoveryWorker | None = None  # started with the event loop (`start`)
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
+    async def start(self, background: bool = True) -> None:
+        """Reads prices, starts the recovery worker and (`background`) the loops that drive the
+        steps on the wall clock; the scenario lab starts with none and drives the steps itself."""
         self._apply_prices(await asyncio.to_thread(read_oracle_prices, self.oracle, self.markets, self.weth_oracle_id))
         for oracle_id in {p.oracle_id for p in self.markets}:
             try:
@@ -262,6 +271,8 @@ class Venue:
         if self.settings.recovery_workers > 0:
             self.recovery = RecoveryWorker(asyncio.get_running_loop())
             await self.recovery.recover([])  # the worker is up before the first order
+        if not background:
+            return
         self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._receipt_watcher()),
                        asyncio.create_task(self._chain_poller()),
                        asyncio.create_task(self._prober()), asyncio.create_task(self._clock())]
@@ -277,7 +288,7 @@ class Venue:
         self.journal.close()
 
     def now_ms(self) -> int:
-        return int(time.time() * 1000)
+        return self.clock.now_ms()
 
     def market_id(self, ref: int | str) -> int:
         """A market named by id (0, or "0" in a path) or by symbol ("ETH-PERP", any case)."""
@@ -602,7 +613,7 @@ class Venue:
             return True
         if kind == "action":
             account, nonce, expiry = args
-            if expiry >= time.time():
+            if expiry >= self.clock.now():
                 self.action_nonces[(account, nonce)] = expiry
             return True
         return False
@@ -611,7 +622,7 @@ class Venue:
     def check_action_terms(self, account: str, nonce: int, expiry: int) -> None:
         """A signed action is refused when expired, when its expiry lies more than a day ahead (so
         nonces can be forgotten once their actions expire), or when its nonce was seen."""
-        now = time.time()
+        now = self.clock.now()
         if expiry < now:
             raise SignatureRejected("EXPIRED", "the signed request has expired")
         if expiry > now + MAX_ACTION_LIFETIME_S:
@@ -639,7 +650,7 @@ class Venue:
         """Records an authorised action's nonce (durable with the request's commit); nonces of
         expired actions are dropped, as their actions are refused by expiry anyway."""
         if len(self.action_nonces) > 10_000:
-            now = time.time()
+            now = self.clock.now()
             self.action_nonces = {k: e for k, e in self.action_nonces.items() if e >= now}
         self.action_nonces[(account, nonce)] = expiry
         self.journal.append("action", (account, nonce, expiry))
@@ -762,7 +773,7 @@ class Venue:
             self.dirty_levels.add((fill.market, fill.maker.is_buy, fill.price))
             self._take_nonce(fill.maker.account, fill.maker.nonce)
             self._take_nonce(fill.taker.account, fill.taker.nonce)
-            self.fills[fill.seq] = FillRecord(fill, acked_block=self.chain_head)
+            self.fills[fill.seq] = FillRecord(fill, acked_block=self.chain_head, acked_at=self.clock.now())
             for account in {fill.maker.account, fill.taker.account}:
                 self.order_versions[account] += 1
                 seqs = self.fills_by_account.get(account)
@@ -829,21 +840,30 @@ class Venue:
 
     # ------------------------------------------------------------------ settlement
     async def _batcher(self) -> None:
-        """Cuts a batch when it holds `batch_max_fills` fills or its oldest fill is
-        `batch_interval_ms` old, and sends it without waiting for earlier batches to be mined."""
-        s = self.settings
-        in_flight: set[asyncio.Task] = set()
         while True:
-            await asyncio.sleep(min(s.batch_interval_ms, 50) / 1000)
-            if not self.unbatched or self.paused:  # paused: settle() would revert; fills wait
-                continue
+            await asyncio.sleep(min(self.settings.batch_interval_ms, 50) / 1000)
+            self.batch_step()
+
+    def batch_step(self) -> None:
+        """Cuts a batch when it holds `batch_max_fills` fills or its oldest fill is
+        `batch_interval_ms` old, and sends it without waiting for earlier batches to be mined
+        (each batch is a task: `settling`)."""
+        s = self.settings
+        while self.unbatched and not self.paused:  # paused: settle() would revert; fills wait
             oldest = self.fills[self.unbatched[0]].acked_at
-            if len(self.unbatched) < s.batch_max_fills and time.monotonic() - oldest < s.batch_interval_ms / 1000:
-                continue
+            if len(self.unbatched) < s.batch_max_fills and self.clock.now() - oldest < s.batch_interval_ms / 1000:
+                return
             seqs = [self.unbatched.popleft() for _ in range(min(len(self.unbatched), s.batch_max_fills))]
             task = asyncio.create_task(self._settle_logged(seqs))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
+            self.settling.add(task)
+            task.add_done_callback(self.settling.discard)
+
+    async def settle_quiet(self) -> None:
+        """(The scenario lab) Returns once every batch task is finished or waiting for a receipt
+        the chain has not given yet: then the chain has everything the venue means to send."""
+        while any(not t.done() and (t not in self.on_chain or self.on_chain[t].done()) for t in self.settling):
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0)  # the finished tasks' done-callbacks run: `settling` is current
 
     async def _settle_logged(self, seqs: list[int]) -> None:
         try:
@@ -883,7 +903,12 @@ class Venue:
                 raise
             self.next_batch = index + 1
         try:
-            receipt = await self._receipt_of(raw, nonce, index)
+            me = asyncio.current_task()
+            self.on_chain[me] = waiting = self._receipt_of(raw, nonce, index)
+            try:
+                receipt = await waiting
+            finally:
+                self.on_chain.pop(me, None)
         except Exception:
             async with self.batch_lock:
                 # Later batches sent behind this one revert on the index check; start again from
@@ -958,7 +983,7 @@ class Venue:
             self.journal.set_settlement(seq, rec.status, index, tx_hash, rec.reason)
             self._publish({"channel": "fills", "data": rec.as_json()})
         self.journal.commit()
-        self.last_settled_batch, self.last_settled_at = index, time.time()
+        self.last_settled_batch, self.last_settled_at = index, self.clock.now()
         self._forget_finished(seqs)
 
     def _forget_finished(self, seqs) -> None:
@@ -1024,36 +1049,39 @@ class Venue:
     def _receipt_of(self, raw: bytes, nonce: int, index: int) -> asyncio.Future:
         """The receipt of a sent batch, when the receipt watcher sees it mined."""
         fut = asyncio.get_running_loop().create_future()
-        self.awaiting[bytes(Web3.keccak(raw))] = _Awaiting(raw, nonce, index, fut, time.monotonic() + 120)
+        self.awaiting[bytes(Web3.keccak(raw))] = _Awaiting(raw, nonce, index, fut, self.clock.now() + 120)
         return fut
 
     async def _receipt_watcher(self) -> None:
         """One task for every batch in flight (a thread each, polling, used to fill the shared
-        thread pool and starve chain ingestion): every `RECEIPT_POLL_S` it reads the block number,
-        and on a new block the receipts of the batches sent, oldest first, in one thread call.
-        A transaction that dropped out of the pool is sent again (its batch index makes a
-        duplicate harmless); one not mined in 120 s fails its batch (it is requeued)."""
-        seen = -1
+        thread pool and starve chain ingestion): every `RECEIPT_POLL_S` a `receipt_step`."""
         while True:
             await asyncio.sleep(RECEIPT_POLL_S)
-            if not self.awaiting:
-                continue
-            try:
-                head, found = await asyncio.to_thread(self._receipts, seen, list(self.awaiting.items()))
-            except Exception:  # noqa: BLE001: the RPC hiccuped; the prober reports it, try again
-                log.warning("receipt poll failed", exc_info=True)
-                continue
-            seen = head
-            now = time.monotonic()
-            for tx_hash, result in found.items():
-                waiting = self.awaiting.pop(tx_hash, None)
-                if waiting is not None and not waiting.future.done():
-                    (waiting.future.set_exception if isinstance(result, Exception) else waiting.future.set_result)(result)
-            for tx_hash, waiting in list(self.awaiting.items()):
-                if now > waiting.deadline:
-                    del self.awaiting[tx_hash]
-                    if not waiting.future.done():
-                        waiting.future.set_exception(TimeoutError(f"settle({waiting.index}) not mined in 120 s"))
+            await self.receipt_step()
+
+    async def receipt_step(self) -> None:
+        """Reads the block number and, on a new block, the receipts of the batches sent, oldest
+        first, in one thread call; resolves their futures. A transaction that dropped out of the
+        pool is sent again (its batch index makes a duplicate harmless); one not mined in 120 s
+        fails its batch (it is requeued)."""
+        if not self.awaiting:
+            return
+        try:
+            head, found = await asyncio.to_thread(self._receipts, self.receipts_seen, list(self.awaiting.items()))
+        except Exception:  # noqa: BLE001: the RPC hiccuped; the prober reports it, try again
+            log.warning("receipt poll failed", exc_info=True)
+            return
+        self.receipts_seen = head
+        now = self.clock.now()
+        for tx_hash, result in found.items():
+            waiting = self.awaiting.pop(tx_hash, None)
+            if waiting is not None and not waiting.future.done():
+                (waiting.future.set_exception if isinstance(result, Exception) else waiting.future.set_result)(result)
+        for tx_hash, waiting in list(self.awaiting.items()):
+            if now > waiting.deadline:
+                del self.awaiting[tx_hash]
+                if not waiting.future.done():
+                    waiting.future.set_exception(TimeoutError(f"settle({waiting.index}) not mined in 120 s"))
 
     def _receipts(self, seen: int, awaiting: list) -> tuple[int, dict]:
         """The head block and, if it moved past `seen`, each awaited transaction's receipt (or
@@ -1083,16 +1111,20 @@ class Venue:
 
     # ------------------------------------------------------------------ clock
     async def _clock(self) -> None:
-        """Drives the engine's time-driven rules (order expiries, dead-man's switches) from the
-        venue's clock, so they fire on time on a quiet venue: every `clock_interval_ms` (10), a
-        tick when something is due. What fires is journalled like any command."""
+        """Drives the engine's time-driven rules (order expiries, dead-man's switches): every
+        `clock_interval_ms` (10), a `tick_step`, so they fire on time on a quiet venue."""
         interval = self.settings.clock_interval_ms / 1000
         while True:
             await asyncio.sleep(interval)
-            now = self.now_ms()
-            if now >= self.engine.due:
-                self.engine.tick(now)
-                await self.durable()
+            await self.tick_step()
+
+    async def tick_step(self) -> None:
+        """A tick of the engine when an expiry or a dead-man's switch is due; journalled like any
+        command."""
+        now = self.now_ms()
+        if now >= self.engine.due:
+            self.engine.tick(now)
+            await self.durable()
 
     # ------------------------------------------------------------------ health
     async def _prober(self) -> None:
@@ -1143,7 +1175,7 @@ class Venue:
             return silent
         oldest = self.oldest_unsettled()
         if oldest is not None:
-            blocks, seconds = self.chain_head - oldest.acked_block, time.monotonic() - oldest.acked_at
+            blocks, seconds = self.chain_head - oldest.acked_block, self.clock.now() - oldest.acked_at
             if blocks > s.stall_blocks or seconds > s.stall_seconds:
                 return f"oldest unsettled fill is {blocks} blocks and {seconds:.1f} s old"
         return None
@@ -1170,7 +1202,7 @@ class Venue:
             "chainHead": self.chain_head, "block": self.last_block, "lagBlocks": lag,
             "nextBatch": self.next_batch, "pendingFills": len(self.unbatched), "restingOrders": len(self.engine.orders),
             "submittedFills": sum(1 for r in self.fills.values() if r.status == "submitted"),
-            "oldestUnsettledFillAgeS": None if oldest is None else round(time.monotonic() - oldest.acked_at, 3),
+            "oldestUnsettledFillAgeS": None if oldest is None else round(self.clock.now() - oldest.acked_at, 3),
             "oldestUnsettledFillAgeBlocks": None if oldest is None else self.chain_head - oldest.acked_block,
             "lastSettledBatch": self.last_settled_batch, "lastSettledAt": self.last_settled_at,
             "oracleAgeS": oracle_age, "maxPriceAgeS": max_age, "paused": self.paused,
@@ -1186,11 +1218,12 @@ class Venue:
         while True:
             await asyncio.sleep(self.settings.poll_interval_ms / 1000)
             try:
-                await self._poll_once()
+                await self.poll_once()
             except Exception:
                 log.exception("chain poll failed")
 
-    async def _poll_once(self) -> None:
+    async def poll_once(self) -> None:
+        """Ingests the chain's events from the blocks since the last poll."""
         head = await asyncio.to_thread(lambda: self.w3.eth.block_number)
         if head <= self.last_block:
             return

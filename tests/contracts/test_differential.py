@@ -70,6 +70,7 @@ class Mirror:
         """What the contract must do with this fill: RejectReason.NONE, or the margin reason with its
         culprit, maker first (initial margin, then the exposure group's cap, where risk grew; the
         closing rule where it did not)."""
+        accrued_before = self.index[m], self.funding_time[m]
         self.accrue(m, prices[m], now)
         before = {a: (self.quote[a], list(self.pos[(a, m)])) for a in (maker, taker)}
         health_before = {a: self.health(a, prices, haircut, now) for a in (maker, taker)}
@@ -96,6 +97,10 @@ class Mirror:
             for a, (quote, pos) in before.items():
                 self.quote[a], self.pos[(a, m)] = quote, pos
             self.fees, self.funding_pool = fees, pool
+            # Nor its funding accrual: the contract stores the accrued index only with a fill
+            # that settled, so the next accrual runs from the older time (and is capped at
+            # MAX_FUNDING_STEP from there: it used to differ from the chain by the second over).
+            self.index[m], self.funding_time[m] = accrued_before
         return outcome
 
 

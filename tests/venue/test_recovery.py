@@ -51,6 +51,11 @@ def test_a_dead_worker_loses_nothing_and_later_work_runs_on_the_loop():
             in_flight = worker.recover(batch)
             worker.process.kill()  # by its own handle
             assert await asyncio.wait_for(in_flight, 10) == recover_many(batch)
+            # The trip may have been answered before the kill landed: the death shows when the
+            # pipe closes (polled with a deadline, not assumed at once).
+            deadline = asyncio.get_running_loop().time() + 10
+            while worker.alive and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
             assert not worker.alive
             later = pairs(8, 5)
             assert await worker.recover(later) == recover_many(later)

@@ -1,0 +1,414 @@
+"""The scenario lab's runner: one scenario on its own Anvil, in simulated time, block by block.
+
+The chain: Anvil with `--order fees` (a block orders transactions by priority fee), genesis at a
+fixed timestamp and, after set-up, automine off: the runner mines every block itself with
+`evm_mine` and an explicit timestamp, so the mempool is real (a transaction waits for the next
+block; a low block gas limit and filler transactions make congestion). The components are the
+ones the devnet runs, driven by a `SimClock` (venue/clock.py) instead of the wall clock: the
+`Venue` (engine, journal, settlement batches, receipts, chain ingestion), `keeper.oracle`
+pushing the scenario's true prices with its lag, `keeper.liquidator` and `keeper adl`, and
+`keeper risk` when a scenario asks for it. Each block:
+
+  1. the clock moves to the block's time; the scenario's traders act (signed orders into the venue)
+  2. the venue cuts and sends batches; the keepers step (oracle pushes, liquidations, ADL)
+  3. the block is mined at that time
+  4. the venue reads receipts and chain events; the runner records what happened
+
+Same scenario, seed and parameters give the same chain, byte for byte: fixed keys, fixed
+timestamps, no wall clock in any decision. `metrics.json` holds the figures; `events.jsonl`
+every oracle update (observed and true price), fill, rejection, liquidation, ADL event and the
+pending transactions' ages, block by block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keeper.liquidator import Deleverager, Liquidator
+from keeper.oracle import OracleKeeper
+from keeper.risk import RiskKeeper
+
+from .. import risk
+from ..chain import contract, deploy
+from ..cli import fund_traders
+from ..clock import SimClock
+from ..devchain import Anvil, dev_keys
+from ..domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY, RejectReason
+from ..service import Venue
+from ..settings import Settings
+from ..signing import Order, address_of, sign_order
+
+GENESIS = 1_700_000_000  # a fixed start: timestamps, and so the chain, repeat exactly
+N_KEYS = 20
+OWNER, OPERATOR, ORACLE_KEEPER, ADL_KEEPER, RISK_KEEPER, LIQUIDATOR, LIQUIDATOR_2, FILLER = 0, 1, 2, 3, 4, 5, 6, 7
+FIRST_TRADER = 8
+SET_UP = 10**9  # the truth path's time origin sits this far ahead while traders set up: prices hold still
+# A contract that burns the gas it is given (loops while more than 10,000 is left): congestion.
+BURNER_INIT = "0x695b5a6127101060005700600052600a6016f3"
+ETH, BTC = 0, 1
+
+
+class TruthFeed:
+    """The scenario's true prices, as the oracle keeper's feed (`price_at(t)` by oracle id)."""
+
+    def __init__(self, truth):
+        self.truth = truth
+
+    def price_at(self, t: float) -> dict[int, int]:
+        return self.truth(t)
+
+
+@dataclass
+class Trader:
+    key: str
+    address: str
+    nonce: int = 0
+
+
+@dataclass
+class Record:
+    """What the runner saw, block by block (the metrics are computed from it)."""
+
+    events: list = field(default_factory=list)
+    liquidatable_since: dict = field(default_factory=dict)  # account -> (block, time) first below MM at the oracle
+    underwater_true_since: dict = field(default_factory=dict)  # account -> time first below MM at true prices
+    latencies: list = field(default_factory=list)  # (blocks, seconds) from liquidatable to liquidated
+    true_leads: list = field(default_factory=list)  # seconds underwater at true prices before the oracle showed it
+    oracle_ages: list = field(default_factory=list)  # oracle age (s) at each liquidation
+    insurance: list = field(default_factory=list)
+    pending_since: dict = field(default_factory=dict)  # tx hash -> block first seen pending
+    longest_pending: int = 0
+    liquidations: int = 0
+    adl_events: int = 0
+    bad_debt: int = 0
+    fills_settled: int = 0
+    fills_rejected: dict = field(default_factory=dict)
+
+
+class Lab:
+    def __init__(self, out: Path, *, seed: int, block_time: int = 1, gas_limit: int = 30_000_000):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.seed, self.block_time, self.gas_limit = seed, block_time, gas_limit
+        self.keys = dev_keys(N_KEYS)
+        self.anvil: Anvil | None = None
+        self.record = Record()
+        self.block = 0
+        self.t0 = GENESIS
+        self.origin = GENESIS + SET_UP  # scenarios read their paths at `now - origin`
+        self.truth = None
+        self.keepers: list = []
+        self.fillers: list = []
+
+    # ------------------------------------------------------------------ set-up
+    def start_chain(self) -> None:
+        self.anvil = Anvil(accounts=N_KEYS, extra_args=("--order", "fees", "--timestamp", str(GENESIS),
+                                                        "--gas-limit", str(self.gas_limit)),
+                           log_path=self.out / "anvil.log").start()
+        self.w3 = w3 = self.anvil.web3()
+        # Set-up blocks one second apart whatever the wall clock does; the run mines its own.
+        self.rpc("anvil_setBlockTimestampInterval", [1])
+        addresses = [address_of(k) for k in self.keys]
+        self.deployment = deploy(w3, addresses[OWNER], operator=addresses[OPERATOR],
+                                 keepers=(addresses[ORACLE_KEEPER], addresses[ADL_KEEPER], addresses[RISK_KEEPER]))
+        self.ch = contract(w3, "ClearingHouse", self.deployment.clearing_house)
+        self.oracle = contract(w3, "Oracle", self.deployment.oracle)
+        self.traders = [Trader(k, address_of(k)) for k in self.keys[FIRST_TRADER:]]
+        doc = {**self.deployment.to_json(), "rpc": self.anvil.url,
+               "keys": {"operator": self.keys[OPERATOR], "keeper": self.keys[ORACLE_KEEPER]}}
+        (self.out / "deployment.json").write_text(json.dumps(doc, indent=2))
+        receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+            {"from": addresses[FILLER], "data": BURNER_INIT}))
+        self.burner = receipt.contractAddress
+
+    def fund(self, traders, quote: int, weth_wei: int = 0) -> None:
+        fund_traders(self.w3, self.deployment, [t.key for t in traders], quote, weth_wei)
+
+    def fund_keepers(self, quote: int = 2_000_000 * 10**6) -> None:
+        """Collateral for the liquidators (a liquidation hands them the slice they take over)."""
+        fund_traders(self.w3, self.deployment, [self.keys[LIQUIDATOR], self.keys[LIQUIDATOR_2]], quote, 0)
+
+    def deposit_insurance(self, quote: int) -> None:
+        """Seeds the insurance fund (from the owner) during set-up."""
+        owner = address_of(self.keys[OWNER])
+        usdc = contract(self.w3, "MockERC20", self.deployment.usdc)
+        for fn in (usdc.functions.mint(owner, quote), usdc.functions.approve(self.ch.address, quote),
+                   self.ch.functions.depositInsurance(quote)):
+            self.w3.eth.wait_for_transaction_receipt(fn.transact({"from": owner}))
+
+    def start_time(self) -> None:
+        """The scenario's time 0 is now: set-up is over."""
+        self.origin = self.now()
+
+    def congest(self, count: int, tip_gwei: float, gas_each: int = 600_000) -> None:
+        """`count` transactions that each burn `gas_each` gas, bidding `tip_gwei`: they fill the
+        block ahead of the keepers that bid less (as the gas war of 2020-03-12 did)."""
+        w3, sender = self.w3, address_of(self.keys[FILLER])
+        base = w3.eth.get_block("latest").get("baseFeePerGas", 0)
+        tip = int(tip_gwei * 10**9)
+        for _ in range(count):
+            w3.eth.send_transaction({"from": sender, "to": self.burner, "gas": gas_each, "maxPriorityFeePerGas": tip,
+                                     "maxFeePerGas": 2 * base + tip})
+
+    def push_prices(self, prices: dict[int, int]) -> None:
+        """A price push during set-up (the owner is an oracle keeper too)."""
+        ids = sorted(prices)
+        ts = self.w3.eth.get_block("latest").timestamp
+        self.w3.eth.wait_for_transaction_receipt(self.oracle.functions.setPrices(
+            ids, [prices[i] for i in ids], ts).transact({"from": address_of(self.keys[ORACLE_KEEPER])}))
+
+    def rpc(self, method: str, params: list):
+        """A raw JSON-RPC call that raises on an error answer (web3's make_request returns it)."""
+        answer = self.w3.provider.make_request(method, params)
+        if "error" in answer:
+            raise RuntimeError(f"{method}{params}: {answer['error']}")
+        return answer.get("result")
+
+    async def begin(self, truth, *, oracle_delay_s: float = 0.0, heartbeat_s: float = 30.0, deviation_bps: int = 50,
+              oracle_tip_gwei: float = 1.0, liquidator_tips: tuple[float, ...] = (2.0,), with_risk: bool = False,
+              settings: dict | None = None) -> None:
+        """Ends set-up: automine off, the clock at the last block's time, the venue and keepers up."""
+        w3 = self.w3
+        self.rpc("anvil_removeBlockTimestampInterval", [])
+        self.rpc("evm_setAutomine", [False])
+        self.t0 = w3.eth.get_block("latest").timestamp
+        self.origin = self.t0 + SET_UP
+        self.clock = SimClock(self.t0)
+        self.truth = truth
+        self.venue = Venue(Settings(deployment=str(self.out / "deployment.json"), rpc_url=self.anvil.url,
+                                    journal=str(self.out / "journal.sqlite"), recovery_workers=0,
+                                    **(settings or {})), clock=self.clock)
+        self.oracle_keeper = OracleKeeper(w3, self.deployment, self.keys[ORACLE_KEEPER], TruthFeed(truth),
+                                          heartbeat_s=heartbeat_s, deviation_bps=deviation_bps,
+                                          delay_s=oracle_delay_s, priority_fee_gwei=oracle_tip_gwei,
+                                          seed=self.seed, clock=self.clock)
+        self.oracle_keeper.observer = self._on_oracle_push
+        keys = (LIQUIDATOR, LIQUIDATOR_2)
+        self.liquidators = [Liquidator(w3, self.deployment, self.keys[keys[i]], name=f"liquidator{i + 1}",
+                                       priority_fee_gwei=tip) for i, tip in enumerate(liquidator_tips)]
+        self.adl = Deleverager(w3, self.deployment, self.keys[ADL_KEEPER], name="adl")
+        self.keepers = [*self.liquidators, self.adl]
+        if with_risk:
+            self.risk_keeper = RiskKeeper(w3, self.deployment, self.keys[RISK_KEEPER])
+            self.keepers.append(self.risk_keeper)
+        for k in self.keepers:
+            k.start()
+        self.gas_start = {k.sender.address: w3.eth.get_balance(k.sender.address) for k in self.keepers}
+        self.gas_start[self.oracle_keeper.sender.address] = w3.eth.get_balance(self.oracle_keeper.sender.address)
+        self.equity_start = {k.sender.address: self.ch.functions.health(k.sender.address).call()[0]
+                             for k in self.liquidators}
+        self.insurance_start = self.ch.functions.insuranceFund().call()
+        self.record.insurance.append(self.insurance_start)
+        self.watch = [t.address for t in self.traders]
+        await self.venue.start(background=False)
+
+    # ------------------------------------------------------------------ orders
+    async def order(self, trader: Trader, market: int, is_buy: bool, price: int, size: int, tif: str = "Gtc"):
+        """A signed order into the venue, as a client would send it (the flags its time in force
+        needs); the acknowledgement, or None if refused (logged)."""
+        flags = {"Alo": FLAG_POST_ONLY, "Ioc": FLAG_IOC}.get(tif, 0)
+        trader.nonce += 1
+        order = Order(trader.address, market, is_buy, price, size, flags, 0, trader.nonce)
+        try:
+            return await self.venue.place(order, sign_order(order, self.venue.domain_separator, trader.key), tif=tif)
+        except Exception as exc:  # noqa: BLE001: refused orders are part of a scenario's story
+            self.log("order_refused", account=trader.address, market=market, code=getattr(exc, "code", type(exc).__name__))
+            return None
+
+    # ------------------------------------------------------------------ the loop
+    def now(self) -> float:
+        return self.clock.now()
+
+    async def step(self, on_block=None) -> None:
+        """One block: traders, venue batches, keepers, fillers, mining, ingestion, records."""
+        self.block += 1
+        t = self.clock.now() + self.block_time
+        self.clock.advance_to(t)
+        if on_block is not None:
+            await on_block(self)
+        self.venue.batch_step()
+        await self.venue.settle_quiet()
+        self.oracle_keeper.step(t)
+        for k in self.keepers:
+            k.poll()
+        for filler in self.fillers:
+            filler(self)
+        self._pending_ages()
+        self.rpc("evm_mine", [int(t)])
+        await self.venue.receipt_step()
+        await self.venue.settle_quiet()
+        await self.venue.poll_once()
+        await self.venue.tick_step()
+        self._observe(t)
+
+    async def settle_all(self, max_blocks: int = 10) -> None:
+        """Mines until every fill the venue made is settled or rejected."""
+        for _ in range(max_blocks):
+            if not self.venue.unbatched and all(t.done() for t in self.venue.settling):
+                return
+            await self.step()
+
+    # ------------------------------------------------------------------ records
+    def log(self, kind: str, **data) -> None:
+        self.record.events.append({"block": self.block, "t": self.now() - self.origin if self.truth else 0,
+                                   "kind": kind, **data})
+
+    def _on_oracle_push(self, observed: int, sent: float, prices: dict[int, int]) -> None:
+        true = self.truth(sent)
+        self.log("oracle_push", observed_at=observed - self.origin, sent_at=sent - self.origin,
+                 prices={str(k): str(v) for k, v in prices.items()}, true={str(k): str(v) for k, v in true.items()})
+
+    def _pending_ages(self) -> None:
+        content = self.rpc("txpool_content", [])
+        pending = {tx["hash"]: tx for group in content.get("pending", {}).values() for tx in group.values()}
+        for h in list(self.record.pending_since):
+            if h not in pending:
+                del self.record.pending_since[h]
+        for h in pending:
+            self.record.pending_since.setdefault(h, self.block)
+        ages = {h: self.block - b for h, b in self.record.pending_since.items()}
+        self.record.longest_pending = max([self.record.longest_pending, *ages.values()])
+        if ages:
+            self.log("pending", count=len(ages), oldest_blocks=max(ages.values()))
+
+    def _observe(self, t: float) -> None:
+        """The block just mined: its events, and each watched account against maintenance margin
+        at the oracle and at the true prices."""
+        ch, rec, block = self.ch, self.record, self.w3.eth.block_number
+        for ev in ch.events.Liquidated().get_logs(from_block=block, to_block=block):
+            rec.liquidations += 1
+            account = ev.args.account
+            since = rec.liquidatable_since.pop(account, (block, t))
+            rec.latencies.append((block - since[0], t - since[1]))
+            updated = max(self.oracle.functions.getPrice(p.oracle_id).call()[1] for p in DEVNET_MARKETS)
+            rec.oracle_ages.append(t - updated)
+            lead = rec.underwater_true_since.pop(account, None)
+            self.log("liquidation", account=account, market=ev.args.marketId, size=str(ev.args.size),
+                     liquidator=ev.args.liquidator, latency_blocks=block - since[0], latency_s=t - since[1],
+                     oracle_age_s=t - updated, underwater_true_s=None if lead is None else t - lead)
+        for ev in ch.events.Deleveraged().get_logs(from_block=block, to_block=block):
+            rec.adl_events += 1
+            self.log("adl", account=ev.args.account, counterparty=ev.args.counterparty, size=str(ev.args.size),
+                     price=str(ev.args.price), socialised=str(ev.args.socialised))
+        for ev in ch.events.BadDebt().get_logs(from_block=block, to_block=block):
+            rec.bad_debt += ev.args.amount
+            self.log("bad_debt", account=ev.args.account, amount=str(ev.args.amount))
+        for ev in ch.events.BatchSettled().get_logs(from_block=block, to_block=block):
+            rec.fills_settled += ev.args.settled
+            self.log("batch", index=ev.args.batchIndex, fills=ev.args.fills, settled=ev.args.settled)
+        for ev in ch.events.FillRejected().get_logs(from_block=block, to_block=block):
+            reason = RejectReason(ev.args.reason).name
+            rec.fills_rejected[reason] = rec.fills_rejected.get(reason, 0) + 1
+            self.log("fill_rejected", reason=reason, account=ev.args.account)
+        rec.insurance.append(ch.functions.insuranceFund().call())
+        true = self.truth(t)
+        for address in self.watch:
+            equity, _, mm = ch.functions.health(address).call()
+            if equity < mm:
+                if address not in rec.liquidatable_since:
+                    rec.liquidatable_since[address] = (block, t)
+                    lead = rec.underwater_true_since.get(address)
+                    if lead is not None:
+                        rec.true_leads.append(t - lead)
+            else:
+                rec.liquidatable_since.pop(address, None)
+            if self._underwater_at(address, true) and address not in rec.underwater_true_since:
+                rec.underwater_true_since[address] = t
+            elif not self._underwater_at(address, true):
+                rec.underwater_true_since.pop(address, None)
+
+    def _underwater_at(self, address: str, prices: dict[int, int]) -> bool:
+        """Below maintenance margin with the markets at `prices` (venue/risk.py's mirror)."""
+        quote, weth_wei, _ = self.ch.functions.balances(address).call()
+        positions = {}
+        for m in range(len(DEVNET_MARKETS)):
+            size, open_notional, _, _, owed = self.ch.functions.position(address, m).call()
+            positions[m] = (size, open_notional + owed, 0)
+        markets = {m: risk.MarketRisk(p.tier_cap_1, p.im_bps_1, p.im_bps_2) for m, p in enumerate(DEVNET_MARKETS)}
+        market_prices = {m: prices[p.oracle_id] for m, p in enumerate(DEVNET_MARKETS)}
+        h = risk.account_health(quote, weth_wei // 10**9, positions, market_prices, markets,
+                                prices[DEVNET_MARKETS[ETH].oracle_id], self.ch.functions.haircutBps().call())
+        return h.equity < h.maintenance_margin
+
+    # ------------------------------------------------------------------ results
+    def metrics(self, name: str, params: dict, wall_s: float) -> dict:
+        rec, w3 = self.record, self.w3
+
+        def dist(values):
+            if not values:
+                return {"p50": None, "p99": None, "max": None}
+            ordered = sorted(values)
+            return {"p50": statistics.median(ordered), "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+                    "max": ordered[-1]}
+
+        gas = {}
+        for sender in [self.oracle_keeper.sender] + [k.sender for k in self.keepers]:
+            gas[sender.name] = (self.gas_start[sender.address] - w3.eth.get_balance(sender.address)) / 1e18
+        pnl = {k.name: (self.ch.functions.health(k.sender.address).call()[0] - self.equity_start[k.sender.address]) / 1e6
+               for k in self.liquidators}
+        return {
+            "scenario": name, "seed": self.seed, "params": params,
+            "sim_seconds": self.block * self.block_time, "wall_seconds": round(wall_s, 3), "blocks": self.block,
+            "bad_debt_usdc": rec.bad_debt / 1e6,
+            "insurance_fund_min_usdc": min(rec.insurance) / 1e6,
+            "insurance_drawdown_usdc": (rec.insurance[0] - min(rec.insurance)) / 1e6,
+            "liquidations": rec.liquidations,
+            "liquidation_latency_blocks": dist([b for b, _ in rec.latencies]),
+            "liquidation_latency_s": dist([s for _, s in rec.latencies]),
+            "liquidatable_at_true_price_s": dist(rec.true_leads),
+            "oracle_age_at_liquidation_s": {k: v for k, v in dist(rec.oracle_ages).items() if k != "p99"},
+            "longest_pending_tx_blocks": rec.longest_pending,
+            "fills_settled": rec.fills_settled, "fills_rejected": dict(sorted(rec.fills_rejected.items())),
+            "adl_events": rec.adl_events,
+            "keeper_pnl_usdc": pnl, "keeper_gas_eth": gas,
+            "mm_pnl_usdc": None, "mm_markout_bps": {"1s": None, "5s": None, "30s": None, "60s": None},
+            "state_hash": self.state_hash(),
+        }
+
+    def state_hash(self) -> str:
+        """sha256 over the chain's money state: every trader's balances and positions, the
+        insurance fund, fee and funding pools, open interest, the last block's hash."""
+        ch = self.ch
+        state = {"insurance": ch.functions.insuranceFund().call(), "fees": ch.functions.feePool().call(),
+                 "funding": ch.functions.fundingPool().call(),
+                 "oi": [ch.functions.market(m).call() for m in range(len(DEVNET_MARKETS))],
+                 "accounts": {t.address: [ch.functions.balances(t.address).call(),
+                                          [ch.functions.position(t.address, m).call() for m in range(len(DEVNET_MARKETS))]]
+                              for t in self.traders},
+                 "block": self.w3.eth.get_block("latest").hash.hex()}
+        return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
+
+    def write(self, metrics: dict) -> None:
+        (self.out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        with open(self.out / "events.jsonl", "w") as f:
+            for ev in self.record.events:
+                f.write(json.dumps(ev, sort_keys=True, default=str) + "\n")
+
+    def stop(self) -> None:
+        if getattr(self, "venue", None) is not None:
+            self.venue.journal.close()
+            self.venue.view_http.close()
+            self.venue.view_pool.shutdown(wait=False)
+        if self.anvil is not None:
+            self.anvil.stop()
+
+
+def run_scenario(scenario, *, seed: int, params: dict, out: Path) -> dict:
+    """Runs one scenario to the end; writes and returns its metrics."""
+    lab = Lab(out, seed=seed, **scenario.lab_args(params))
+    started = time.monotonic()
+    try:
+        lab.start_chain()
+        asyncio.run(scenario.run(lab, params))
+        metrics = lab.metrics(scenario.name, params, time.monotonic() - started)
+        lab.write(metrics)
+        return metrics
+    finally:
+        lab.stop()
+

@@ -1,0 +1,239 @@
+"""The named scenarios. Each sets up its traders through the venue (signed orders, settled on the
+chain) while the oracle shows the start price, then drives blocks along a true-price path that the
+oracle keeper observes with its lag. Parameters have defaults (`venue scenario list` shows them);
+`--set key=value` overrides one."""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keeper.feeds import to_units
+
+from ..domain import DEVNET_MARKETS, usdc
+from .lab import BTC, ETH, Lab
+
+PRICES = Path(__file__).resolve().parents[2] / "keeper" / "data" / "prices"
+ETH_ORACLE, BTC_ORACLE = DEVNET_MARKETS[ETH].oracle_id, DEVNET_MARKETS[BTC].oracle_id
+TICKS = {ETH: DEVNET_MARKETS[ETH].tick_size, BTC: DEVNET_MARKETS[BTC].tick_size}
+LOTS = {ETH: DEVNET_MARKETS[ETH].lot_size, BTC: DEVNET_MARKETS[BTC].lot_size}
+ETH_START, BTC_START = usdc(3_000), usdc(60_000)
+
+
+def on_tick(price: int, market: int) -> int:
+    return price // TICKS[market] * TICKS[market]
+
+
+def crash_path(start: int, at_s: float, pct: float, over_s: float):
+    """`start`, then a straight fall of `pct` % from `at_s` over `over_s` seconds, then flat."""
+    def price(t: float) -> int:
+        if t <= at_s:
+            return start
+        done = min(1.0, (t - at_s) / over_s) if over_s > 0 else 1.0
+        return int(start * (1 - pct / 100 * done))
+    return price
+
+
+class CsvPath:
+    """A CSV of `timestamp,price` replayed from `offset_s` into it, `speed` data seconds per
+    simulated second; the price at a time is the last row at or before it."""
+
+    def __init__(self, path: Path, offset_s: float = 0.0, speed: float = 1.0):
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+        self.times = [int(r["timestamp"]) for r in rows]
+        self.prices = [to_units(r["price"]) for r in rows]
+        self.offset_s, self.speed = offset_s, speed
+
+    def __call__(self, t: float) -> int:
+        at = self.times[0] + self.offset_s + t * self.speed
+        return self.prices[max(0, bisect.bisect_right(self.times, at) - 1)]
+
+
+@dataclass
+class Scenario:
+    name: str
+    purpose: str
+    defaults: dict = field(default_factory=dict)
+
+    def lab_args(self, p: dict) -> dict:
+        return {"block_time": int(p.get("block_time", 1)), "gas_limit": int(p.get("gas_limit", 30_000_000))}
+
+    async def run(self, lab: Lab, p: dict) -> None:
+        raise NotImplementedError
+
+
+async def open_positions(lab: Lab, maker, takers, market: int, price: int, size: int, taker_buys: bool = True):
+    """Each taker trades `size` with the maker at `price` through the venue (the maker's resting
+    post-only order, the taker's IOC), settled on the chain before the scenario's clock starts."""
+    for taker in takers:
+        await lab.order(maker, market, not taker_buys, price, size, tif="Alo")
+        await lab.order(taker, market, taker_buys, price, size, tif="Ioc")
+    await lab.step()
+    await lab.settle_all()
+
+
+def sized(collateral: int, leverage: float, price: int, market: int) -> int:
+    """The size (whole lots) of `leverage` times `collateral` of notional at `price`."""
+    return int(collateral * leverage) * 10**8 // price // LOTS[market] * LOTS[market]
+
+
+class Crash(Scenario):
+    """Levered longs in one market through a fall the oracle keeper observes `lag_blocks` late.
+    The truth path comes from `path(lab, p)`; the start price is the path's first."""
+
+    def path(self, p: dict):
+        return crash_path(ETH_START, float(p["crash_at_s"]), float(p["crash_pct"]), float(p["crash_over_s"]))
+
+    async def run(self, lab: Lab, p: dict) -> None:
+        eth = self.path(p)
+        start = on_tick(eth(0), ETH)
+        btc = BTC_START
+        lab.fund_keepers()
+        if int(p.get("insurance_usdc", 0)):
+            lab.deposit_insurance(usdc(int(p["insurance_usdc"])))
+        maker, longs = lab.traders[0], lab.traders[1:1 + int(p["accounts"])]
+        lab.fund([maker], usdc(10_000_000))
+        collateral = usdc(int(p["collateral_usdc"]))
+        lab.fund(longs, collateral)
+        lab.push_prices({ETH_ORACLE: start, BTC_ORACLE: btc})
+        rng = random.Random(lab.seed)
+        await lab.begin(lambda t: {ETH_ORACLE: eth(t - lab.origin), BTC_ORACLE: btc},
+                  oracle_delay_s=int(p["lag_blocks"]) * lab.block_time, heartbeat_s=float(p["heartbeat_s"]),
+                  deviation_bps=int(p["deviation_bps"]), oracle_tip_gwei=float(p.get("oracle_tip_gwei", 1.0)),
+                  liquidator_tips=tuple(float(x) for x in str(p.get("liquidator_tips", "2")).split("/")))
+        for i, trader in enumerate(longs):  # leverage spread around the parameter, seeded
+            lev = float(p["leverage"]) * (0.8 + 0.4 * rng.random()) if len(longs) > 1 else float(p["leverage"])
+            await open_positions(lab, maker, [trader], ETH, start, sized(collateral, lev, start, ETH))
+        lab.start_time()
+        for _ in range(int(p["blocks"])):
+            await lab.step()
+
+
+class Calm(Scenario):
+    """Two-sided flow around a slow random walk: a maker quoting both sides, takers crossing."""
+
+    async def run(self, lab: Lab, p: dict) -> None:
+        rng = random.Random(lab.seed)
+        walk = {0: ETH_START}
+
+        def eth(t: float) -> int:
+            step = int(t)
+            while max(walk) < step:  # a seeded walk, one step a second, 2 bp moves
+                last = max(walk)
+                walk[last + 1] = int(walk[last] * (1 + rng.choice((-2, -1, 0, 1, 2)) / 10_000))
+            return walk[max(0, step)]
+
+        lab.fund_keepers()
+        maker, takers = lab.traders[0], lab.traders[1:1 + int(p["takers"])]
+        lab.fund([maker], usdc(5_000_000))
+        lab.fund(takers, usdc(200_000))
+        lab.push_prices({ETH_ORACLE: ETH_START, BTC_ORACLE: BTC_START})
+        await lab.begin(lambda t: {ETH_ORACLE: eth(t - lab.origin), BTC_ORACLE: BTC_START})
+        lab.start_time()
+        flow = random.Random(lab.seed + 1)
+        quotes: list[int] = []
+        spread = int(p["spread_bps"])
+
+        async def on_block(lab: Lab) -> None:
+            mid = eth(lab.now() - lab.origin)
+            for oid in quotes:  # re-quote around the true price every block
+                try:
+                    lab.venue.cancel(maker.address, oid, None)
+                except Exception:  # noqa: BLE001: filled meanwhile
+                    pass
+            quotes.clear()
+            size = LOTS[ETH] * int(p["quote_lots"])
+            for is_buy, px in ((True, mid * (10_000 - spread) // 10_000), (False, mid * (10_000 + spread) // 10_000)):
+                ack = await lab.order(maker, ETH, is_buy, on_tick(px, ETH), size, tif="Alo")
+                if ack is not None and ack.order_id:
+                    quotes.append(ack.order_id)
+            for taker in takers:
+                if flow.random() < float(p["take_probability"]):
+                    buy = flow.random() < 0.5
+                    px = mid * (10_000 + (2 * spread if buy else -2 * spread)) // 10_000
+                    await lab.order(taker, ETH, buy, on_tick(px, ETH), LOTS[ETH] * flow.randint(1, 10), tif="Ioc")
+
+        for _ in range(int(p["blocks"])):
+            await lab.step(on_block)
+        await lab.settle_all()
+
+
+class CrossCascade(Scenario):
+    """Cross-margin accounts long ETH and BTC; BTC crashes while ETH holds: the BTC leg's loss
+    gets the healthy ETH legs liquidated too."""
+
+    async def run(self, lab: Lab, p: dict) -> None:
+        btc = crash_path(BTC_START, float(p["crash_at_s"]), float(p["crash_pct"]), float(p["crash_over_s"]))
+        lab.fund_keepers()
+        maker, longs = lab.traders[0], lab.traders[1:1 + int(p["accounts"])]
+        lab.fund([maker], usdc(10_000_000))
+        collateral = usdc(int(p["collateral_usdc"]))
+        lab.fund(longs, collateral)
+        lab.push_prices({ETH_ORACLE: ETH_START, BTC_ORACLE: BTC_START})
+        await lab.begin(lambda t: {ETH_ORACLE: ETH_START, BTC_ORACLE: btc(t - lab.origin)},
+                  oracle_delay_s=int(p["lag_blocks"]) * lab.block_time)
+        lev = float(p["leverage"])
+        for trader in longs:  # most of the risk in ETH, a BTC leg beside it
+            await open_positions(lab, maker, [trader], ETH, ETH_START, sized(collateral, lev * 0.7, ETH_START, ETH))
+            await open_positions(lab, maker, [trader], BTC, BTC_START, sized(collateral, lev * 0.3, BTC_START, BTC))
+        lab.start_time()
+        for _ in range(int(p["blocks"])):
+            await lab.step()
+
+
+class BlackThursday(Crash):
+    """The real ETH path of 2020-03-12 (1-minute Binance perp closes), replayed `speed` times
+    faster from `offset_min` into the day, with congestion: filler transactions outbidding the
+    keepers fill most of each block, as on the day."""
+
+    def path(self, p: dict):
+        return CsvPath(PRICES / "eth_usdt_perp_binance_1m_20200312-13.csv", float(p["offset_min"]) * 60,
+                       float(p["speed"]))
+
+    def lab_args(self, p: dict) -> dict:
+        return {"block_time": int(p.get("block_time", 1)), "gas_limit": int(p["gas_limit"])}
+
+    async def run(self, lab: Lab, p: dict) -> None:
+        fillers = int(p["fillers_per_block"])
+        if fillers:
+            lab.fillers.append(lambda lab: lab.congest(fillers, float(p["filler_tip_gwei"])))
+        await super().run(lab, p)
+
+
+CRASH_DEFAULTS = {"accounts": 4, "collateral_usdc": 20_000, "leverage": 12, "lag_blocks": 0, "heartbeat_s": 30,
+                  "deviation_bps": 50, "crash_at_s": 5, "crash_pct": 20, "crash_over_s": 20, "blocks": 60,
+                  "insurance_usdc": 0}
+
+SCENARIOS = {s.name: s for s in [
+    Calm("calm", "two-sided flow around a slow walk, no shock: the baseline (no bad debt, small latencies)",
+         {"takers": 3, "spread_bps": 5, "quote_lots": 20, "take_probability": 0.3, "blocks": 60}),
+    Crash("oracle-lag", "levered longs through a 20 % fall with the oracle lag_blocks late: sweep lag_blocks to plot "
+                        "bad debt against lag", dict(CRASH_DEFAULTS, lag_blocks=3)),
+    CrossCascade("cross-cascade", "BTC crashes while ETH holds; cross-margin accounts lose their ETH legs too",
+                 {"accounts": 3, "collateral_usdc": 20_000, "leverage": 12, "lag_blocks": 0, "crash_at_s": 5,
+                  "crash_pct": 25, "crash_over_s": 20, "blocks": 60}),
+    Crash("adl-shortfall", "an empty insurance fund and a gap down that bankrupts levered longs: ADL closes the "
+                           "shortfall against the most profitable shorts",
+          dict(CRASH_DEFAULTS, accounts=2, leverage=18, crash_pct=12, crash_over_s=0, lag_blocks=2)),
+    BlackThursday("black-thursday", "the real ETH path of 2020-03-12 with congestion delaying the oracle and "
+                                    "underbidding the liquidators",
+                  dict(CRASH_DEFAULTS, offset_min=600, speed=60, blocks=120, leverage=8, gas_limit=3_000_000,
+                       fillers_per_block=4, filler_tip_gwei=20, lag_blocks=0, heartbeat_s=60, deviation_bps=50)),
+]}
+
+
+def parse_params(scenario: Scenario, sets: list[str]) -> dict:
+    """The scenario's defaults with `key=value` overrides, each typed like its default."""
+    params = dict(scenario.defaults)
+    for item in sets:
+        key, _, value = item.partition("=")
+        if key not in params:
+            raise KeyError(f"{scenario.name} has no parameter {key!r} (it has {', '.join(sorted(params))})")
+        default = params[key]
+        params[key] = type(default)(float(value)) if isinstance(default, int) and not isinstance(default, bool) \
+            else type(default)(value)
+    return params
