@@ -12,7 +12,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from venue import risk
-from venue.chain import Deployment, contract, fill_accounts, read_markets, read_oracle_prices
+from venue.chain import AccountReader, Deployment, contract, fill_accounts, read_markets, read_oracle_prices
 
 from .sender import TxFailed, TxSender
 
@@ -29,6 +29,7 @@ class Liquidator:
         self.name = name
         self.poll_s = poll_s
         self.markets = read_markets(self.ch, deployment.markets)
+        self.reader = AccountReader(w3.provider.endpoint_uri, deployment.clearing_house, len(self.markets))
         self.weth_oracle_id = self.ch.functions.wethOracleId().call()
         self.weth_price = 0
         m = len(self.markets)
@@ -44,21 +45,29 @@ class Liquidator:
 
     # ------------------------------------------------------------------ mirror
     def refresh(self, address: str) -> None:
-        """The account's state from the chain's views, into the scan arrays."""
-        if address not in self.index:
-            self.index[address] = len(self.index)
-            self.lots = np.vstack([self.lots, np.zeros((1, len(self.markets)), dtype=np.int32)])
-            self.cash = np.append(self.cash, np.int64(0))
-        i = self.index[address]
-        quote, weth_wei, _ = self.ch.functions.balances(address).call()
-        cash = quote
-        if weth_wei:
-            cash += risk.weth_value(weth_wei // 10**9, self.weth_price, self.ch.functions.haircutBps().call())
-        for m, p in enumerate(self.markets):
-            size, open_notional, _, _, owed = self.ch.functions.position(address, m).call()
-            self.lots[i, m] = size // p.lot_size
-            cash -= open_notional + owed
-        self.cash[i] = cash
+        self.refresh_many([address])
+
+    def refresh_many(self, addresses) -> None:
+        """The accounts' state from the chain's views (one JSON-RPC batch), into the scan arrays."""
+        addresses = list(addresses)
+        for address in addresses:
+            if address not in self.index:
+                self.index[address] = len(self.index)
+                self.lots = np.vstack([self.lots, np.zeros((1, len(self.markets)), dtype=np.int32)])
+                self.cash = np.append(self.cash, np.int64(0))
+        if not addresses:
+            return
+        haircut = self.ch.functions.haircutBps().call()
+        for address, ((quote, weth_wei, _), _, views) in self.reader.read(addresses).items():
+            i = self.index[address]
+            cash = quote
+            if weth_wei:
+                cash += risk.weth_value(weth_wei // 10**9, self.weth_price, haircut)
+            for m, p in enumerate(self.markets):
+                size, open_notional, _, _, owed = views[m]
+                self.lots[i, m] = size // p.lot_size
+                cash -= open_notional + owed
+            self.cash[i] = cash
 
     def scan(self) -> np.ndarray:
         """Indices of accounts below maintenance margin (the numba kernel over all of them)."""
@@ -91,8 +100,7 @@ class Liquidator:
             touched.update(fill_accounts(bytes(args["fills"])))
         if self.ch.events.FundingUpdated().get_logs(from_block=frm, to_block=to) or prices_moved:
             touched.update(self.index)  # funding owed and WETH values moved for everyone
-        for address in touched:
-            self.refresh(address)
+        self.refresh_many(sorted(touched, key=lambda a: (self.index.get(a, len(self.index)), a)))
         self._check_pending()
         for i in self.scan():
             self._liquidate(list(self.index)[i])
@@ -193,8 +201,8 @@ class Liquidator:
         self.last_block = self.w3.eth.block_number
         for oracle_id, price in read_oracle_prices(self.oracle, self.markets, self.weth_oracle_id).items():
             self._on_price(oracle_id, price)
-        for e in self.ch.events.Deposited().get_logs(from_block=0, to_block=self.last_block):
-            self.refresh(e.args.account)
+        self.refresh_many(dict.fromkeys(e.args.account for e in self.ch.events.Deposited().get_logs(
+            from_block=0, to_block=self.last_block)))
         log.info("%s watching %d accounts from block %d", self.name, len(self.index), self.last_block)
 
     def run(self, stop) -> None:

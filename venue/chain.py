@@ -153,6 +153,51 @@ def settle_access_list(clearing_house: str, data: bytes, operator: str, *, only_
     return [{"address": clearing_house, "storageKeys": [f"0x{k:064x}" for k in keys]}]
 
 
+_VIEW_SELECTORS = {name: keccak(sig.encode())[:4] for name, sig in (
+    ("balances", "balances(address)"), ("health", "health(address)"), ("position", "position(address,uint256)"))}
+
+
+class AccountReader:
+    """Accounts as the ClearingHouse's views report them, many in one JSON-RPC batch of raw
+    `eth_call`s decoded here (web3's contract-call machinery costs milliseconds a call; this
+    costs microseconds): for each, `balances` (quote, WETH wei, market mask), `health` (equity,
+    initial, maintenance margin) and every market's `position` (size, open notional, entry
+    price, unrealized PnL, funding owed). Used by the venue's account views, the liquidator's
+    mirror and the scenario lab."""
+
+    def __init__(self, rpc_url: str, clearing_house: str, n_markets: int, timeout_s: float = 10.0):
+        import httpx
+
+        self.url, self.to, self.n_markets = rpc_url, clearing_house, n_markets
+        self.http = httpx.Client(timeout=timeout_s)
+
+    def read(self, addresses: list[str]) -> dict[str, tuple]:
+        per = 2 + self.n_markets
+        calls = []
+        for address in addresses:
+            word = bytes(12) + address_bytes(address)
+            calls += [_VIEW_SELECTORS["balances"] + word, _VIEW_SELECTORS["health"] + word]
+            calls += [_VIEW_SELECTORS["position"] + word + m.to_bytes(32, "big") for m in range(self.n_markets)]
+        if not calls:
+            return {}
+        response = self.http.post(self.url, json=[
+            {"jsonrpc": "2.0", "id": i, "method": "eth_call", "params": [{"to": self.to, "data": "0x" + c.hex()}, "latest"]}
+            for i, c in enumerate(calls)])
+        response.raise_for_status()
+        results = {r["id"]: r for r in response.json()}
+        words = []
+        for i in range(len(calls)):
+            if "result" not in results.get(i, {}):
+                raise RuntimeError(f"eth_call failed: {results.get(i, {}).get('error')}")
+            raw = bytes.fromhex(results[i]["result"][2:])
+            words.append([int.from_bytes(raw[k:k + 32], "big", signed=True) for k in range(0, len(raw), 32)])
+        return {a: (words[j * per], words[j * per + 1], {m: words[j * per + 2 + m] for m in range(self.n_markets)})
+                for j, a in enumerate(addresses)}
+
+    def close(self) -> None:
+        self.http.close()
+
+
 SETTLE_SELECTOR = keccak(b"settle(uint256,bytes)")[:4]
 # The gas limit of a settle transaction: a bound, not an estimate (an estimate executes the whole
 # batch on the node first). Per fill, 60,000 (`bench-gas`: 48,347 for takers' first trades, the

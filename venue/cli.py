@@ -1,4 +1,4 @@
-"""`venue` command: devnet, serve, guardian, exit, exposure-group, bench."""
+"""`venue` command: devnet, serve, guardian, exit, exposure-group, scenario, bench."""
 
 from __future__ import annotations
 
@@ -429,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deployment", default=str(DEVNET_DIR / "deployment.json"))
     p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
     p.set_defaults(fn=cmd_exposure)
+    from .scenario.cli import add_parser as add_scenario_parser
+
+    add_scenario_parser(sub)
     p = sub.add_parser("bench", help="run a benchmark (make bench-*)")
     p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api", "soak"],
                    help="gas: settlement gas per fill; gasprofile: where the gas goes; engine: matching throughput; "

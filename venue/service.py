@@ -16,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import httpx
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
 from . import risk
 from .chain import (
+    AccountReader,
     FILL_BYTES, MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY, Deployment, Fill as ChainFill,
     contract, pack_fills, settle_calldata, settle_gas_bound,
     pack_order, read_market_status, read_markets, read_oracle_prices, settle_access_list,
@@ -39,15 +39,12 @@ from .recovery import RecoveryWorker
 from .settings import Settings
 from .signing import (
     MAX_ACTION_LIFETIME_S, Domain, Order as SignedOrder, SignatureError, action_digest, address_bytes,
-    compact_signature, keccak, order_digest, recover_address, recover_many, to_checksum,
+    compact_signature, order_digest, recover_address, recover_many, to_checksum,
 )
 
 log = logging.getLogger("venue")
 
 # ClearingHouse views an account view reads (raw eth_call; every field a signed 256-bit word).
-_VIEW_SELECTORS = {name: keccak(sig.encode())[:4] for name, sig in (
-    ("balances", "balances(address)"), ("health", "health(address)"), ("position", "position(address,uint256)"))}
-
 MARKET_STATUS_NAMES = {MARKET_ACTIVE: "active", MARKET_HALTED: "halted", MARKET_REDUCE_ONLY: "reduce_only"}
 
 
@@ -191,8 +188,8 @@ class Venue:
         self.subscribers: set[Subscription] = set()
         # Account views read the chain on their own connection and threads (never the pool that
         # settlement, receipts and chain ingestion use), at most once per block per account.
-        self.view_rpc = rpc_url
-        self.view_http = httpx.Client(timeout=settings.rpc_timeout_s * 2)
+        self.view_reader = AccountReader(rpc_url, self.deployment.clearing_house, len(self.markets),
+                                         settings.rpc_timeout_s * 2)
         self.view_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="account-views")
         self.view_cache: OrderedDict[str, tuple[int, tuple, asyncio.Future]] = OrderedDict()
         # What an account view's chain numbers depend on beyond the block: a version bumped for
@@ -284,7 +281,7 @@ class Venue:
         if self.recovery is not None:
             self.recovery.close()
         self.view_pool.shutdown(wait=False, cancel_futures=True)
-        self.view_http.close()
+        self.view_reader.close()
         self.journal.close()
 
     def now_ms(self) -> int:
@@ -1289,26 +1286,9 @@ class Venue:
 
     def _read_view(self, address: str) -> tuple:
         """The account as the chain holds it, in one JSON-RPC batch (one round trip): balances,
-        health and every market's position view, as raw `eth_call`s decoded here (web3's
-        contract-call machinery costs milliseconds a call; this costs microseconds). Runs on the
-        view threads."""
+        health and every market's position view (`AccountReader`). Runs on the view threads."""
         self.view_reads += 1
-        word = bytes(12) + address_bytes(address)
-        calls = [_VIEW_SELECTORS["balances"] + word, _VIEW_SELECTORS["health"] + word]
-        calls += [_VIEW_SELECTORS["position"] + word + m.to_bytes(32, "big") for m in range(len(self.markets))]
-        to = self.deployment.clearing_house
-        response = self.view_http.post(self.view_rpc, json=[
-            {"jsonrpc": "2.0", "id": i, "method": "eth_call", "params": [{"to": to, "data": "0x" + c.hex()}, "latest"]}
-            for i, c in enumerate(calls)])
-        response.raise_for_status()
-        results = {r["id"]: r for r in response.json()}
-        words = []
-        for i in range(len(calls)):
-            if "result" not in results.get(i, {}):
-                raise RuntimeError(f"eth_call failed: {results.get(i, {}).get('error')}")
-            raw = bytes.fromhex(results[i]["result"][2:])
-            words.append([int.from_bytes(raw[k:k + 32], "big", signed=True) for k in range(0, len(raw), 32)])
-        return words[0], words[1], {m: words[2 + m] for m in range(len(self.markets))}
+        return self.view_reader.read([address])[address]
 
     async def chain_view(self, address: str) -> tuple:
         """`_read_view`, shared by every request until something it depends on changes: the

@@ -105,11 +105,13 @@ class Lab:
         self.truth = None
         self.keepers: list = []
         self.fillers: list = []
+        self.watch: list[str] = []  # funded traders
+        self.run_blocks = 0  # blocks since the scenario's time 0
+        self.on_block = None
 
     # ------------------------------------------------------------------ set-up
     def start_chain(self) -> None:
-        self.anvil = Anvil(accounts=N_KEYS, extra_args=("--order", "fees", "--timestamp", str(GENESIS),
-                                                        "--gas-limit", str(self.gas_limit)),
+        self.anvil = Anvil(accounts=N_KEYS, extra_args=("--order", "fees", "--timestamp", str(GENESIS)),
                            log_path=self.out / "anvil.log").start()
         self.w3 = w3 = self.anvil.web3()
         # Set-up blocks one second apart whatever the wall clock does; the run mines its own.
@@ -128,7 +130,9 @@ class Lab:
         self.burner = receipt.contractAddress
 
     def fund(self, traders, quote: int, weth_wei: int = 0) -> None:
+        """Deposits for these traders; the runner watches them (margin, liquidations) from now."""
         fund_traders(self.w3, self.deployment, [t.key for t in traders], quote, weth_wei)
+        self.watch += [t.address for t in traders if t.address not in self.watch]
 
     def fund_keepers(self, quote: int = 2_000_000 * 10**6) -> None:
         """Collateral for the liquidators (a liquidation hands them the slice they take over)."""
@@ -141,6 +145,10 @@ class Lab:
         for fn in (usdc.functions.mint(owner, quote), usdc.functions.approve(self.ch.address, quote),
                    self.ch.functions.depositInsurance(quote)):
             self.w3.eth.wait_for_transaction_receipt(fn.transact({"from": owner}))
+
+    def elapsed(self, t: float) -> float:
+        """Seconds of the scenario's own time at `t` (0 during set-up)."""
+        return max(0.0, t - self.origin)
 
     def start_time(self) -> None:
         """The scenario's time 0 is now: set-up is over."""
@@ -177,6 +185,7 @@ class Lab:
         w3 = self.w3
         self.rpc("anvil_removeBlockTimestampInterval", [])
         self.rpc("evm_setAutomine", [False])
+        self.rpc("anvil_setBlockGasLimit", [hex(self.gas_limit)])  # after set-up (deploying needs more)
         self.t0 = w3.eth.get_block("latest").timestamp
         self.origin = self.t0 + SET_UP
         self.clock = SimClock(self.t0)
@@ -205,7 +214,6 @@ class Lab:
                              for k in self.liquidators}
         self.insurance_start = self.ch.functions.insuranceFund().call()
         self.record.insurance.append(self.insurance_start)
-        self.watch = [t.address for t in self.traders]
         await self.venue.start(background=False)
 
     # ------------------------------------------------------------------ orders
@@ -246,6 +254,10 @@ class Lab:
         await self.venue.poll_once()
         await self.venue.tick_step()
         self._observe(t)
+        if t > self.origin:
+            self.run_blocks += 1
+        if self.on_block is not None:
+            self.on_block(self)
 
     async def settle_all(self, max_blocks: int = 10) -> None:
         """Mines until every fill the venue made is settled or rejected."""
@@ -308,8 +320,9 @@ class Lab:
             self.log("fill_rejected", reason=reason, account=ev.args.account)
         rec.insurance.append(ch.functions.insuranceFund().call())
         true = self.truth(t)
+        haircut = self.venue.haircut
         for address in self.watch:
-            equity, _, mm = ch.functions.health(address).call()
+            (quote, weth_wei, _), (equity, _, mm), views = self.venue._read_view(address)  # one JSON-RPC batch
             if equity < mm:
                 if address not in rec.liquidatable_since:
                     rec.liquidatable_since[address] = (block, t)
@@ -318,22 +331,20 @@ class Lab:
                         rec.true_leads.append(t - lead)
             else:
                 rec.liquidatable_since.pop(address, None)
-            if self._underwater_at(address, true) and address not in rec.underwater_true_since:
-                rec.underwater_true_since[address] = t
-            elif not self._underwater_at(address, true):
+            if self._underwater_at(quote, weth_wei, views, true, haircut):
+                rec.underwater_true_since.setdefault(address, t)
+            else:
                 rec.underwater_true_since.pop(address, None)
 
-    def _underwater_at(self, address: str, prices: dict[int, int]) -> bool:
-        """Below maintenance margin with the markets at `prices` (venue/risk.py's mirror)."""
-        quote, weth_wei, _ = self.ch.functions.balances(address).call()
-        positions = {}
-        for m in range(len(DEVNET_MARKETS)):
-            size, open_notional, _, _, owed = self.ch.functions.position(address, m).call()
-            positions[m] = (size, open_notional + owed, 0)
+    @staticmethod
+    def _underwater_at(quote: int, weth_wei: int, views: dict, prices: dict[int, int], haircut: int) -> bool:
+        """Below maintenance margin with the markets at `prices` (venue/risk.py's mirror), from
+        the chain's views (size, open notional, entry, PnL, funding owed per market)."""
+        positions = {m: (v[0], v[1] + v[4], 0) for m, v in views.items()}
         markets = {m: risk.MarketRisk(p.tier_cap_1, p.im_bps_1, p.im_bps_2) for m, p in enumerate(DEVNET_MARKETS)}
         market_prices = {m: prices[p.oracle_id] for m, p in enumerate(DEVNET_MARKETS)}
         h = risk.account_health(quote, weth_wei // 10**9, positions, market_prices, markets,
-                                prices[DEVNET_MARKETS[ETH].oracle_id], self.ch.functions.haircutBps().call())
+                                prices[DEVNET_MARKETS[ETH].oracle_id], haircut)
         return h.equity < h.maintenance_margin
 
     # ------------------------------------------------------------------ results
@@ -393,15 +404,17 @@ class Lab:
     def stop(self) -> None:
         if getattr(self, "venue", None) is not None:
             self.venue.journal.close()
-            self.venue.view_http.close()
+            self.venue.view_reader.close()
             self.venue.view_pool.shutdown(wait=False)
         if self.anvil is not None:
             self.anvil.stop()
 
 
-def run_scenario(scenario, *, seed: int, params: dict, out: Path) -> dict:
-    """Runs one scenario to the end; writes and returns its metrics."""
+def run_scenario(scenario, *, seed: int, params: dict, out: Path, on_block=None) -> dict:
+    """Runs one scenario to the end; writes and returns its metrics. `on_block(lab)` after
+    every block (progress bars)."""
     lab = Lab(out, seed=seed, **scenario.lab_args(params))
+    lab.on_block = on_block
     started = time.monotonic()
     try:
         lab.start_chain()

@@ -101,7 +101,7 @@ class Crash(Scenario):
         lab.fund(longs, collateral)
         lab.push_prices({ETH_ORACLE: start, BTC_ORACLE: btc})
         rng = random.Random(lab.seed)
-        await lab.begin(lambda t: {ETH_ORACLE: eth(t - lab.origin), BTC_ORACLE: btc},
+        await lab.begin(lambda t: {ETH_ORACLE: eth(lab.elapsed(t)), BTC_ORACLE: btc},
                   oracle_delay_s=int(p["lag_blocks"]) * lab.block_time, heartbeat_s=float(p["heartbeat_s"]),
                   deviation_bps=int(p["deviation_bps"]), oracle_tip_gwei=float(p.get("oracle_tip_gwei", 1.0)),
                   liquidator_tips=tuple(float(x) for x in str(p.get("liquidator_tips", "2")).split("/")))
@@ -132,14 +132,14 @@ class Calm(Scenario):
         lab.fund([maker], usdc(5_000_000))
         lab.fund(takers, usdc(200_000))
         lab.push_prices({ETH_ORACLE: ETH_START, BTC_ORACLE: BTC_START})
-        await lab.begin(lambda t: {ETH_ORACLE: eth(t - lab.origin), BTC_ORACLE: BTC_START})
+        await lab.begin(lambda t: {ETH_ORACLE: eth(lab.elapsed(t)), BTC_ORACLE: BTC_START})
         lab.start_time()
         flow = random.Random(lab.seed + 1)
         quotes: list[int] = []
         spread = int(p["spread_bps"])
 
         async def on_block(lab: Lab) -> None:
-            mid = eth(lab.now() - lab.origin)
+            mid = eth(lab.elapsed(lab.now()))
             for oid in quotes:  # re-quote around the true price every block
                 try:
                     lab.venue.cancel(maker.address, oid, None)
@@ -155,7 +155,7 @@ class Calm(Scenario):
                 if flow.random() < float(p["take_probability"]):
                     buy = flow.random() < 0.5
                     px = mid * (10_000 + (2 * spread if buy else -2 * spread)) // 10_000
-                    await lab.order(taker, ETH, buy, on_tick(px, ETH), LOTS[ETH] * flow.randint(1, 10), tif="Ioc")
+                    await lab.order(taker, ETH, buy, on_tick(px, ETH), LOTS[ETH] * flow.randint(5, 40), tif="Ioc")
 
         for _ in range(int(p["blocks"])):
             await lab.step(on_block)
@@ -174,7 +174,7 @@ class CrossCascade(Scenario):
         collateral = usdc(int(p["collateral_usdc"]))
         lab.fund(longs, collateral)
         lab.push_prices({ETH_ORACLE: ETH_START, BTC_ORACLE: BTC_START})
-        await lab.begin(lambda t: {ETH_ORACLE: ETH_START, BTC_ORACLE: btc(t - lab.origin)},
+        await lab.begin(lambda t: {ETH_ORACLE: ETH_START, BTC_ORACLE: btc(lab.elapsed(t))},
                   oracle_delay_s=int(p["lag_blocks"]) * lab.block_time)
         lev = float(p["leverage"])
         for trader in longs:  # most of the risk in ETH, a BTC leg beside it
@@ -198,9 +198,14 @@ class BlackThursday(Crash):
         return {"block_time": int(p.get("block_time", 1)), "gas_limit": int(p["gas_limit"])}
 
     async def run(self, lab: Lab, p: dict) -> None:
-        fillers = int(p["fillers_per_block"])
+        rng = random.Random(lab.seed + 7)
+        fillers, share = int(p["fillers_per_block"]), float(p["congested_share"])
+
+        def congest(lab: Lab) -> None:  # most blocks full of higher bids, a few with room (seeded)
+            lab.congest(fillers if rng.random() < share else fillers // 2, float(p["filler_tip_gwei"]))
+
         if fillers:
-            lab.fillers.append(lambda lab: lab.congest(fillers, float(p["filler_tip_gwei"])))
+            lab.fillers.append(congest)
         await super().run(lab, p)
 
 
@@ -210,7 +215,7 @@ CRASH_DEFAULTS = {"accounts": 4, "collateral_usdc": 20_000, "leverage": 12, "lag
 
 SCENARIOS = {s.name: s for s in [
     Calm("calm", "two-sided flow around a slow walk, no shock: the baseline (no bad debt, small latencies)",
-         {"takers": 3, "spread_bps": 5, "quote_lots": 20, "take_probability": 0.3, "blocks": 60}),
+         {"takers": 3, "spread_bps": 5, "quote_lots": 200, "take_probability": 0.3, "blocks": 60}),
     Crash("oracle-lag", "levered longs through a 20 % fall with the oracle lag_blocks late: sweep lag_blocks to plot "
                         "bad debt against lag", dict(CRASH_DEFAULTS, lag_blocks=3)),
     CrossCascade("cross-cascade", "BTC crashes while ETH holds; cross-margin accounts lose their ETH legs too",
@@ -218,11 +223,13 @@ SCENARIOS = {s.name: s for s in [
                   "crash_pct": 25, "crash_over_s": 20, "blocks": 60}),
     Crash("adl-shortfall", "an empty insurance fund and a gap down that bankrupts levered longs: ADL closes the "
                            "shortfall against the most profitable shorts",
-          dict(CRASH_DEFAULTS, accounts=2, leverage=18, crash_pct=12, crash_over_s=0, lag_blocks=2)),
+          dict(CRASH_DEFAULTS, accounts=2, leverage=16, crash_pct=12, crash_over_s=0, lag_blocks=2)),
     BlackThursday("black-thursday", "the real ETH path of 2020-03-12 with congestion delaying the oracle and "
                                     "underbidding the liquidators",
-                  dict(CRASH_DEFAULTS, offset_min=600, speed=60, blocks=120, leverage=8, gas_limit=3_000_000,
-                       fillers_per_block=4, filler_tip_gwei=20, lag_blocks=0, heartbeat_s=60, deviation_bps=50)),
+                  dict(CRASH_DEFAULTS, offset_min=600, speed=60, blocks=120, leverage=8, collateral_usdc=2_000,
+                       gas_limit=3_000_000,
+                       fillers_per_block=5, congested_share=0.7, filler_tip_gwei=20, lag_blocks=0, heartbeat_s=60,
+                       deviation_bps=50)),
 ]}
 
 

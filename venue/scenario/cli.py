@@ -1,0 +1,163 @@
+"""`venue scenario list | run | sweep`: the lab from the command line."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .lab import run_scenario
+from .scenarios import SCENARIOS, parse_params
+
+HEADLINE = ("bad_debt_usdc", "insurance_drawdown_usdc", "liquidations", "adl_events", "fills_settled",
+            "longest_pending_tx_blocks")
+
+
+def cmd_list(_args) -> int:
+    table = Table(title="crossbook scenarios (venue scenario run NAME --set key=value)")
+    for col in ("name", "purpose", "parameters (defaults)"):
+        table.add_column(col, overflow="fold")
+    for s in SCENARIOS.values():
+        table.add_row(s.name, s.purpose, " ".join(f"{k}={v}" for k, v in s.defaults.items()))
+    Console().print(table)
+    return 0
+
+
+def _summary(metrics: dict) -> Table:
+    table = Table(title=f"{metrics['scenario']} seed {metrics['seed']}: {metrics['blocks']} blocks, "
+                        f"{metrics['sim_seconds']} simulated s in {metrics['wall_seconds']} s")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if key in ("scenario", "seed", "params", "blocks", "sim_seconds", "wall_seconds"):
+            continue
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    return table
+
+
+def _scenario(name: str):
+    scenario = SCENARIOS.get(name)
+    if scenario is None:
+        print(f"venue scenario: no scenario {name!r} (venue scenario list)", file=sys.stderr)
+    return scenario
+
+
+def cmd_run(args) -> int:
+    scenario = _scenario(args.name)
+    if scenario is None:
+        return 2
+    try:
+        params = parse_params(scenario, args.set)
+    except (KeyError, ValueError) as exc:
+        print(f"venue scenario: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"scenario-runs/{args.name}-seed{args.seed}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
+                  TimeElapsedColumn()) as progress:
+        task = progress.add_task(f"{args.name} seed {args.seed}", total=int(params.get("blocks", 0)) or None)
+        metrics = run_scenario(scenario, seed=args.seed, params=params, out=out,
+                               on_block=lambda lab: progress.update(task, completed=lab.run_blocks))
+    Console().print(_summary(metrics))
+    print(f"wrote {out / 'metrics.json'} and {out / 'events.jsonl'}")
+    return 0
+
+
+def _one(job: tuple) -> dict:
+    name, seed, params, out = job
+    return run_scenario(SCENARIOS[name], seed=seed, params=params, out=Path(out))
+
+
+def sweep_grid(base: dict, sets: list[str]) -> list[dict]:
+    """Every combination of the comma-separated values in `sets` (key=v1,v2,...) over `base`."""
+    grid = [{}]
+    for item in sets:
+        key, _, values = item.partition("=")
+        grid = [{**g, key: v} for g in grid for v in values.split(",")]
+    return grid
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """Across runs: mean, p95 and max of each number; VaR95 of bad debt and LaR95 of
+    liquidations (the 95th percentile loss and liquidation count, as Gauntlet reports them)."""
+    out = {}
+    for key in HEADLINE:
+        values = sorted(float(r[key]) for r in runs)
+        out[key] = {"mean": statistics.fmean(values), "p95": values[min(len(values) - 1, int(0.95 * len(values)))],
+                    "max": values[-1]}
+    out["VaR95_bad_debt_usdc"] = out["bad_debt_usdc"]["p95"]
+    out["LaR95_liquidations"] = out["liquidations"]["p95"]
+    return out
+
+
+def cmd_sweep(args) -> int:
+    scenario = _scenario(args.name)
+    if scenario is None:
+        return 2
+    if args.cluster:
+        print("venue scenario sweep --cluster: not built yet (local --workers only)", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"scenario-runs/{args.name}-sweep")
+    jobs = []
+    for combo in sweep_grid(scenario.defaults, args.set):
+        params = parse_params(scenario, [f"{k}={v}" for k, v in combo.items()])
+        tag = "-".join(f"{k}{v}" for k, v in combo.items()) or "defaults"
+        jobs += [(args.name, seed, params, str(out / tag / f"seed{seed}")) for seed in range(1, args.seeds + 1)]
+    runs = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+                  TimeElapsedColumn()) as progress, ProcessPoolExecutor(args.workers) as pool:
+        task = progress.add_task(f"{args.name} sweep", total=len(jobs))
+        for metrics in pool.map(_one, jobs):
+            runs.append(metrics)
+            progress.advance(task)
+    groups: dict[str, list] = {}
+    for r in runs:
+        groups.setdefault(json.dumps(r["params"], sort_keys=True), []).append(r)
+    summary = {"scenario": args.name, "seeds": args.seeds, "runs": runs,
+               "groups": [{"params": json.loads(k), "across_seeds": aggregate(v)} for k, v in groups.items()]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    table = Table(title=f"{args.name}: {len(runs)} runs")
+    table.add_column("params")
+    for key in ("bad_debt_usdc", "liquidations", "adl_events"):
+        table.add_column(f"{key} mean / p95 / max", justify="right")
+    for g in summary["groups"]:
+        a = g["across_seeds"]
+        table.add_row(json.dumps({k: v for k, v in g["params"].items() if k in {s.partition('=')[0] for s in args.set}}),
+                      *(f"{a[k]['mean']:.2f} / {a[k]['p95']:.2f} / {a[k]['max']:.2f}"
+                        for k in ("bad_debt_usdc", "liquidations", "adl_events")))
+    Console().print(table)
+    print(f"wrote {out / 'sweep.json'}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    import argparse
+
+    p = sub.add_parser("scenario", help="the scenario lab: named stress scenarios in simulated time",
+                       description="Runs a named scenario on its own Anvil with the real venue and keepers in "
+                                   "simulated time (blocks mined at explicit times, the mempool ordered by fees). "
+                                   "list: every scenario, one line each, with its parameters. run NAME: one run, "
+                                   "writing DIR/metrics.json and DIR/events.jsonl. sweep NAME: many seeds (and "
+                                   "parameter values) on local worker processes, writing sweep.json.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("action", choices=["list", "run", "sweep"])
+    p.add_argument("name", nargs="?", default=None)
+    p.add_argument("--seed", type=int, default=1, help="run: the seed")
+    p.add_argument("--seeds", type=int, default=10, help="sweep: seeds 1..N")
+    p.add_argument("--set", action="append", default=[], help="key=value (sweep: key=v1,v2,...); repeatable")
+    p.add_argument("--out", default=None, help="output folder (default scenario-runs/NAME-...)")
+    p.add_argument("--workers", type=int, default=2, help="sweep: local worker processes")
+    p.add_argument("--cluster", default=None, help="sweep: a cluster address (not built yet)")
+    p.set_defaults(fn=lambda args: {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep}[args.action](args)
+                   if args.action == "list" or args.name else _need_name(args))
+
+
+def _need_name(args) -> int:
+    print(f"venue scenario {args.action}: name a scenario (venue scenario list)", file=sys.stderr)
+    return 2
