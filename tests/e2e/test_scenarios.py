@@ -11,7 +11,8 @@ from venue.scenario.lab import run_scenario
 from venue.scenario.scenarios import SCENARIOS, parse_params
 
 SHORT = {"calm": ["blocks=20"], "oracle-lag": ["blocks=30"], "cross-cascade": ["blocks=30"],
-         "adl-shortfall": ["blocks=20"], "black-thursday": ["blocks=40"]}
+         "adl-shortfall": ["blocks=20"], "black-thursday": ["blocks=40"], "operator-silence": [],
+         "bad-print": ["blocks=12"], "replay": ["blocks=30"], "flash-crash-2023-08": ["blocks=40"]}
 
 
 def events(out):
@@ -58,6 +59,16 @@ def test_each_scenario_runs_and_its_metrics_match_its_events(name, tmp_path):
         assert m["adl_events"] >= 1 and m["bad_debt_usdc"] == 0
     elif name == "black-thursday":
         assert m["longest_pending_tx_blocks"] >= 2  # the congestion held transactions back
+    elif name in ("replay", "flash-crash-2023-08"):
+        assert m["liquidations"] + m["adl_events"] >= 1
+    elif name == "bad-print":
+        # The outlier went on-chain (no guard in the keeper or the Oracle) and closed positions.
+        assert any(e["prices"]["0"] != e["true"]["0"] for e in pushes)
+        assert m["liquidations"] + m["adl_events"] >= 1
+    elif name == "operator-silence":
+        exits = [e for e in events(tmp_path) if e["kind"] == "exit"]
+        assert m["frozen"] and exits and all(e["paid"] == e["equity"] for e in exits)
+        assert m["exit_shortfall_usdc"] == sum(max(0, int(e["equity"]) - int(e["paid"])) for e in exits) / 1e6 == 0
 
 
 def test_same_seed_same_run_byte_for_byte(tmp_path):

@@ -108,6 +108,8 @@ class Lab:
         self.watch: list[str] = []  # funded traders
         self.run_blocks = 0  # blocks since the scenario's time 0
         self.on_block = None
+        self.venue_silent = False  # operator-silence: the venue sends no more batches
+        self.extra: dict = {}  # metrics a scenario adds
 
     # ------------------------------------------------------------------ set-up
     def start_chain(self) -> None:
@@ -180,8 +182,10 @@ class Lab:
 
     async def begin(self, truth, *, oracle_delay_s: float = 0.0, heartbeat_s: float = 30.0, deviation_bps: int = 50,
               oracle_tip_gwei: float = 1.0, liquidator_tips: tuple[float, ...] = (2.0,), with_risk: bool = False,
-              settings: dict | None = None) -> None:
-        """Ends set-up: automine off, the clock at the last block's time, the venue and keepers up."""
+              settings: dict | None = None, observed=None) -> None:
+        """Ends set-up: automine off, the clock at the last block's time, the venue and keepers up.
+        `truth(t)`: the true prices by oracle id; `observed(t)`: what the oracle keeper's feed
+        shows (the truth unless a scenario distorts it, as `bad-print` does)."""
         w3 = self.w3
         self.rpc("anvil_removeBlockTimestampInterval", [])
         self.rpc("evm_setAutomine", [False])
@@ -193,7 +197,7 @@ class Lab:
         self.venue = Venue(Settings(deployment=str(self.out / "deployment.json"), rpc_url=self.anvil.url,
                                     journal=str(self.out / "journal.sqlite"), recovery_workers=0,
                                     **(settings or {})), clock=self.clock)
-        self.oracle_keeper = OracleKeeper(w3, self.deployment, self.keys[ORACLE_KEEPER], TruthFeed(truth),
+        self.oracle_keeper = OracleKeeper(w3, self.deployment, self.keys[ORACLE_KEEPER], TruthFeed(observed or truth),
                                           heartbeat_s=heartbeat_s, deviation_bps=deviation_bps,
                                           delay_s=oracle_delay_s, priority_fee_gwei=oracle_tip_gwei,
                                           seed=self.seed, clock=self.clock)
@@ -240,7 +244,8 @@ class Lab:
         self.clock.advance_to(t)
         if on_block is not None:
             await on_block(self)
-        self.venue.batch_step()
+        if not self.venue_silent:
+            self.venue.batch_step()
         await self.venue.settle_quiet()
         self.oracle_keeper.step(t)
         for k in self.keepers:
@@ -380,6 +385,7 @@ class Lab:
             "keeper_pnl_usdc": pnl, "keeper_gas_eth": gas,
             "mm_pnl_usdc": None, "mm_markout_bps": {"1s": None, "5s": None, "30s": None, "60s": None},
             "state_hash": self.state_hash(),
+            **self.extra,
         }
 
     def state_hash(self) -> str:

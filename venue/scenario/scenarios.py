@@ -88,6 +88,11 @@ class Crash(Scenario):
     def path(self, p: dict):
         return crash_path(ETH_START, float(p["crash_at_s"]), float(p["crash_pct"]), float(p["crash_over_s"]))
 
+    def observed(self, p: dict, truth):
+        """What the oracle keeper's feed shows of the truth (`seen(elapsed, true price)`): the
+        truth itself unless a scenario distorts it."""
+        return lambda elapsed, price: price
+
     async def run(self, lab: Lab, p: dict) -> None:
         eth = self.path(p)
         start = on_tick(eth(0), ETH)
@@ -101,7 +106,9 @@ class Crash(Scenario):
         lab.fund(longs, collateral)
         lab.push_prices({ETH_ORACLE: start, BTC_ORACLE: btc})
         rng = random.Random(lab.seed)
+        seen = self.observed(p, eth)
         await lab.begin(lambda t: {ETH_ORACLE: eth(lab.elapsed(t)), BTC_ORACLE: btc},
+                  observed=lambda t: {ETH_ORACLE: seen(lab.elapsed(t), eth(lab.elapsed(t))), BTC_ORACLE: btc},
                   oracle_delay_s=int(p["lag_blocks"]) * lab.block_time, heartbeat_s=float(p["heartbeat_s"]),
                   deviation_bps=int(p["deviation_bps"]), oracle_tip_gwei=float(p.get("oracle_tip_gwei", 1.0)),
                   liquidator_tips=tuple(float(x) for x in str(p.get("liquidator_tips", "2")).split("/")))
@@ -209,6 +216,97 @@ class BlackThursday(Crash):
         await super().run(lab, p)
 
 
+class Replay(Crash):
+    """Levered longs through any CSV of prices (`csv`, a file in keeper/data/prices or a path),
+    replayed `speed` times faster from `offset_min` into it."""
+
+    def path(self, p: dict):
+        csv_path = Path(p["csv"])
+        return CsvPath(csv_path if csv_path.is_absolute() else PRICES / csv_path, float(p["offset_min"]) * 60,
+                       float(p["speed"]))
+
+
+class FlashCrash(Scenario):
+    """The Chainlink ETH/USD and BTC/USD rounds of 2023-08-16/18 as the truth, both markets, the
+    oracle keeper on Chainlink's cadence (a heartbeat of an hour, a 0.5 % deviation), replayed
+    `speed` times faster from `offset_min`: cross-margin longs in both markets."""
+
+    async def run(self, lab: Lab, p: dict) -> None:
+        speed, offset = float(p["speed"]), float(p["offset_min"]) * 60
+        eth = CsvPath(PRICES / "chainlink_eth_usd_mainnet_20230816-18.csv", offset, speed)
+        btc = CsvPath(PRICES / "chainlink_btc_usd_mainnet_20230816-18.csv", offset, speed)
+        lab.fund_keepers()
+        maker, longs = lab.traders[0], lab.traders[1:1 + int(p["accounts"])]
+        lab.fund([maker], usdc(10_000_000))
+        collateral = usdc(int(p["collateral_usdc"]))
+        lab.fund(longs, collateral)
+        e0, b0 = on_tick(eth(0), ETH), on_tick(btc(0), BTC)
+        lab.push_prices({ETH_ORACLE: e0, BTC_ORACLE: b0})
+        await lab.begin(lambda t: {ETH_ORACLE: eth(lab.elapsed(t)), BTC_ORACLE: btc(lab.elapsed(t))},
+                        heartbeat_s=3600 / speed, deviation_bps=50)
+        lev = float(p["leverage"])
+        for trader in longs:
+            await open_positions(lab, maker, [trader], ETH, e0, sized(collateral, lev / 2, e0, ETH))
+            await open_positions(lab, maker, [trader], BTC, b0, sized(collateral, lev / 2, b0, BTC))
+        lab.start_time()
+        for _ in range(int(p["blocks"])):
+            await lab.step()
+
+
+class BadPrint(Crash):
+    """A flat true price, but what the oracle keeper observes carries one wrong print: a CEX
+    outlier `outlier_pct` below at `print_at_s`, then a value `spike_x` times too high at
+    `spike_at_s`. Neither the keeper nor the Oracle contract has an outlier guard, so both go
+    on-chain: the events show who is liquidated at a price that never traded."""
+
+    def path(self, p: dict):
+        return crash_path(ETH_START, 10**9, 0, 1)  # flat
+
+    def observed(self, p: dict, truth):
+        at, spike_at = float(p["print_at_s"]), float(p["spike_at_s"])
+
+        def seen(elapsed: float, price: int) -> int:
+            if at <= elapsed < at + 1:
+                return price * (100 - int(p["outlier_pct"])) // 100
+            if spike_at <= elapsed < spike_at + 1:
+                return min(price * int(p["spike_x"]), 2**64 - 1)
+            return price
+        return seen
+
+
+class OperatorSilence(Crash):
+    """The operator stops settling after `silent_after_s`; a trader requests an exit on-chain;
+    once no batch has settled for the escape delay (60 s on the devnet) a bystander freezes the
+    venue and every account leaves with `exitFrozen`. Adds `exit_shortfall_usdc`: by how much what
+    the accounts were paid falls short of their equity at the frozen marks (0: nothing lost)."""
+
+    async def run(self, lab: Lab, p: dict) -> None:
+        await super().run(lab, dict(p, blocks=int(p["silent_after_s"]) // lab.block_time))
+        lab.venue_silent = True  # the operator is gone: no more batches
+        w3, ch = lab.w3, lab.ch
+        requester, bystander = lab.traders[1], lab.traders[2]
+        w3.eth.send_transaction({"from": requester.address, "to": ch.address,
+                                 "data": ch.encode_abi("requestExit", [])})
+        delay = ch.functions.riskParams().call()[5]
+        for _ in range(delay // lab.block_time + 2):
+            await lab.step()
+        w3.eth.send_transaction({"from": bystander.address, "to": ch.address,
+                                 "data": ch.encode_abi("freeze", [requester.address])})
+        await lab.step()
+        frozen = ch.functions.frozenAt().call()
+        lab.log("frozen", at=frozen - lab.origin if frozen else None)
+        owed = {a: ch.functions.health(a).call()[0] for a in lab.watch}  # equity at the frozen marks
+        for address in lab.watch:
+            w3.eth.send_transaction({"from": address, "to": ch.address, "data": ch.encode_abi("exitFrozen", [])})
+        await lab.step()
+        paid = {ev.args.account: ev.args.quote for ev in ch.events.ExitedFrozen().get_logs(
+            from_block=w3.eth.block_number, to_block=w3.eth.block_number)}
+        for address in lab.watch:
+            lab.log("exit", account=address, equity=str(owed[address]), paid=str(paid.get(address, 0)))
+        lab.extra["exit_shortfall_usdc"] = sum(max(0, owed[a] - paid.get(a, 0)) for a in lab.watch) / 1e6
+        lab.extra["frozen"] = bool(frozen)
+
+
 CRASH_DEFAULTS = {"accounts": 4, "collateral_usdc": 20_000, "leverage": 12, "lag_blocks": 0, "heartbeat_s": 30,
                   "deviation_bps": 50, "crash_at_s": 5, "crash_pct": 20, "crash_over_s": 20, "blocks": 60,
                   "insurance_usdc": 0}
@@ -224,6 +322,20 @@ SCENARIOS = {s.name: s for s in [
     Crash("adl-shortfall", "an empty insurance fund and a gap down that bankrupts levered longs: ADL closes the "
                            "shortfall against the most profitable shorts",
           dict(CRASH_DEFAULTS, accounts=2, leverage=16, crash_pct=12, crash_over_s=0, lag_blocks=2)),
+    FlashCrash("flash-crash-2023-08", "the Chainlink ETH/USD and BTC/USD rounds of 2023-08-16/18 on Chainlink's "
+                                      "heartbeat and deviation cadence, cross-margin longs in both markets",
+               {"accounts": 3, "collateral_usdc": 20_000, "leverage": 14, "offset_min": 1_950, "speed": 60,
+                "blocks": 60}),
+    BadPrint("bad-print", "one wrong oracle print (a CEX outlier, then a 1000x value) on a flat market: what the "
+                          "keepers and the contracts do with it",
+             dict(CRASH_DEFAULTS, print_at_s=5, outlier_pct=30, spike_at_s=20, spike_x=1000, blocks=40)),
+    OperatorSilence("operator-silence", "the venue stops settling; an exit request, the escape delay, a freeze; "
+                                        "every account withdraws its equity at the frozen marks",
+                    dict(CRASH_DEFAULTS, accounts=3, leverage=5, crash_pct=5, crash_at_s=3, crash_over_s=5,
+                         silent_after_s=10)),
+    Replay("replay", "levered longs through any CSV of prices (the crash days in keeper/data/prices)",
+           dict(CRASH_DEFAULTS, csv="eth_usd_coinapi_10m_20210519.csv", offset_min=0, speed=600, leverage=8,
+                collateral_usdc=2_000, blocks=60)),
     BlackThursday("black-thursday", "the real ETH path of 2020-03-12 with congestion delaying the oracle and "
                                     "underbidding the liquidators",
                   dict(CRASH_DEFAULTS, offset_min=600, speed=60, blocks=120, leverage=8, collateral_usdc=2_000,
