@@ -12,7 +12,8 @@ from venue.scenario.scenarios import SCENARIOS, parse_params
 
 SHORT = {"calm": ["blocks=20"], "oracle-lag": ["blocks=30"], "cross-cascade": ["blocks=30"],
          "adl-shortfall": ["blocks=20"], "black-thursday": ["blocks=40"], "operator-silence": [],
-         "bad-print": ["blocks=12"], "replay": ["blocks=30"], "flash-crash-2023-08": ["blocks=40"]}
+         "bad-print": ["blocks=12"], "replay": ["blocks=30"], "flash-crash-2023-08": ["blocks=40"],
+         "gas-war": ["blocks=15", "accounts=3"], "wrong-way-collateral": ["blocks=25", "risk_keeper=1"]}
 
 
 def events(out):
@@ -65,6 +66,14 @@ def test_each_scenario_runs_and_its_metrics_match_its_events(name, tmp_path):
         # The outlier went on-chain (no guard in the keeper or the Oracle) and closed positions.
         assert any(e["prices"]["0"] != e["true"]["0"] for e in pushes)
         assert m["liquidations"] + m["adl_events"] >= 1
+    elif name == "gas-war":
+        gas = m["keeper_gas_eth"]
+        assert m["liquidations"] >= 1 and gas["liquidator1"] > 0 and gas["liquidator2"] > 0
+        winners = Counter(e["liquidator"] for e in events(tmp_path) if e["kind"] == "liquidation")
+        assert len(winners) >= 1
+    elif name == "wrong-way-collateral":
+        assert m["keeper_gas_eth"]["risk"] > 0  # keeper risk raised the WETH haircut on the fall
+        assert m["liquidations"] >= 1
     elif name == "operator-silence":
         exits = [e for e in events(tmp_path) if e["kind"] == "exit"]
         assert m["frozen"] and exits and all(e["paid"] == e["equity"] for e in exits)
@@ -79,3 +88,14 @@ def test_same_seed_same_run_byte_for_byte(tmp_path):
     assert (tmp_path / "a" / "events.jsonl").read_bytes() == (tmp_path / "b" / "events.jsonl").read_bytes()
     a.pop("wall_seconds"), b.pop("wall_seconds")
     assert a == b and a["liquidations"] >= 1
+
+
+def test_mempool_race_fee_ordering_decides_what_the_liquidations_see(tmp_path):
+    """The same crash twice: the oracle's update outbidding the liquidator (5 gwei against 2), then
+    underbidding it (1): in one block both land, and the order decides which price a liquidation
+    is measured at. The outcomes differ."""
+    scenario = SCENARIOS["mempool-race"]
+    runs = {tip: run_scenario(scenario, seed=1, params=parse_params(scenario, ["blocks=20", f"oracle_tip_gwei={tip}"]),
+                              out=tmp_path / str(tip)) for tip in ("5", "1")}
+    assert all(r["liquidations"] >= 1 for r in runs.values())
+    assert (runs["5"]["liquidations"], runs["5"]["adl_events"]) != (runs["1"]["liquidations"], runs["1"]["adl_events"])

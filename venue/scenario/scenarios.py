@@ -103,7 +103,8 @@ class Crash(Scenario):
         maker, longs = lab.traders[0], lab.traders[1:1 + int(p["accounts"])]
         lab.fund([maker], usdc(10_000_000))
         collateral = usdc(int(p["collateral_usdc"]))
-        lab.fund(longs, collateral)
+        weth_wei = int(float(p.get("weth_per_account", 0)) * 10**18)
+        lab.fund(longs, collateral, weth_wei)
         lab.push_prices({ETH_ORACLE: start, BTC_ORACLE: btc})
         rng = random.Random(lab.seed)
         seen = self.observed(p, eth)
@@ -111,10 +112,12 @@ class Crash(Scenario):
                   observed=lambda t: {ETH_ORACLE: seen(lab.elapsed(t), eth(lab.elapsed(t))), BTC_ORACLE: btc},
                   oracle_delay_s=int(p["lag_blocks"]) * lab.block_time, heartbeat_s=float(p["heartbeat_s"]),
                   deviation_bps=int(p["deviation_bps"]), oracle_tip_gwei=float(p.get("oracle_tip_gwei", 1.0)),
-                  liquidator_tips=tuple(float(x) for x in str(p.get("liquidator_tips", "2")).split("/")))
+                  liquidator_tips=tuple(float(x) for x in str(p.get("liquidator_tips", "2")).split("/")),
+                  with_risk=bool(int(p.get("risk_keeper", 0))))
         for i, trader in enumerate(longs):  # leverage spread around the parameter, seeded
             lev = float(p["leverage"]) * (0.8 + 0.4 * rng.random()) if len(longs) > 1 else float(p["leverage"])
-            await open_positions(lab, maker, [trader], ETH, start, sized(collateral, lev, start, ETH))
+            margin = collateral + weth_wei * start // 10**18 * 9 // 10  # WETH after the devnet's 10 % haircut
+            await open_positions(lab, maker, [trader], ETH, start, sized(margin, lev, start, ETH))
         lab.start_time()
         for _ in range(int(p["blocks"])):
             await lab.step()
@@ -333,6 +336,16 @@ SCENARIOS = {s.name: s for s in [
                                         "every account withdraws its equity at the frozen marks",
                     dict(CRASH_DEFAULTS, accounts=3, leverage=5, crash_pct=5, crash_at_s=3, crash_over_s=5,
                          silent_after_s=10)),
+    Crash("mempool-race", "liquidations and oracle updates in the same blocks, ordered by priority fee: the "
+                          "oracle bids oracle_tip_gwei against the liquidator's 2 (run it with 1 and with 5)",
+          dict(CRASH_DEFAULTS, oracle_tip_gwei=5.0, liquidator_tips="2", lag_blocks=0, deviation_bps=20)),
+    Crash("gas-war", "two liquidators bidding for the same accounts (tips liquidator_tips, gwei): gas spent "
+                     "against profit, per keeper",
+          dict(CRASH_DEFAULTS, liquidator_tips="2/6", accounts=6)),
+    Crash("wrong-way-collateral", "ETH-PERP longs on WETH collateral while ETH falls: the static haircut, or "
+                                  "keeper risk raising it (--set risk_keeper=1)",
+          dict(CRASH_DEFAULTS, collateral_usdc=1_000, weth_per_account=10.0, leverage=8, crash_pct=30,
+               crash_over_s=30, risk_keeper=0)),
     Replay("replay", "levered longs through any CSV of prices (the crash days in keeper/data/prices)",
            dict(CRASH_DEFAULTS, csv="eth_usd_coinapi_10m_20210519.csv", offset_min=0, speed=600, leverage=8,
                 collateral_usdc=2_000, blocks=60)),
