@@ -46,6 +46,8 @@ def test_each_scenario_runs_and_its_metrics_match_its_events(name, tmp_path):
                 "keeper_gas_eth", "mm_pnl_usdc", "mm_markout_bps", "state_hash"):
         assert key in m, key
     assert json.loads((tmp_path / "metrics.json").read_text()) == m
+    report = (tmp_path / "report.html").read_text()  # the plots, drawn from the events file
+    assert report.count("data:image/png;base64,") >= 4 and "insurance fund" in report
     r = recomputed(events(tmp_path))
     assert {k: m[k] for k in r if k != "latency_max"} == {k: v for k, v in r.items() if k != "latency_max"}
     assert m["liquidation_latency_blocks"]["max"] == r["latency_max"]

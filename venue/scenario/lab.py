@@ -43,6 +43,7 @@ from ..domain import DEVNET_MARKETS, FLAG_IOC, FLAG_POST_ONLY, RejectReason
 from ..service import Venue
 from ..settings import Settings
 from ..signing import Order, address_of, sign_order
+from .report import write_report
 
 GENESIS = 1_700_000_000  # a fixed start: timestamps, and so the chain, repeat exactly
 N_KEYS = 20
@@ -123,6 +124,8 @@ class Lab:
                                  keepers=(addresses[ORACLE_KEEPER], addresses[ADL_KEEPER], addresses[RISK_KEEPER]))
         self.ch = contract(w3, "ClearingHouse", self.deployment.clearing_house)
         self.oracle = contract(w3, "Oracle", self.deployment.oracle)
+        (view,) = [f for f in self.ch.abi if f.get("type") == "function" and f["name"] == "market"]
+        self.oi_field = [c["name"] for c in view["outputs"][0]["components"]].index("openInterest")
         self.traders = [Trader(k, address_of(k)) for k in self.keys[FIRST_TRADER:]]
         doc = {**self.deployment.to_json(), "rpc": self.anvil.url,
                "keys": {"operator": self.keys[OPERATOR], "keeper": self.keys[ORACLE_KEEPER]}}
@@ -325,6 +328,10 @@ class Lab:
             self.log("fill_rejected", reason=reason, account=ev.args.account)
         rec.insurance.append(ch.functions.insuranceFund().call())
         true = self.truth(t)
+        oracle = {str(m): str(ms.oracle_price) for m, ms in enumerate(self.venue.engine.markets)}
+        self.log("block", insurance=str(rec.insurance[-1]), oracle=oracle,
+                 true={str(m): str(true[p.oracle_id]) for m, p in enumerate(DEVNET_MARKETS)},
+                 open_interest=[str(ch.functions.market(m).call()[self.oi_field]) for m in range(len(DEVNET_MARKETS))])
         haircut = self.venue.haircut
         for address in self.watch:
             (quote, weth_wei, _), (equity, _, mm), views = self.venue._read_view(address)  # one JSON-RPC batch
@@ -427,6 +434,7 @@ def run_scenario(scenario, *, seed: int, params: dict, out: Path, on_block=None)
         asyncio.run(scenario.run(lab, params))
         metrics = lab.metrics(scenario.name, params, time.monotonic() - started)
         lab.write(metrics)
+        write_report(out)
         return metrics
     finally:
         lab.stop()

@@ -1,0 +1,92 @@
+"""`report.html` for a scenario run: plots (matplotlib, embedded as PNGs) drawn from the run's
+events file alone, and its metrics as a table."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..domain import DEVNET_MARKETS  # noqa: E402
+
+USDC = 1e6
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def figures(events: list[dict]) -> list[tuple[str, str]]:
+    """(title, base64 PNG) for each plot the events support."""
+    blocks = [e for e in events if e["kind"] == "block" and e["t"] >= 0]
+    out = []
+    if blocks:
+        t = [e["t"] for e in blocks]
+        for m, p in enumerate(DEVNET_MARKETS):
+            fig, ax = plt.subplots(figsize=(8, 3))
+            ax.plot(t, [int(e["true"][str(m)]) / USDC for e in blocks], label="true price")
+            ax.step(t, [int(e["oracle"][str(m)]) / USDC for e in blocks], where="post", label="oracle (venue's view)")
+            liq = [e for e in events if e["kind"] == "liquidation" and e["market"] == m and e["t"] >= 0]
+            if liq:
+                ax.scatter([e["t"] for e in liq], [int(blocks[min(len(blocks) - 1, max(0, int(e["t"]) - int(t[0])))]
+                                                        ["oracle"][str(m)]) / USDC for e in liq],
+                           color="red", marker="x", label="liquidation", zorder=3)
+            ax.set_xlabel("s")
+            ax.set_ylabel("USDC")
+            ax.legend(fontsize=7)
+            out.append((f"{p.symbol}: true price, oracle price, liquidations", _png(fig)))
+        fig, ax = plt.subplots(figsize=(8, 2.5))
+        ax.plot(t, [int(e["insurance"]) / USDC for e in blocks])
+        ax.set_xlabel("s")
+        ax.set_ylabel("USDC")
+        out.append(("insurance fund", _png(fig)))
+        fig, ax = plt.subplots(figsize=(8, 2.5))
+        for m, p in enumerate(DEVNET_MARKETS):
+            ax.plot(t, [int(e["open_interest"][m]) / 1e8 for e in blocks], label=p.symbol)
+        ax.set_xlabel("s")
+        ax.set_ylabel("open interest (base)")
+        ax.legend(fontsize=7)
+        out.append(("open interest (long side)", _png(fig)))
+    liq = [e for e in events if e["kind"] == "liquidation"]
+    if liq:
+        fig, ax = plt.subplots(figsize=(8, 2.5))
+        ax.scatter([e["t"] for e in liq], [e["latency_blocks"] for e in liq])
+        ax.set_xlabel("s")
+        ax.set_ylabel("blocks")
+        out.append(("liquidation latency (first block liquidatable at the oracle price to the liquidation)", _png(fig)))
+    pending = [e for e in events if e["kind"] == "pending"]
+    if pending:
+        fig, ax = plt.subplots(figsize=(8, 2.5))
+        ax.step([e["t"] for e in pending], [e["oldest_blocks"] for e in pending], where="post")
+        ax.set_xlabel("s")
+        ax.set_ylabel("blocks")
+        out.append(("oldest pending transaction's age", _png(fig)))
+    return out
+
+
+def write_report(out: Path) -> Path:
+    """Reads `out/events.jsonl` and `out/metrics.json`, writes `out/report.html`."""
+    out = Path(out)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>"
+                   for k, v in metrics.items())
+    plots = "".join(f"<h3>{html.escape(title)}</h3><img src=\"data:image/png;base64,{png}\">"
+                    for title, png in figures(events))
+    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(metrics['scenario'])} seed "
+            f"{metrics['seed']}</title><style>body{{font-family:sans-serif;max-width:900px;margin:auto}}"
+            f"td{{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px}}</style></head><body>"
+            f"<h1>{html.escape(metrics['scenario'])}, seed {metrics['seed']}</h1>{plots}"
+            f"<h2>metrics.json</h2><table>{rows}</table></body></html>")
+    (out / "report.html").write_text(page)
+    return out / "report.html"
