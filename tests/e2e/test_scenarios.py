@@ -101,3 +101,49 @@ def test_mempool_race_fee_ordering_decides_what_the_liquidations_see(tmp_path):
                               out=tmp_path / str(tip)) for tip in ("5", "1")}
     assert all(r["liquidations"] >= 1 for r in runs.values())
     assert (runs["5"]["liquidations"], runs["5"]["adl_events"]) != (runs["1"]["liquidations"], runs["1"]["adl_events"])
+
+
+def test_a_sweep_on_a_local_two_worker_dask_cluster_matches_local_runs(tmp_path):
+    """`venue scenario sweep --cluster`: a Dask scheduler and two workers started here (from this
+    environment), two seeds; each run's metrics equal the same run done in this process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from distributed import Client
+
+    from venue.devchain import free_port, stop_process, wait_until
+
+    bin_dir = Path(sys.executable).parent
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([bin_dir / "dask", "scheduler", "--port", str(port), "--no-dashboard"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = None
+    try:
+        def up():
+            try:
+                with Client(address, timeout=2):
+                    return True
+            except OSError:
+                return False
+        wait_until(up, 60, "the Dask scheduler")
+        workers = subprocess.Popen([bin_dir / "dask", "worker", address, "--nworkers", "2", "--nthreads", "1",
+                                    "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=120)
+        out = tmp_path / "sweep"
+        done = subprocess.run([bin_dir / "venue", "scenario", "sweep", "oracle-lag", "--seeds", "2", "--set", "blocks=12",
+                               "--cluster", address, "--out", str(out)], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        sweep = json.loads((out / "sweep.json").read_text())
+        assert [r["seed"] for r in sweep["runs"]] == [1, 2]
+        scenario = SCENARIOS["oracle-lag"]
+        local = run_scenario(scenario, seed=2, params=parse_params(scenario, ["blocks=12"]), out=tmp_path / "local")
+        remote = sweep["runs"][1]
+        assert remote["state_hash"] == local["state_hash"] and remote["liquidations"] == local["liquidations"]
+        assert "VaR95_bad_debt_usdc" in sweep["groups"][0]["across_seeds"]
+    finally:
+        if workers is not None:
+            stop_process(workers)
+        stop_process(scheduler)

@@ -95,12 +95,26 @@ def aggregate(runs: list[dict]) -> dict:
     return out
 
 
+def _sweep_runs(jobs: list[tuple], args):
+    """The runs' metrics as they finish: on local worker processes, or (`--cluster ADDRESS`) on a
+    Dask cluster, each run on a worker with its own Anvil. Why Dask and not Ray: it is pure Python
+    and pip-installs offline in seconds; a cluster is `dask scheduler` plus `dask worker ADDRESS`
+    on each machine (run from this project's environment, so `venue` imports and Anvil is on
+    PATH), with no object store or daemons beyond those; a run is a plain function of its job."""
+    if args.cluster:
+        from distributed import Client, as_completed
+
+        with Client(args.cluster) as client:
+            for future in as_completed(client.map(_one, jobs, pure=False)):
+                yield future.result()
+        return
+    with ProcessPoolExecutor(args.workers) as pool:
+        yield from pool.map(_one, jobs)
+
+
 def cmd_sweep(args) -> int:
     scenario = _scenario(args.name)
     if scenario is None:
-        return 2
-    if args.cluster:
-        print("venue scenario sweep --cluster: not built yet (local --workers only)", file=sys.stderr)
         return 2
     out = Path(args.out or f"scenario-runs/{args.name}-sweep")
     jobs = []
@@ -110,11 +124,12 @@ def cmd_sweep(args) -> int:
         jobs += [(args.name, seed, params, str(out / tag / f"seed{seed}")) for seed in range(1, args.seeds + 1)]
     runs = []
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
-                  TimeElapsedColumn()) as progress, ProcessPoolExecutor(args.workers) as pool:
+                  TimeElapsedColumn()) as progress:
         task = progress.add_task(f"{args.name} sweep", total=len(jobs))
-        for metrics in pool.map(_one, jobs):
+        for metrics in _sweep_runs(jobs, args):
             runs.append(metrics)
             progress.advance(task)
+    runs.sort(key=lambda r: (json.dumps(r["params"], sort_keys=True), r["seed"]))
     groups: dict[str, list] = {}
     for r in runs:
         groups.setdefault(json.dumps(r["params"], sort_keys=True), []).append(r)
@@ -144,7 +159,8 @@ def add_parser(sub) -> None:
                                    "simulated time (blocks mined at explicit times, the mempool ordered by fees). "
                                    "list: every scenario, one line each, with its parameters. run NAME: one run, "
                                    "writing DIR/metrics.json and DIR/events.jsonl. sweep NAME: many seeds (and "
-                                   "parameter values) on local worker processes, writing sweep.json.",
+                                   "parameter values) on local worker processes or a Dask cluster (--cluster), "
+                                   "writing sweep.json.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("action", choices=["list", "run", "sweep"])
     p.add_argument("name", nargs="?", default=None)
@@ -153,7 +169,8 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], help="key=value (sweep: key=v1,v2,...); repeatable")
     p.add_argument("--out", default=None, help="output folder (default scenario-runs/NAME-...)")
     p.add_argument("--workers", type=int, default=2, help="sweep: local worker processes")
-    p.add_argument("--cluster", default=None, help="sweep: a cluster address (not built yet)")
+    p.add_argument("--cluster", default=None,
+                   help="sweep: a Dask scheduler address (tcp://HOST:8786); each run goes to one of its workers")
     p.set_defaults(fn=lambda args: {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep}[args.action](args)
                    if args.action == "list" or args.name else _need_name(args))
 
