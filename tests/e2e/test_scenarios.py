@@ -143,6 +143,7 @@ def test_a_sweep_on_a_local_two_worker_dask_cluster_matches_local_runs(tmp_path)
         remote = sweep["runs"][1]
         assert remote["state_hash"] == local["state_hash"] and remote["liquidations"] == local["liquidations"]
         assert "VaR95_bad_debt_usdc" in sweep["groups"][0]["across_seeds"]
+        assert "oracle-lag: 2 runs" in (out / "sweep.html").read_text()
     finally:
         if workers is not None:
             stop_process(workers)

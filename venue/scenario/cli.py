@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .lab import run_scenario
+from .report import write_sweep_report
 from .scenarios import SCENARIOS, parse_params
 
 HEADLINE = ("bad_debt_usdc", "insurance_drawdown_usdc", "liquidations", "adl_events", "fills_settled",
@@ -137,6 +138,8 @@ def cmd_sweep(args) -> int:
                "groups": [{"params": json.loads(k), "across_seeds": aggregate(v)} for k, v in groups.items()]}
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    swept = [item.partition("=")[0] for item in args.set if "," in item]
+    write_sweep_report(out, summary, swept)
     table = Table(title=f"{args.name}: {len(runs)} runs")
     table.add_column("params")
     for key in ("bad_debt_usdc", "liquidations", "adl_events"):
@@ -147,7 +150,7 @@ def cmd_sweep(args) -> int:
                       *(f"{a[k]['mean']:.2f} / {a[k]['p95']:.2f} / {a[k]['max']:.2f}"
                         for k in ("bad_debt_usdc", "liquidations", "adl_events")))
     Console().print(table)
-    print(f"wrote {out / 'sweep.json'}")
+    print(f"wrote {out / 'sweep.json'} and {out / 'sweep.html'}")
     return 0
 
 

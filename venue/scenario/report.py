@@ -90,3 +90,37 @@ def write_report(out: Path) -> Path:
             f"<h2>metrics.json</h2><table>{rows}</table></body></html>")
     (out / "report.html").write_text(page)
     return out / "report.html"
+
+
+def write_sweep_report(out: Path, summary: dict, swept: list[str]) -> Path:
+    """`out/sweep.html`: per parameter combination across seeds, the headline figures' mean,
+    p95 and max, and each figure's mean plotted against the first swept parameter."""
+    out = Path(out)
+    groups = summary["groups"]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in swept) + "".join(
+        f"<th>{html.escape(k)} mean / p95 / max</th>" for k in groups[0]["across_seeds"] if isinstance(
+            groups[0]["across_seeds"][k], dict))
+    body = ""
+    for g in groups:
+        a = g["across_seeds"]
+        body += "<tr>" + "".join(f"<td>{html.escape(str(g['params'].get(k)))}</td>" for k in swept) + "".join(
+            f"<td>{v['mean']:.2f} / {v['p95']:.2f} / {v['max']:.2f}</td>" for v in a.values() if isinstance(v, dict)) + "</tr>"
+    plots = ""
+    if swept and len(groups) > 1:
+        key = swept[0]
+        xs = [float(g["params"][key]) for g in groups]
+        for figure in ("bad_debt_usdc", "liquidations", "adl_events", "insurance_drawdown_usdc"):
+            fig, ax = plt.subplots(figsize=(6, 2.5))
+            ax.plot(xs, [g["across_seeds"][figure]["mean"] for g in groups], marker="o", label="mean")
+            ax.plot(xs, [g["across_seeds"][figure]["p95"] for g in groups], marker="x", label="p95")
+            ax.set_xlabel(key)
+            ax.set_ylabel(figure)
+            ax.legend(fontsize=7)
+            plots += f"<h3>{html.escape(figure)} against {html.escape(key)}</h3><img src=\"data:image/png;base64,{_png(fig)}\">"
+    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(summary['scenario'])} sweep</title>"
+            f"<style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}td,th{{padding:2px 8px;"
+            f"border-bottom:1px solid #ddd;font-size:13px}}</style></head><body><h1>{html.escape(summary['scenario'])}: "
+            f"{len(summary['runs'])} runs, {summary['seeds']} seeds each</h1>{plots}<table><tr>{head}</tr>{body}</table>"
+            f"</body></html>")
+    (out / "sweep.html").write_text(page)
+    return out / "sweep.html"
