@@ -81,15 +81,22 @@ def write_report(out: Path) -> Path:
     metrics = json.loads((out / "metrics.json").read_text())
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>"
                    for k, v in metrics.items())
-    plots = "".join(f"<h3>{html.escape(title)}</h3><img src=\"data:image/png;base64,{png}\">"
-                    for title, png in figures(events))
-    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(metrics['scenario'])} seed "
-            f"{metrics['seed']}</title><style>body{{font-family:sans-serif;max-width:900px;margin:auto}}"
-            f"td{{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px}}</style></head><body>"
-            f"<h1>{html.escape(metrics['scenario'])}, seed {metrics['seed']}</h1>{plots}"
-            f"<h2>metrics.json</h2><table>{rows}</table></body></html>")
-    (out / "report.html").write_text(page)
+    plots = "".join(_plot(title, png) for title, png in figures(events))
+    title = f"{metrics['scenario']}, seed {metrics['seed']}"
+    (out / "report.html").write_text(_page(title, f"{plots}<h2>metrics.json</h2><table>{rows}</table>"))
     return out / "report.html"
+
+
+def _plot(title: str, png: str) -> str:
+    return f"<h3>{html.escape(title)}</h3><img src=\"data:image/png;base64,{png}\">"
+
+
+def _page(title: str, body: str) -> str:
+    """A self-contained HTML page (no script, no network)."""
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;max-width:1000px;margin:auto}td,th{padding:2px 8px;"
+            f"border-bottom:1px solid #ddd;font-size:13px}}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"{body}</body></html>")
 
 
 def write_sweep_report(out: Path, summary: dict, swept: list[str]) -> Path:
@@ -116,11 +123,7 @@ def write_sweep_report(out: Path, summary: dict, swept: list[str]) -> Path:
             ax.set_xlabel(key)
             ax.set_ylabel(figure)
             ax.legend(fontsize=7)
-            plots += f"<h3>{html.escape(figure)} against {html.escape(key)}</h3><img src=\"data:image/png;base64,{_png(fig)}\">"
-    page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(summary['scenario'])} sweep</title>"
-            f"<style>body{{font-family:sans-serif;max-width:1000px;margin:auto}}td,th{{padding:2px 8px;"
-            f"border-bottom:1px solid #ddd;font-size:13px}}</style></head><body><h1>{html.escape(summary['scenario'])}: "
-            f"{len(summary['runs'])} runs, {summary['seeds']} seeds each</h1>{plots}<table><tr>{head}</tr>{body}</table>"
-            f"</body></html>")
-    (out / "sweep.html").write_text(page)
+            plots += _plot(f"{figure} against {key}", _png(fig))
+    title = f"{summary['scenario']}: {len(summary['runs'])} runs, {summary['seeds']} seeds each"
+    (out / "sweep.html").write_text(_page(title, f"{plots}<table><tr>{head}</tr>{body}</table>"))
     return out / "sweep.html"
