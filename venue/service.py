@@ -287,6 +287,12 @@ class Venue:
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
+    def book_json(self, market: int, depth: int = 20) -> dict:
+        """L2 book of a market, best first, `depth` levels a side (`GET /book`; the funding keeper's input)."""
+        bids, asks = self.engine.l2(market, depth)
+        return {"market": market, "bids": [[str(p), str(s)] for p, s in bids],
+                "asks": [[str(p), str(s)] for p, s in asks]}
+
     def market_id(self, ref: int | str) -> int:
         """A market named by id (0, or "0" in a path) or by symbol ("ETH-PERP", any case)."""
         if isinstance(ref, str):

@@ -13,7 +13,8 @@ from venue.scenario.scenarios import SCENARIOS, parse_params
 SHORT = {"calm": ["blocks=20"], "oracle-lag": ["blocks=30"], "cross-cascade": ["blocks=30"],
          "adl-shortfall": ["blocks=20"], "black-thursday": ["blocks=40"], "operator-silence": [],
          "bad-print": ["blocks=12"], "replay": ["blocks=30"], "flash-crash-2023-08": ["blocks=40"],
-         "gas-war": ["blocks=15", "accounts=3"], "wrong-way-collateral": ["blocks=25", "risk_keeper=1"]}
+         "gas-war": ["blocks=15", "accounts=3"], "wrong-way-collateral": ["blocks=25", "risk_keeper=1"],
+         "compound-stress": ["blocks=70", "crash_at_s=120"]}
 
 
 def events(out):
@@ -76,6 +77,10 @@ def test_each_scenario_runs_and_its_metrics_match_its_events(name, tmp_path):
     elif name == "wrong-way-collateral":
         assert m["keeper_gas_eth"]["risk"] > 0  # keeper risk raised the WETH haircut on the fall
         assert m["liquidations"] >= 1
+    elif name == "compound-stress":
+        rates = [int(e["rate_per_hour"]) for e in events(tmp_path) if e["kind"] == "funding" and e["market"] == 0]
+        assert rates and max(rates) > 0  # the skewed book made the longs pay
+        assert m["liquidations"] + m["adl_events"] >= 1
     elif name == "operator-silence":
         exits = [e for e in events(tmp_path) if e["kind"] == "exit"]
         assert m["frozen"] and exits and all(e["paid"] == e["equity"] for e in exits)

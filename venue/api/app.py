@@ -311,10 +311,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/book/{market}", responses=errors_doc(GET_ERRORS))
     async def book(venue: V, market: str, depth: Annotated[int, Query(ge=1, le=500)] = 20):
         """L2 book of a market (id or symbol), best first, `depth` levels a side."""
-        market = venue.market_id(market)
-        bids, asks = venue.engine.l2(market, depth)
-        return {"market": market, "bids": [[str(p), str(s)] for p, s in bids],
-                "asks": [[str(p), str(s)] for p, s in asks]}
+        return venue.book_json(venue.market_id(market), depth)
 
     @app.get("/trades/{market}", responses=errors_doc(GET_ERRORS))
     async def trades(venue: V, market: str):

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from keeper.funding import FundingKeeper
 from keeper.liquidator import Deleverager, Liquidator
 from keeper.oracle import OracleKeeper
 from keeper.risk import RiskKeeper
@@ -47,8 +48,8 @@ from .report import write_report
 
 GENESIS = 1_700_000_000  # a fixed start: timestamps, and so the chain, repeat exactly
 N_KEYS = 20
-OWNER, OPERATOR, ORACLE_KEEPER, ADL_KEEPER, RISK_KEEPER, LIQUIDATOR, LIQUIDATOR_2, FILLER = 0, 1, 2, 3, 4, 5, 6, 7
-FIRST_TRADER = 8
+OWNER, OPERATOR, ORACLE_KEEPER, ADL_KEEPER, RISK_KEEPER, LIQUIDATOR, LIQUIDATOR_2, FILLER, FUNDING_KEEPER = range(9)
+FIRST_TRADER = 9
 SET_UP = 10**9  # the truth path's time origin sits this far ahead while traders set up: prices hold still
 # A contract that burns the gas it is given (loops while more than 10,000 is left): congestion.
 BURNER_INIT = "0x695b5a6127101060005700600052600a6016f3"
@@ -121,7 +122,8 @@ class Lab:
         self.rpc("anvil_setBlockTimestampInterval", [1])
         addresses = [address_of(k) for k in self.keys]
         self.deployment = deploy(w3, addresses[OWNER], operator=addresses[OPERATOR],
-                                 keepers=(addresses[ORACLE_KEEPER], addresses[ADL_KEEPER], addresses[RISK_KEEPER]))
+                                 keepers=(addresses[ORACLE_KEEPER], addresses[ADL_KEEPER], addresses[RISK_KEEPER],
+                                          addresses[FUNDING_KEEPER]))
         self.ch = contract(w3, "ClearingHouse", self.deployment.clearing_house)
         self.oracle = contract(w3, "Oracle", self.deployment.oracle)
         (view,) = [f for f in self.ch.abi if f.get("type") == "function" and f["name"] == "market"]
@@ -185,7 +187,7 @@ class Lab:
 
     async def begin(self, truth, *, oracle_delay_s: float = 0.0, heartbeat_s: float = 30.0, deviation_bps: int = 50,
               oracle_tip_gwei: float = 1.0, liquidator_tips: tuple[float, ...] = (2.0,), with_risk: bool = False,
-              settings: dict | None = None, observed=None) -> None:
+              settings: dict | None = None, observed=None, funding_interval_s: float | None = None) -> None:
         """Ends set-up: automine off, the clock at the last block's time, the venue and keepers up.
         `truth(t)`: the true prices by oracle id; `observed(t)`: what the oracle keeper's feed
         shows (the truth unless a scenario distorts it, as `bad-print` does)."""
@@ -213,10 +215,16 @@ class Lab:
         if with_risk:
             self.risk_keeper = RiskKeeper(w3, self.deployment, self.keys[RISK_KEEPER])
             self.keepers.append(self.risk_keeper)
+        self.funding_keeper = None
+        if funding_interval_s:
+            self.funding_keeper = FundingKeeper(w3, self.deployment, self.keys[FUNDING_KEEPER], None,
+                                                interval_s=funding_interval_s, clock=self.clock,
+                                                book=lambda m: self.venue.book_json(m, 100))
         for k in self.keepers:
             k.start()
         self.gas_start = {k.sender.address: w3.eth.get_balance(k.sender.address) for k in self.keepers}
-        self.gas_start[self.oracle_keeper.sender.address] = w3.eth.get_balance(self.oracle_keeper.sender.address)
+        for sender in [self.oracle_keeper.sender] + ([self.funding_keeper.sender] if self.funding_keeper else []):
+            self.gas_start[sender.address] = w3.eth.get_balance(sender.address)
         self.equity_start = {k.sender.address: self.ch.functions.health(k.sender.address).call()[0]
                              for k in self.liquidators}
         self.insurance_start = self.ch.functions.insuranceFund().call()
@@ -251,6 +259,8 @@ class Lab:
             self.venue.batch_step()
         await self.venue.settle_quiet()
         self.oracle_keeper.step(t)
+        if self.funding_keeper is not None:
+            self.funding_keeper.step(t)
         for k in self.keepers:
             k.poll()
         for filler in self.fillers:
@@ -316,6 +326,8 @@ class Lab:
             rec.adl_events += 1
             self.log("adl", account=ev.args.account, counterparty=ev.args.counterparty, size=str(ev.args.size),
                      price=str(ev.args.price), socialised=str(ev.args.socialised))
+        for ev in ch.events.FundingUpdated().get_logs(from_block=block, to_block=block):
+            self.log("funding", market=ev.args.marketId, rate_per_hour=str(ev.args.ratePerHour))
         for ev in ch.events.BadDebt().get_logs(from_block=block, to_block=block):
             rec.bad_debt += ev.args.amount
             self.log("bad_debt", account=ev.args.account, amount=str(ev.args.amount))
@@ -371,7 +383,8 @@ class Lab:
                     "max": ordered[-1]}
 
         gas = {}
-        for sender in [self.oracle_keeper.sender] + [k.sender for k in self.keepers]:
+        funding = [self.funding_keeper.sender] if self.funding_keeper is not None else []
+        for sender in [self.oracle_keeper.sender] + [k.sender for k in self.keepers] + funding:
             gas[sender.name] = (self.gas_start[sender.address] - w3.eth.get_balance(sender.address)) / 1e18
         pnl = {k.name: (self.ch.functions.health(k.sender.address).call()[0] - self.equity_start[k.sender.address]) / 1e6
                for k in self.liquidators}

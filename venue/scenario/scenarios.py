@@ -113,14 +113,20 @@ class Crash(Scenario):
                   oracle_delay_s=int(p["lag_blocks"]) * lab.block_time, heartbeat_s=float(p["heartbeat_s"]),
                   deviation_bps=int(p["deviation_bps"]), oracle_tip_gwei=float(p.get("oracle_tip_gwei", 1.0)),
                   liquidator_tips=tuple(float(x) for x in str(p.get("liquidator_tips", "2")).split("/")),
-                  with_risk=bool(int(p.get("risk_keeper", 0))))
+                  with_risk=bool(int(p.get("risk_keeper", 0))),
+                  funding_interval_s=float(p.get("funding_interval_s", 0)) or None)
         for i, trader in enumerate(longs):  # leverage spread around the parameter, seeded
             lev = float(p["leverage"]) * (0.8 + 0.4 * rng.random()) if len(longs) > 1 else float(p["leverage"])
             margin = collateral + weth_wei * start // 10**18 * 9 // 10  # WETH after the devnet's 10 % haircut
             await open_positions(lab, maker, [trader], ETH, start, sized(margin, lev, start, ETH))
         lab.start_time()
+        on_block = self.during(lab, p, maker)
         for _ in range(int(p["blocks"])):
-            await lab.step()
+            await lab.step(on_block)
+
+    def during(self, lab: Lab, p: dict, maker):
+        """What traders do each block once the scenario's clock runs (nothing, unless a scenario says)."""
+        return None
 
 
 class Calm(Scenario):
@@ -310,6 +316,37 @@ class OperatorSilence(Crash):
         lab.extra["frozen"] = bool(frozen)
 
 
+class CompoundStress(Crash):
+    """What single-factor stress tests miss: a funding spike, oracle lag and one-sided
+    deleveraging at once. The maker quotes the book `premium_bps` above the oracle price every
+    block, so the funding keeper (every `funding_interval_s`, from the venue's own book) posts a
+    rate at or near the market's cap that the longs pay; the oracle is `lag_blocks` late through
+    the fall; the insurance fund is empty, so a shortfall is deleveraged against the shorts.
+    Blocks are 12 s long (a mainnet-like cadence; the oracle's 60 s age limit rules out longer), so
+    half an hour of funding passes in 150 blocks."""
+
+    def lab_args(self, p: dict) -> dict:
+        return {"block_time": int(p["block_time"]), "gas_limit": 30_000_000}
+
+    def during(self, lab: Lab, p: dict, maker):
+        premium, quoted = int(p["premium_bps"]), []
+
+        async def requote(lab: Lab) -> None:
+            for oid in quoted:
+                try:
+                    lab.venue.cancel(maker.address, oid, None)
+                except Exception:  # noqa: BLE001: gone already
+                    pass
+            quoted.clear()
+            oracle = lab.venue.engine.markets[ETH].oracle_price
+            for is_buy, bps in ((True, premium - 10), (False, premium + 10)):
+                ack = await lab.order(maker, ETH, is_buy, on_tick(oracle * (10_000 + bps) // 10_000, ETH),
+                                      LOTS[ETH] * 500, tif="Alo")
+                if ack is not None and ack.order_id:
+                    quoted.append(ack.order_id)
+        return requote
+
+
 CRASH_DEFAULTS = {"accounts": 4, "collateral_usdc": 20_000, "leverage": 12, "lag_blocks": 0, "heartbeat_s": 30,
                   "deviation_bps": 50, "crash_at_s": 5, "crash_pct": 20, "crash_over_s": 20, "blocks": 60,
                   "insurance_usdc": 0}
@@ -346,6 +383,10 @@ SCENARIOS = {s.name: s for s in [
                                   "keeper risk raising it (--set risk_keeper=1)",
           dict(CRASH_DEFAULTS, collateral_usdc=1_000, weth_per_account=10.0, leverage=8, crash_pct=30,
                crash_over_s=30, risk_keeper=0)),
+    CompoundStress("compound-stress", "a funding spike (the book quoted above the oracle), oracle lag and one-sided "
+                                      "deleveraging (an empty insurance fund) at once, in 12-second blocks",
+                   dict(CRASH_DEFAULTS, block_time=12, heartbeat_s=12, premium_bps=300, funding_interval_s=300, lag_blocks=2,
+                        crash_at_s=600, crash_pct=12, crash_over_s=600, blocks=120, leverage=10)),
     Replay("replay", "levered longs through any CSV of prices (the crash days in keeper/data/prices)",
            dict(CRASH_DEFAULTS, csv="eth_usd_coinapi_10m_20210519.csv", offset_min=0, speed=600, leverage=8,
                 collateral_usdc=2_000, blocks=60)),
