@@ -11,10 +11,10 @@ from venue.scenario.lab import run_scenario
 from venue.scenario.scenarios import SCENARIOS, parse_params
 
 SHORT = {"calm": ["blocks=20"], "oracle-lag": ["blocks=30"], "cross-cascade": ["blocks=30"],
-         "adl-shortfall": ["blocks=20"], "black-thursday": ["blocks=40"], "operator-silence": [],
-         "bad-print": ["blocks=12"], "replay": ["blocks=30"], "flash-crash-2023-08": ["blocks=40"],
+         "adl-shortfall": ["blocks=20"], "black-thursday": ["blocks=30"], "operator-silence": [],
+         "bad-print": ["blocks=12"], "replay": ["blocks=30"], "flash-crash-2023-08": ["blocks=30"],
          "gas-war": ["blocks=15", "accounts=3"], "wrong-way-collateral": ["blocks=25", "risk_keeper=1"],
-         "compound-stress": ["blocks=70", "crash_at_s=120"]}
+         "compound-stress": ["blocks=50", "crash_at_s=60"]}
 
 
 def events(out):
@@ -102,7 +102,7 @@ def test_mempool_race_fee_ordering_decides_what_the_liquidations_see(tmp_path):
     underbidding it (1): in one block both land, and the order decides which price a liquidation
     is measured at. The outcomes differ."""
     scenario = SCENARIOS["mempool-race"]
-    runs = {tip: run_scenario(scenario, seed=1, params=parse_params(scenario, ["blocks=20", f"oracle_tip_gwei={tip}"]),
+    runs = {tip: run_scenario(scenario, seed=1, params=parse_params(scenario, ["blocks=16", f"oracle_tip_gwei={tip}"]),
                               out=tmp_path / str(tip)) for tip in ("5", "1")}
     assert all(r["liquidations"] >= 1 for r in runs.values())
     assert (runs["5"]["liquidations"], runs["5"]["adl_events"]) != (runs["1"]["liquidations"], runs["1"]["adl_events"])
