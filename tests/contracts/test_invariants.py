@@ -185,7 +185,16 @@ def make_machine(chain: Chain, seen: dict):
                             break
                         continue
                     receipt = chain.ch.send("liquidate", t, market, 10**12, sender=chain.liquidator)
-                    assert receipt["status"] == 1
+                    if receipt["status"] != 1:
+                        # Block times follow the wall clock here: funding accrued between the view
+                        # and the transaction can lift the account above maintenance, or push its
+                        # shortfall past the insurance fund (ShortfallNeedsAdl). Only those excuse
+                        # a revert; the next pass takes the ADL path or stops.
+                        equity, _, maintenance = chain.health(t)
+                        real = equity + self.haircut_part(t)
+                        beyond_fund = real < 0 and -real > chain.ch.call("insuranceFund") - floor
+                        assert equity >= maintenance or beyond_fund, f"liquidation of {t} reverted"
+                        continue
                     seen["liquidations"] += 1
                     self._record_events(receipt)
 
