@@ -17,11 +17,12 @@ from venue.chain import Deployment, contract
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="keeper")
-    p.add_argument("bot", choices=["liquidator", "adl", "risk", "oracle", "funding"],
+    p.add_argument("bot", choices=["liquidator", "adl", "risk", "oracle", "funding", "mm"],
                    help="liquidator: liquidates accounts below maintenance margin; adl: auto-deleverages bankrupt "
                         "accounts the insurance fund cannot cover (needs the risk-keeper role); risk: raises the "
                         "WETH haircut on volatility and wrong-way exposure (risk-keeper role); oracle: pushes "
-                        "prices; funding: posts funding rates from the venue's book")
+                        "prices; funding: posts funding rates from the venue's book; mm: the reference market "
+                        "maker (keeper/mm.py)")
     p.add_argument("--window", type=int, default=300, help="risk: seconds of WETH price updates the volatility uses")
     p.add_argument("--deployment", default="devnet/deployment.json")
     p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
@@ -39,7 +40,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jitter", type=float, default=0.0, help="oracle: up to this many more seconds of lag")
     p.add_argument("--api", default="http://127.0.0.1:8000", help="funding: the venue API")
     p.add_argument("--interval", type=float, default=3600.0, help="funding: seconds between updates")
+    mm = p.add_argument_group("mm")
+    mm.add_argument("--trader", type=int, default=0, help="mm: the devnet trader whose account quotes")
+    mm.add_argument("--levels", type=int, default=5, help="mm: levels a side per market")
+    mm.add_argument("--level-usdc", type=float, default=5_000.0, help="mm: notional of a level")
+    mm.add_argument("--static", action="store_true", help="mm: no adaptation (fixed regime)")
+    mm.add_argument("--max-updates", type=float, default=200.0, help="mm: quote updates per second at most")
+    mm.add_argument("--requote-bps", type=float, default=1.0, help="mm: fair-price move that re-centres quotes")
+    mm.add_argument("--max-position-usdc", type=float, default=200_000.0, help="mm: per-market position cap")
+    mm.add_argument("--group-cap-usdc", type=float, default=300_000.0,
+                    help="mm: cap on the net notional across all markets (correlated)")
+    mm.add_argument("--metrics-port", type=int, default=0, help="mm: serve Prometheus metrics on this port")
+    mm.add_argument("--telemetry", default="devnet/mm-telemetry.jsonl", help="mm: per-run file (JSON lines)")
+    mm.add_argument("--report", default=None, metavar="FILE",
+                    help="mm: print the summary of a telemetry FILE and write its plots next to it, then exit")
     args = p.parse_args(argv)
+    if args.bot == "mm":
+        logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name or 'mm'} %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        from .mm_run import main as mm_main
+
+        return mm_main(args)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name or args.bot} %(message)s")
     doc = json.loads(Path(args.deployment).read_text())
     w3 = Web3(HTTPProvider(args.rpc_url or doc["rpc"]))

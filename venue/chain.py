@@ -265,12 +265,22 @@ def read_oracle_prices(oracle, markets, weth_oracle_id: int) -> dict[int, int]:
     return prices
 
 
+def market_fields(ch) -> list[str]:
+    """The names of the fields of the ClearingHouse's `market(id)` view, in order."""
+    (view,) = [f for f in ch.abi if f.get("type") == "function" and f["name"] == "market"]
+    return [c["name"] for c in view["outputs"][0]["components"]]
+
+
+def market_field(ch, name: str) -> int:
+    """The position of field `name` in what `market(id)` returns."""
+    return market_fields(ch).index(name)
+
+
 def read_markets(ch, symbols: list[str] | tuple[str, ...] = ()) -> tuple[MarketParams, ...]:
     """Every listed market's parameters as the ClearingHouse `ch` holds them, so the venue and
     the keepers work against any deployment; symbols come from the deployment file (the chain
     has none), `MARKET-<id>` where it names none."""
-    (view,) = [f for f in ch.abi if f.get("type") == "function" and f["name"] == "market"]
-    names = [c["name"] for c in view["outputs"][0]["components"]]
+    names = market_fields(ch)
     markets = []
     for i in range(ch.functions.marketCount().call()):
         m = dict(zip(names, ch.functions.market(i).call()))
@@ -301,8 +311,7 @@ def exposure_groups(markets: tuple[MarketParams, ...]) -> list[tuple[int, int, i
 
 def read_market_status(ch) -> list[int]:
     """Each listed market's status (MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY)."""
-    (view,) = [f for f in ch.abi if f.get("type") == "function" and f["name"] == "market"]
-    index = [c["name"] for c in view["outputs"][0]["components"]].index("status")
+    index = market_field(ch, "status")
     return [ch.functions.market(i).call()[index] for i in range(ch.functions.marketCount().call())]
 
 

@@ -92,8 +92,11 @@ def cmd_devnet(args) -> int:
                            ("funding", ["--api", api_url, "--interval", "600"])):
             supervisor.start(f"keeper-{bot}", [sys.executable, "-m", "keeper.cli", bot, "--deployment", str(out),
                                                *extra])
-        progress("market maker", "trader 0 quoting 5 levels a side on every market")
-        supervisor.start("market-maker", [sys.executable, "-m", "venue.mm", "--deployment", str(out), "--api", api_url])
+        progress("market maker", f"keeper mm: trader 0 quoting 5 levels a side on every market (Prometheus metrics "
+                                 f"on :{args.mm_metrics_port})")
+        supervisor.start("market-maker", [sys.executable, "-m", "keeper.cli", "mm", "--deployment", str(out),
+                                          "--api", api_url, "--metrics-port", str(args.mm_metrics_port),
+                                          "--telemetry", str(out.parent / "mm-telemetry.jsonl")])
 
         def quoted() -> bool:
             try:
@@ -118,7 +121,8 @@ def cmd_devnet(args) -> int:
                         progress("market maker", "no two-sided book yet after 60 s (see its output above)")
                     progress("ready", f"in {time.monotonic() - started:.1f} s: API {api_url}")
                     print(f"  API            {api_url} (docs at /docs, websocket at /ws)")
-                    print("  market maker   trader 0 quotes 5 levels a side on every market")
+                    print(f"  market maker   keeper mm: trader 0, 5 levels a side on every market; metrics "
+                          f"http://127.0.0.1:{args.mm_metrics_port}/metrics, telemetry {out.parent / 'mm-telemetry.jsonl'}")
                     print("  keepers        oracle (random walk, 20 s heartbeat, 0.5 % deviation), liquidator, "
                           "auto-deleveraging, risk (raises the WETH haircut), funding (10 min)")
                     print("Ctrl-C stops everything.", flush=True)
@@ -380,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="deployment file to write: addresses, chain id, dev keys (its folder also gets the journal, "
                         "anvil.log and processes.json)")
     p.add_argument("--api-port", type=int, default=8000, help="the venue API's HTTP and websocket port")
+    p.add_argument("--mm-metrics-port", type=int, default=9108, help="the market maker's Prometheus metrics port")
     p.add_argument("--exit-after-deploy", action="store_true",
                    help="deploy, fund, print the addresses and stop (no API, keepers or market maker)")
     p.set_defaults(fn=cmd_devnet)

@@ -108,18 +108,56 @@ class Client:
     def place_batch(self, bodies: list[dict]) -> list[dict]:
         return self._post("/orders/batch", {"orders": bodies})["statuses"]
 
-    def cancel(self, order_id: int | None = None, client_id: str | None = None, market: int | None = None) -> list[int]:
+    def cancel(self, order_id: int | None = None, client_id: str | None = None, market: int | None = None,
+               order_ids: list[int] | None = None) -> list[int]:
+        """One order (by id or client id), several (`order_ids`), or all (in `market`, or all)."""
+        return self._post("/cancel", self.cancel_body(order_id, client_id, market, order_ids))["cancelled"]
+
+    def cancel_body(self, order_id: int | None = None, client_id: str | None = None, market: int | None = None,
+                    order_ids: list[int] | None = None) -> dict:
+        """A signed cancel request (see `POST /cancel`), signed with the agent key when there is one."""
         expiry, nonce = int(time.time()) + 60, self.action_nonce()
         if order_id is not None:
             action = f"cancel:{order_id}"
+        elif order_ids is not None:
+            action = "cancel:" + ",".join(map(str, order_ids))
         elif client_id is not None:
             action = f"cancelClient:{client_id}"
         else:
             action = f"cancelAll:{'*' if market is None else market}"
         body = {"account": self.address, "orderId": order_id, "clientId": client_id, "market": market,
                 "nonce": nonce, "expiry": expiry,
-                "signature": sign_action(self.address, action, nonce, expiry, self.domain, self.key)}
-        return self._post("/cancel", body)["cancelled"]
+                "signature": sign_action(self.address, action, nonce, expiry, self.domain, self.order_key)}
+        if order_ids is not None:
+            body["orderIds"] = order_ids
+        return body
+
+    def bulk(self, cancel_ids: list[int] = (), modifies: list[tuple[int, dict]] = (),
+             orders: list[dict] = ()) -> dict:
+        """Cancels, modifications ((order id, order body)) and new orders in one request
+        (`POST /batch`); each item answered on its own."""
+        body: dict = {"modify": [{"orderId": i, "order": o} for i, o in modifies], "orders": list(orders)}
+        if cancel_ids:
+            body["cancel"] = self.cancel_body(order_ids=list(cancel_ids))
+        return self._post("/batch", body)
+
+    def deadman(self, at_ms: int) -> dict:
+        """Arms the dead-man's switch: every open order is cancelled at unix ms `at_ms` unless
+        re-armed (0 disarms)."""
+        expiry, nonce = int(time.time()) + 60, self.action_nonce()
+        return self._post("/deadman", {"account": self.address, "at": at_ms, "nonce": nonce, "expiry": expiry,
+                                       "signature": sign_action(self.address, f"deadman:{at_ms}", nonce, expiry,
+                                                                self.domain, self.order_key)})
+
+    def open_orders(self) -> list[dict]:
+        """Every open order of the account (all pages)."""
+        orders, after = [], 0
+        while True:
+            page = self._get(f"/accounts/{self.address}/orders?after={after}")
+            orders += page["orders"]
+            if page["next"] is None:
+                return orders
+            after = page["next"]
 
     def action_nonce(self) -> int:
         """A fresh nonce for a signed action: the time in ms, strictly increasing per client."""

@@ -366,6 +366,64 @@ class Venue:
         tif_code, is_market = self._time_in_force(order, tif, False)  # before anything is cancelled
         self.guard(order)
         await self.verify(order, signature)  # the new terms, signed, authorise the change
+        return await self._replace(order_id, order, signature, tif_code, client_id, is_market)
+
+    async def modify_many(self, items: list[tuple]) -> list:
+        """Many (order id, order, signature, tif, client id) modifications, their signatures
+        recovered together; each is applied as `modify` applies one, in the given order, and
+        answered on its own (its `Ack` or the `EngineError` that refused it)."""
+        results: list = [None] * len(items)
+        terms = []
+        for k, (order_id, order, signature, tif, client_id) in enumerate(items):
+            try:
+                tif_code, is_market = self._time_in_force(order, tif, False)
+                self.engine.check_range(order.price, order.size, order.expiry * 1000)
+                if not 0 <= order.market < len(self.markets):
+                    raise OrderRejected("UNKNOWN_MARKET", f"no market {order.market}")
+                terms.append((k, order_id, order, self._compact(signature), tif_code, client_id, is_market))
+            except EngineError as exc:
+                results[k] = exc
+        signers = await self.recover_signers([(order_digest(t[2], self.domain_separator), t[3]) for t in terms])
+        for (k, order_id, order, signature, tif_code, client_id, is_market), signer in zip(terms, signers):
+            try:
+                if isinstance(signer, str):
+                    raise SignatureRejected("BAD_SIGNATURE", signer)
+                await self.check_signer(order.account, signer)
+                self.guard(order)
+                results[k] = await self._replace(order_id, order, signature, tif_code, client_id, is_market)
+            except EngineError as exc:
+                results[k] = exc
+        return results
+
+    async def bulk(self, cancel: tuple | None, modifies: list[tuple], places: list[tuple]) -> tuple[list, list, list]:
+        """A quoting bot's changes at once (`POST /batch`): `cancel` = (account, order ids, nonce,
+        expiry, signature of the Action `cancel:<id>,<id>,...`), authorised first (a bad one
+        refuses the whole request before anything changes), then each order cancelled; then
+        `modifies` as `modify_many` takes them; then `places` as `place_many` does. Returns the
+        answers of each part, item by item (cancels as `{status, orderId[, code, msg]}`)."""
+        cancelled = []
+        if cancel is not None:
+            account, order_ids, nonce, expiry, signature = cancel
+            await self.authorize(account, "cancel:" + ",".join(map(str, order_ids)), nonce, expiry, signature)
+            cancelled = self.cancel_each(account, order_ids)
+        modified = await self.modify_many(modifies) if modifies else []
+        placed = await self.place_many(places) if places else []
+        return cancelled, modified, placed
+
+    def cancel_each(self, account: str, order_ids: list[int]) -> list[dict]:
+        """Cancels each order still open; the others are answered UNKNOWN_ORDER, alone."""
+        out = []
+        for order_id in order_ids:
+            try:
+                self.cancel(account, order_id, None)
+                out.append({"status": "cancelled", "orderId": order_id})
+            except EngineError as exc:
+                out.append({"status": "error", "orderId": order_id, "code": exc.code, "msg": exc.msg})
+        return out
+
+    async def _replace(self, order_id: int, order: SignedOrder, signature: bytes, tif_code: int,
+                       client_id: str | None, is_market: bool):
+        """`modify` once the new order's signature is known good."""
         # From here no await until the engine has the change: the order cannot fill meanwhile.
         old = self.engine.orders.get(order_id)
         if old is None or old.account != order.account:
@@ -766,6 +824,9 @@ class Venue:
         for m, p in enumerate(self.markets):
             if p.oracle_id == oracle_id:
                 self.engine.set_oracle_price(self.now_ms(), m, price)
+                if self.subscribers:
+                    self._publish({"channel": "oracle", "market": m, "data": {"price": str(price),
+                                                                              "ts": self.now_ms()}})
         if oracle_id == self.weth_oracle_id:
             self.eth_price = price
 

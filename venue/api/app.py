@@ -30,7 +30,8 @@ from ..service import (
 from ..settings import Settings
 from ..signing import ACTION_TYPE, ACTION_TYPES, EIP712_TYPES, ORDER_TYPE, AddressError, Order, checksum_address
 from .schemas import (
-    BatchEnvelope, BatchIn, BatchStatus, CancelIn, Cancelled, DeadmanIn, DeadmanSet, Error, ModifyIn, OrderIn, OrderStatus,
+    BatchEnvelope, BatchIn, BatchStatus, BulkIn, BulkStatus, CancelIn, Cancelled, DeadmanIn, DeadmanSet, Error, ModifyIn,
+    OrderIn, OrderStatus,
 )
 
 log = logging.getLogger("venue.api")
@@ -378,21 +379,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await venue.durable()
         return json_response(status_json(ack))
 
-    @app.post("/cancel", response_model=Cancelled, responses=errors_doc(POST_ERRORS))
-    async def cancel(venue: V, body: CancelIn):
-        """One order by `orderId` or `clientId`, or all of the account's (in `market`, or all
-        markets), signed as an `Action` whose text is `cancel:<orderId>`, `cancelClient:<clientId>`
-        or `cancelAll:<market as sent | *>`."""
-        if body.orderId is not None and body.clientId is not None:
-            raise InvalidRequest("INVALID_REQUEST", "give orderId or clientId, not both")
+    def cancel_action(venue: Venue, body: CancelIn) -> tuple[str, int | None]:
+        """The signed text a cancel request stands for, and its market (for a cancel-all)."""
+        named = [body.orderId is not None, body.orderIds is not None, body.clientId is not None]
+        if sum(named) > 1:
+            raise InvalidRequest("INVALID_REQUEST", "give one of orderId, orderIds and clientId")
         market = None if body.market is None else venue.market_id(body.market)
         if body.orderId is not None:
-            action = f"cancel:{body.orderId}"
-        elif body.clientId is not None:
-            action = f"cancelClient:{body.clientId}"
-        else:
-            action = f"cancelAll:{'*' if body.market is None else body.market}"
+            return f"cancel:{body.orderId}", market
+        if body.orderIds is not None:
+            return "cancel:" + ",".join(map(str, body.orderIds)), market
+        if body.clientId is not None:
+            return f"cancelClient:{body.clientId}", market
+        return f"cancelAll:{'*' if body.market is None else body.market}", market
+
+    @app.post("/cancel", response_model=Cancelled, responses=errors_doc(POST_ERRORS))
+    async def cancel(venue: V, body: CancelIn):
+        """One order by `orderId` or `clientId`, several by `orderIds` (those still open are
+        cancelled), or all of the account's (in `market`, or all markets), signed as an `Action`
+        whose text is `cancel:<orderId>`, `cancel:<id>,<id>,...`, `cancelClient:<clientId>` or
+        `cancelAll:<market as sent | *>`."""
+        action, market = cancel_action(venue, body)
         await venue.authorize(body.account, action, body.nonce, body.expiry, bytes.fromhex(body.signature[2:]))
+        if body.orderIds is not None:
+            done = venue.cancel_each(body.account, body.orderIds)
+            await venue.durable()
+            return json_response({"cancelled": [d["orderId"] for d in done if d["status"] == "cancelled"]})
         if body.orderId is None and body.clientId is None:
             orders = venue.engine.cancel_all(venue.now_ms(), body.account, market)
             await venue.durable()
@@ -404,6 +416,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         await venue.durable()
         return json_response({"cancelled": [order.id]})
+
+    def convert(items: list, fn) -> tuple[list, list]:
+        """(a slot per item: None, or the EngineError that refused it early; the converted others)."""
+        slots, out = [], []
+        for item in items:
+            try:
+                out.append(fn(item))
+                slots.append(None)
+            except EngineError as exc:
+                slots.append(exc)
+        return slots, out
+
+    def merge(slots: list, results: list) -> list:
+        it = iter(results)
+        return [next(it) if r is None else r for r in slots]
+
+    @app.post("/batch", response_model=BulkStatus, responses=errors_doc(POST_ERRORS))
+    async def bulk(venue: V, body: BulkIn):
+        """A quoting bot's changes in one request: `cancel` (a signed cancel naming `orderIds`),
+        then `modify` (as `POST /modify`, each), then `orders` (as `POST /orders/batch`). Every
+        item is answered on its own; one refused item changes nothing else. A bad cancel
+        signature refuses the whole request before anything changes."""
+        if body.cancel is not None and (body.cancel.orderIds is None and body.cancel.orderId is None):
+            raise InvalidRequest("INVALID_REQUEST", "cancel: name the orders (orderIds); use POST /cancel to cancel all")
+        cancel = None
+        if body.cancel is not None:
+            c = body.cancel
+            cancel_action(venue, c)  # refuses a cancel naming several things
+            cancel = (c.account, c.orderIds or [c.orderId], c.nonce, c.expiry, bytes.fromhex(c.signature[2:]))
+        modified, items = convert(body.modify, lambda m: (m.orderId, to_order(venue, m.order),
+                                                           bytes.fromhex(m.order.signature[2:]), m.order.tif,
+                                                           m.order.clientId))
+        placed, orders = convert(body.orders, lambda o: (to_order(venue, o), bytes.fromhex(o.signature[2:]), o.tif,
+                                                          o.clientId, STP[o.stp]))
+        cancelled, modify_results, place_results = await venue.bulk(cancel, items, orders)
+        await venue.durable()
+        modified, placed = merge(modified, modify_results), merge(placed, place_results)
+
+        def statuses(rs):
+            return [{"status": "error", "code": r.code, "msg": r.msg} if isinstance(r, EngineError) else status_json(r)
+                    for r in rs]
+        return json_response({"cancelled": cancelled, "modified": statuses(modified), "placed": statuses(placed)})
 
     @app.post("/deadman", response_model=DeadmanSet, responses=errors_doc(POST_ERRORS))
     async def deadman(venue: V, body: DeadmanIn):

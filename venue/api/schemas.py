@@ -103,12 +103,24 @@ class ModifyIn(Strict):
 class CancelIn(Strict):
     account: Address
     orderId: int | None = Field(None, ge=1, lt=2**62)
+    orderIds: list[Annotated[int, Field(ge=1, lt=2**62)]] | None = Field(
+        None, min_length=1, max_length=100, description="several orders at once: the Action's text is "
+                                                        "`cancel:<id>,<id>,...` in this order")
     clientId: str | None = Field(None, max_length=64)
     market: MarketRef | None = None
     signature: Signature = Field(description="EIP-712 `Action` signature (see GET /eip712)")
     nonce: Uint64 = Field(description="the Action's nonce: never twice from an account while unexpired "
                                       "(a ms timestamp does)")
     expiry: Uint64 = Field(description="unix seconds after which this request is refused (at most a day ahead)")
+
+
+class BulkIn(Strict):
+    """What a quoting bot changes at once: cancels, then modifications, then new orders, each
+    item answered on its own."""
+
+    cancel: CancelIn | None = Field(None, description="a signed cancel naming `orderIds` (or one `orderId`)")
+    modify: list[ModifyIn] = Field(default_factory=list, max_length=100)
+    orders: list[OrderIn] = Field(default_factory=list, max_length=100)
 
 
 class DeadmanIn(Strict):
@@ -135,6 +147,19 @@ class BatchStatus(BaseModel):
 
 class Cancelled(BaseModel):
     cancelled: list[int] = Field(description="ids of the orders taken off the book")
+
+
+class CancelStatus(BaseModel):
+    status: Literal["cancelled", "error"]
+    orderId: int
+    code: str | None = None
+    msg: str | None = None
+
+
+class BulkStatus(BaseModel):
+    cancelled: list[CancelStatus]
+    modified: list[OrderStatus]
+    placed: list[OrderStatus]
 
 
 class DeadmanSet(BaseModel):

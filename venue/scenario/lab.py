@@ -36,7 +36,7 @@ from keeper.oracle import OracleKeeper
 from keeper.risk import RiskKeeper
 
 from .. import risk
-from ..chain import contract, deploy
+from ..chain import contract, deploy, market_field
 from ..cli import fund_traders
 from ..clock import SimClock
 from ..devchain import Anvil, dev_keys
@@ -93,10 +93,116 @@ class Record:
     fills_rejected: dict = field(default_factory=dict)
 
 
+class LabMarketMaker:
+    """The reference market maker (keeper/mm.py) in the lab: fed from the venue in-process each
+    block (oracle prices, books, its fills and open orders), its plan signed with its agent key
+    and sent through `Venue.bulk`, the call `POST /batch` makes. The strategy is the one
+    `keeper mm` runs; only the transport differs."""
+
+    def __init__(self, lab: "Lab", trader: Trader, config, markets: tuple[int, ...] = (ETH,), name: str = "mm"):
+        from keeper.mm import MarketMaker, MarketSpec, Telemetry
+        from keeper.mm_run import agent_key_for
+
+        self.lab, self.trader, self.config = lab, trader, config
+        self.agent = agent_key_for(trader.key)
+        venue = lab.venue
+        specs = {m: MarketSpec(m, p.symbol, p.tick_size, p.lot_size, p.maker_fee_bps)
+                 for m, p in enumerate(venue.markets) if m in markets}
+        self.telemetry = Telemetry(specs, lab.out / f"{name}-telemetry.jsonl")
+        self.mm = MarketMaker(config, specs, self.telemetry, lab.now())
+        self.funding = FundingWatch(lab.ch, list(specs))
+        self.fill_seq = -1
+        self.oracle: dict[int, int] = {}
+        self.action_nonce = 0
+        self.started = lab.now()
+
+    async def step(self, t: float) -> None:
+        from keeper.mm import Resting
+
+        venue, mm, address = self.lab.venue, self.mm, self.trader.address
+        for m in mm.markets:
+            price = venue.engine.markets[m].oracle_price
+            if price != self.oracle.get(m):
+                mm.on_oracle(m, price, t)
+                self.oracle[m] = price
+            bids, asks = venue.engine.l2(m, 50)
+            mm.on_book(m, bids, asks)
+        for rec in venue.account_fills(address):
+            f = rec.fill
+            if f.seq <= self.fill_seq:
+                continue
+            self.fill_seq = f.seq
+            if f.maker.account == address and f.market in mm.markets:
+                mm.on_fill(f.market, f.maker.is_buy, f.price, f.size, t, f.maker.id)
+        mm.sync_orders([Resting(o.id, o.market, o.is_buy, o.price, o.size, o.remaining)
+                        for o in venue.engine.open_orders(address)])
+        mm.observe(t)
+        plan = mm.plan(t)
+        if plan:
+            await self.send(plan, t)
+        if self.lab.block % 10 == 0:
+            self.funding.read(self.telemetry, mm.position)
+        self.telemetry.snapshot(t)
+
+    async def send(self, plan, t: float) -> None:
+        from ..domain import FLAG_REDUCE_ONLY
+        from ..engine import EngineError
+        from ..signing import sign_action
+
+        venue, trader = self.lab.venue, self.trader
+        sep = venue.domain_separator
+
+        def signed(q):
+            trader.nonce += 1
+            order = Order(trader.address, q.market, q.is_buy, q.price, q.size,
+                          FLAG_POST_ONLY | (FLAG_REDUCE_ONLY if q.reduce_only else 0), 0, trader.nonce)
+            return order, sign_order(order, sep, self.agent)
+
+        cancel = None
+        if plan.cancels:
+            self.action_nonce = max(int(t * 1000), self.action_nonce + 1)
+            expiry = int(t) + 60
+            sig = sign_action(trader.address, "cancel:" + ",".join(map(str, plan.cancels)), self.action_nonce,
+                              expiry, venue.domain, self.agent)
+            cancel = (trader.address, plan.cancels, self.action_nonce, expiry, bytes.fromhex(sig[2:]))
+        modifies = [(oid, *signed(q), "Alo", None) for oid, q in plan.modifies]
+        places = [(*signed(q), "Alo", None, 0) for q in plan.places]
+        cancelled, modified, placed = await venue.bulk(cancel, modifies, places)
+
+        def status(r):
+            if isinstance(r, EngineError):
+                return {"status": "error", "code": r.code, "msg": r.msg}
+            return {"status": r.status, "orderId": r.order_id, "remaining": r.remaining}
+        self.mm.applied(plan, [c for c in cancelled if c["status"] == "cancelled" or c.get("code") == "UNKNOWN_ORDER"],
+                        [status(r) for r in modified], [status(r) for r in placed])
+
+    def updates_per_s(self) -> float:
+        return self.telemetry.updates / max(1e-9, self.lab.now() - self.started)
+
+
+class FundingWatch:
+    """Funding the market maker paid: its position times the change of each market's funding
+    index between two reads (venue/risk.py's `funding_owed`)."""
+
+    def __init__(self, ch, markets: list[int]):
+        self.ch, self.markets, self.index = ch, markets, {}
+        self.field = market_field(ch, "fundingIndex")
+
+    def read(self, telemetry, position: dict[int, int]) -> None:
+        for m in self.markets:
+            index = self.ch.functions.market(m).call()[self.field]
+            last = self.index.get(m)
+            if last is not None and index != last:
+                telemetry.on_funding(m, risk.funding_owed(position[m], index, last))
+            self.index[m] = index
+
+
 class Lab:
     def __init__(self, out: Path, *, seed: int, block_time: int = 1, gas_limit: int = 30_000_000):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
+        for stale in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "mm-telemetry.jsonl"):
+            (self.out / stale).unlink(missing_ok=True)  # a run into a used folder starts afresh
         self.seed, self.block_time, self.gas_limit = seed, block_time, gas_limit
         self.keys = dev_keys(N_KEYS)
         self.anvil: Anvil | None = None
@@ -112,6 +218,7 @@ class Lab:
         self.on_block = None
         self.venue_silent = False  # operator-silence: the venue sends no more batches
         self.extra: dict = {}  # metrics a scenario adds
+        self.makers: list[LabMarketMaker] = []  # market makers stepped every block
 
     # ------------------------------------------------------------------ set-up
     def start_chain(self) -> None:
@@ -126,8 +233,7 @@ class Lab:
                                           addresses[FUNDING_KEEPER]))
         self.ch = contract(w3, "ClearingHouse", self.deployment.clearing_house)
         self.oracle = contract(w3, "Oracle", self.deployment.oracle)
-        (view,) = [f for f in self.ch.abi if f.get("type") == "function" and f["name"] == "market"]
-        self.oi_field = [c["name"] for c in view["outputs"][0]["components"]].index("openInterest")
+        self.oi_field = market_field(self.ch, "openInterest")
         self.traders = [Trader(k, address_of(k)) for k in self.keys[FIRST_TRADER:]]
         doc = {**self.deployment.to_json(), "rpc": self.anvil.url,
                "keys": {"operator": self.keys[OPERATOR], "keeper": self.keys[ORACLE_KEEPER]}}
@@ -253,6 +359,8 @@ class Lab:
         self.block += 1
         t = self.clock.now() + self.block_time
         self.clock.advance_to(t)
+        for maker in self.makers:
+            await maker.step(t)
         if on_block is not None:
             await on_block(self)
         if not self.venue_silent:
@@ -403,10 +511,25 @@ class Lab:
             "fills_settled": rec.fills_settled, "fills_rejected": dict(sorted(rec.fills_rejected.items())),
             "adl_events": rec.adl_events,
             "keeper_pnl_usdc": pnl, "keeper_gas_eth": gas,
-            "mm_pnl_usdc": None, "mm_markout_bps": {"1s": None, "5s": None, "30s": None, "60s": None},
+            **self.mm_metrics(),
             "state_hash": self.state_hash(),
             **self.extra,
         }
+
+    def mm_metrics(self) -> dict:
+        """The first market maker's PnL and notional-weighted markouts against the mid (null
+        without one, or for a horizon no fill reached)."""
+        if not self.makers:
+            return {"mm_pnl_usdc": None, "mm_markout_bps": {"1s": None, "5s": None, "30s": None, "60s": None}}
+        tele = self.makers[0].telemetry
+        return {"mm_pnl_usdc": round(tele.pnl()["total"], 6),
+                "mm_markout_bps": {f"{h}s": None if (v := tele.markout(h)) is None else round(v, 6)
+                                   for h in (1, 5, 30, 60)}}
+
+    def approve_agent(self, trader: Trader, agent: str) -> None:
+        """`trader` approves `agent` to sign for it (during set-up)."""
+        self.w3.eth.wait_for_transaction_receipt(self.ch.functions.setAgent(agent, True).transact(
+            {"from": trader.address}))
 
     def state_hash(self) -> str:
         """sha256 over the chain's money state: every trader's balances and positions, the
@@ -428,6 +551,8 @@ class Lab:
                 f.write(json.dumps(ev, sort_keys=True, default=str) + "\n")
 
     def stop(self) -> None:
+        for maker in self.makers:
+            maker.telemetry.close()
         if getattr(self, "venue", None) is not None:
             self.venue.journal.close()
             self.venue.view_reader.close()

@@ -347,6 +347,109 @@ class CompoundStress(Crash):
         return requote
 
 
+def bursty_walk(start: int, seed: int, p: dict):
+    """A seeded one-second walk: calm steps of `calm_bps` (standard deviation) and, every
+    `burst_every_s` from `burst_at_s` for `burst_s`, a trend of `burst_drift_bps` a second (its
+    direction drawn) with `burst_bps` noise: the volatile micro-epochs informed flow feeds on."""
+    rng = random.Random(seed)
+    walk = [start]
+    direction = {}
+
+    def price(t: float) -> int:
+        step = max(0, int(t))
+        while len(walk) <= step:
+            k = len(walk)
+            since = k - float(p["burst_at_s"])
+            epoch = int(since // float(p["burst_every_s"])) if since >= 0 else -1
+            in_burst = epoch >= 0 and since - epoch * float(p["burst_every_s"]) < float(p["burst_s"])
+            if in_burst:
+                d = direction.setdefault(epoch, rng.choice((-1, 1)))
+                bps = d * float(p["burst_drift_bps"]) + rng.gauss(0, float(p["burst_bps"]))
+            else:
+                bps = rng.gauss(0, float(p["calm_bps"]))
+            walk.append(max(1, int(walk[-1] * (1 + bps / 10_000))))
+        return walk[step]
+    return price
+
+
+class ToxicFlow(Scenario):
+    """The reference market maker (keeper mm's strategy) quoting ETH-PERP against noise takers and
+    informed takers who see the true price `lead_s` seconds before the oracle does. The same seed
+    runs twice, the bot adaptive and static (the second run on its own chain, in `static/`); the
+    metrics add each run's 5-second markout per unit of volume and its quote-update rate."""
+
+    async def run(self, lab: Lab, p: dict) -> None:
+        adaptive = await self.run_one(lab, p, adaptive=True)
+        static_lab = Lab(lab.out / "static", seed=lab.seed, **self.lab_args(p))
+        try:
+            static_lab.start_chain()
+            static = await self.run_one(static_lab, p, adaptive=False)
+        finally:
+            static_lab.stop()
+        lab.extra.update({
+            "markout_5s_bps_adaptive": adaptive["markout_5s"], "markout_5s_bps_static": static["markout_5s"],
+            "mm_volume_usdc_adaptive": adaptive["volume"], "mm_volume_usdc_static": static["volume"],
+            "mm_pnl_usdc_static": static["pnl"],
+            "mm_quote_updates_per_s_adaptive": adaptive["rate"], "mm_quote_updates_per_s_static": static["rate"],
+            "mm_max_updates_per_s": float(p["max_updates_per_s"]),
+            "mm_regime_changes_adaptive": adaptive["regimes"],
+        })
+
+    async def run_one(self, lab: Lab, p: dict, adaptive: bool) -> dict:
+        from keeper.mm import MMConfig
+        from keeper.mm_run import agent_key_for
+
+        from ..signing import address_of
+        from .lab import LabMarketMaker
+
+        eth = bursty_walk(ETH_START, lab.seed, p)
+        lab.fund_keepers()
+        maker, informed = lab.traders[0], lab.traders[1]
+        noise = lab.traders[2:2 + int(p["noise_takers"])]
+        lab.fund([maker], usdc(2_000_000))
+        lab.fund([informed], usdc(1_000_000))
+        lab.fund(noise, usdc(200_000))
+        lab.approve_agent(maker, address_of(agent_key_for(maker.key)))
+        lab.push_prices({ETH_ORACLE: ETH_START, BTC_ORACLE: BTC_START})
+        await lab.begin(lambda t: {ETH_ORACLE: eth(lab.elapsed(t)), BTC_ORACLE: BTC_START},
+                        oracle_delay_s=float(p["lead_s"]), heartbeat_s=float(p["heartbeat_s"]),
+                        deviation_bps=int(p["deviation_bps"]))
+        config = MMConfig(levels=int(p["levels"]), level_notional_usdc=float(p["level_usdc"]), adaptive=adaptive,
+                          max_updates_per_s=float(p["max_updates_per_s"]), burst=int(p["max_updates_per_s"]) * 2,
+                          one_sided_fills=int(p["one_sided_fills"]), cooldown_s=float(p["cooldown_s"]))
+        mm = LabMarketMaker(lab, maker, config, markets=(ETH,))
+        lab.makers.append(mm)
+        lab.start_time()
+        flow = random.Random(lab.seed + 1)
+        edge = float(p["informed_edge_bps"])
+
+        async def on_block(lab: Lab) -> None:
+            true = eth(lab.elapsed(lab.now()))
+            bids, asks = lab.venue.engine.l2(ETH, 1)
+            if asks and true > asks[0][0] * (1 + edge / 10_000):
+                await lab.order(informed, ETH, True, on_tick(int(true * (1 - edge / 10_000)), ETH),
+                                LOTS[ETH] * int(p["informed_lots"]), tif="Ioc")
+            elif bids and true < bids[0][0] * (1 - edge / 10_000):
+                await lab.order(informed, ETH, False, on_tick(int(true * (1 + edge / 10_000)), ETH) + TICKS[ETH],
+                                LOTS[ETH] * int(p["informed_lots"]), tif="Ioc")
+            for taker in noise:
+                if flow.random() < float(p["noise_probability"]):
+                    buy = flow.random() < 0.5
+                    oracle = lab.venue.engine.markets[ETH].oracle_price
+                    px = oracle * (10_000 + (100 if buy else -100)) // 10_000
+                    await lab.order(taker, ETH, buy, on_tick(px, ETH), LOTS[ETH] * flow.randint(10, 60), tif="Ioc")
+
+        for _ in range(int(p["blocks"])):
+            await lab.step(on_block)
+        for _ in range(60):  # the last fills' markouts come due (no more flow)
+            await lab.step()
+        await lab.settle_all()
+        tele = mm.telemetry
+        return {"markout_5s": tele.markout(5), "volume": round(tele.summary()["volume_usdc"], 6),
+                "pnl": round(tele.pnl()["total"], 6), "rate": round(mm.updates_per_s(), 6),
+                "regimes": len(tele.regimes)}
+
+
 CRASH_DEFAULTS = {"accounts": 4, "collateral_usdc": 20_000, "leverage": 12, "lag_blocks": 0, "heartbeat_s": 30,
                   "deviation_bps": 50, "crash_at_s": 5, "crash_pct": 20, "crash_over_s": 20, "blocks": 60,
                   "insurance_usdc": 0}
@@ -390,6 +493,13 @@ SCENARIOS = {s.name: s for s in [
     Replay("replay", "levered longs through any CSV of prices (the crash days in keeper/data/prices)",
            dict(CRASH_DEFAULTS, csv="eth_usd_coinapi_10m_20210519.csv", offset_min=0, speed=600, leverage=8,
                 collateral_usdc=2_000, blocks=60)),
+    ToxicFlow("toxic-flow", "the reference market maker against informed takers who see the true price lead_s "
+                            "before the oracle: adaptive and static on the same seed, 5-second markouts compared",
+              {"lead_s": 3.0, "heartbeat_s": 10, "deviation_bps": 5, "calm_bps": 0.5, "burst_at_s": 20,
+               "burst_every_s": 150, "burst_s": 30, "burst_drift_bps": 4.0, "burst_bps": 3.0, "informed_edge_bps": 2.0,
+               "informed_lots": 100, "noise_takers": 3, "noise_probability": 0.3, "levels": 5, "level_usdc": 5_000.0,
+               "max_updates_per_s": 40.0, "one_sided_fills": 3,
+               "cooldown_s": 20.0, "blocks": 200}),
     BlackThursday("black-thursday", "the real ETH path of 2020-03-12 with congestion delaying the oracle and "
                                     "underbidding the liquidators",
                   dict(CRASH_DEFAULTS, offset_min=600, speed=60, blocks=120, leverage=8, collateral_usdc=2_000,
