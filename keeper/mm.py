@@ -40,7 +40,7 @@ the last trigger, then returns to calm; every change is logged with its cause.
 Caps: a position's size per market (`max_position`, base units) and the net notional of the
 markets in the combined group (`group_cap_usdc`, signed: longs in correlated markets add up).
 Levels that could fill past a cap are not quoted; at a cap the bot quotes only the side that
-reduces, signed reduce-only.
+reduces, signed reduce-only and no larger than the position.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ class FillMark:
         return sign * (ref - self.price) / self.price * 1e4
 
     def as_json(self) -> dict:
-        return {"t": self.t, "market": self.market, "side": "buy" if self.is_buy else "sell", "price": self.price,
+        return {"id": f"{self.t}:{self.market}:{self.price}:{self.size}", "t": self.t, "market": self.market, "side": "buy" if self.is_buy else "sell", "price": self.price,
                 "size": self.size, "fee": self.fee, "mid": self.mid, "oracle": self.oracle,
                 "realized_spread_bps": self.bps(self.mid),
                 "markout_mid_bps": {f"{h}s": self.markouts_mid.get(h) for h in HORIZONS},
@@ -300,6 +300,7 @@ class Telemetry:
         f = FillMark(t, market, is_buy, price, size, fee, mid, oracle)
         self.fills.append(f)
         self.open.append(f)
+        self.write({"kind": "fill", **f.as_json()})  # now, and again once its markouts are all in
         sign = 1 if is_buy else -1
         self.spread[market] += sign * (mid - price) * size
         self.fees[market] -= fee * SIZE_SCALE
@@ -592,13 +593,12 @@ class MarketMaker:
             bid_depth, ask_depth = max(bid_depth * c.widen_factor, floor), max(ask_depth * c.widen_factor, floor)
         room_buy, room_sell = self._room(m, fair)
         out = []
-        for is_buy, depth, room in ((True, bid_depth, room_buy), (False, ask_depth, room_sell)):
-            reduce_only = False
-            if room <= 0:  # at a cap: only the side that reduces, reduce-only
-                reducing = position < 0 if is_buy else position > 0
-                if not reducing:
-                    continue
-                room, reduce_only = abs(position), True
+        for is_buy, depth, room, other in ((True, bid_depth, room_buy, room_sell), (False, ask_depth, room_sell, room_buy)):
+            if room <= 0:  # this side would breach a cap: not quoted
+                continue
+            reduce_only = other <= 0 and (position < 0 if is_buy else position > 0)
+            if reduce_only:  # at a cap: the side that reduces, reduce-only, back toward flat
+                room = min(room, abs(position))
             for i in range(c.levels):
                 size = min(level_size, room // spec.lot * spec.lot)
                 if size <= 0:

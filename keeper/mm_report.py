@@ -1,6 +1,7 @@
 """`keeper mm --report FILE`: a market-maker run's summary table and plots from its telemetry.
 
-FILE is the JSON-lines file the bot writes (`fill` records with their markouts, `state` records
+FILE is the JSON-lines file the bot writes (`fill` records, at the fill and again with their
+markouts, so a killed bot loses none; `state` records
 with positions and the PnL split, `regime` changes, a closing `summary`). The table gives fills,
 volume, PnL by component, realized spread and markouts per horizon; the plots (PNG, in a folder
 named after the file) show inventory, the PnL split over time and the markout curves.
@@ -15,21 +16,21 @@ from .mm import HORIZONS
 
 
 def load(path: Path) -> dict:
-    fills, states, regimes, summary = [], [], [], None
+    fills, states, regimes, summary = {}, [], [], None
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
         r = json.loads(line)
         kind = r.get("kind")
-        if kind == "fill":
-            fills.append(r)
+        if kind == "fill":  # written at the fill and again with its markouts: the last one counts
+            fills[r["id"]] = r
         elif kind == "state":
             states.append(r)
         elif kind == "regime":
             regimes.append(r)
         elif kind == "summary":
             summary = r
-    return {"fills": fills, "states": states, "regimes": regimes, "summary": summary}
+    return {"fills": list(fills.values()), "states": states, "regimes": regimes, "summary": summary}
 
 
 def markout_curve(fills: list[dict], reference: str) -> list[float | None]:

@@ -104,6 +104,7 @@ class LiveMarketMaker:
                     self.mm.on_oracle(int(m["id"]), int(m["oraclePrice"]), self.clock.now())
         if orders:
             log.info("adopted %d open orders", len(orders))
+            self.telemetry.write({"kind": "adopted", "t": self.clock.now(), "orders": [int(o["id"]) for o in orders]})
 
     @staticmethod
     def _resting(o: dict) -> Resting:

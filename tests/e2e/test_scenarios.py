@@ -153,3 +153,65 @@ def test_a_sweep_on_a_local_two_worker_dask_cluster_matches_local_runs(tmp_path)
         if workers is not None:
             stop_process(workers)
         stop_process(scheduler)
+
+
+def test_toxic_flow_the_adaptive_bot_loses_at_most_half_what_the_static_one_does_per_unit_of_volume(tmp_path):
+    scenario = SCENARIOS["toxic-flow"]
+    m = run_scenario(scenario, seed=1, params=parse_params(scenario, ["blocks=120"]), out=tmp_path)
+    static, adaptive = m["markout_5s_bps_static"], m["markout_5s_bps_adaptive"]
+    assert static < 0, m  # informed flow picks the static quotes off
+    assert max(0.0, -adaptive) <= 0.5 * -static, m
+    assert m["mm_volume_usdc_adaptive"] > 0 and m["mm_volume_usdc_static"] > 0
+    assert m["mm_regime_changes_adaptive"] >= 2  # it widened or pulled, and came back
+    for rate in (m["mm_quote_updates_per_s_adaptive"], m["mm_quote_updates_per_s_static"]):
+        assert 0 < rate <= m["mm_max_updates_per_s"]
+    # The headline figure is the bot's own telemetry, recomputed here from its file.
+    fills = {}
+    for line in (tmp_path / "mm-telemetry.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["kind"] == "fill":
+            fills[r["id"]] = r
+    num = sum(f["markout_mid_bps"]["5s"] * f["price"] * f["size"] for f in fills.values()
+              if f["markout_mid_bps"]["5s"] is not None)
+    den = sum(f["price"] * f["size"] for f in fills.values() if f["markout_mid_bps"]["5s"] is not None)
+    assert num / den == pytest.approx(adaptive)
+    assert m["mm_markout_bps"]["5s"] == pytest.approx(adaptive, abs=1e-5)
+    assert (tmp_path / "static" / "mm-telemetry.jsonl").exists()
+    report = (tmp_path / "report.html").read_text()
+    assert "market maker inventory" in report and "market maker markouts" in report and "book mid" in report
+
+
+def test_the_market_maker_sends_nothing_for_thirty_seconds_of_an_unchanged_price(tmp_path):
+    """In simulated time: after its first quotes, 30 one-second blocks with the same oracle
+    price and no flow bring no quote update and leave the same orders on the book."""
+    import asyncio
+
+    from keeper.mm import MMConfig
+    from keeper.mm_run import agent_key_for
+    from venue.scenario.lab import Lab, LabMarketMaker
+    from venue.signing import address_of
+
+    async def run(lab: Lab) -> None:
+        maker = lab.traders[0]
+        lab.fund([maker], 2_000_000 * 10**6)
+        lab.approve_agent(maker, address_of(agent_key_for(maker.key)))
+        lab.push_prices({0: 3_000 * 10**6, 1: 60_000 * 10**6})
+        await lab.begin(lambda t: {0: 3_000 * 10**6, 1: 60_000 * 10**6}, heartbeat_s=3600)
+        mm = LabMarketMaker(lab, maker, MMConfig(levels=3), markets=(0, 1))
+        lab.makers.append(mm)
+        for _ in range(2):
+            await lab.step()
+        quoted = {o.id for o in lab.venue.engine.open_orders(maker.address)}
+        updates, messages = mm.telemetry.updates, mm.telemetry.messages
+        assert len(quoted) == 12 and updates == 12 and messages == 1
+        for _ in range(30):
+            await lab.step()
+        assert (mm.telemetry.updates, mm.telemetry.messages) == (updates, messages)
+        assert {o.id for o in lab.venue.engine.open_orders(maker.address)} == quoted
+
+    lab = Lab(tmp_path, seed=1)
+    try:
+        lab.start_chain()
+        asyncio.run(run(lab))
+    finally:
+        lab.stop()

@@ -449,7 +449,11 @@ class Lab:
         rec.insurance.append(ch.functions.insuranceFund().call())
         true = self.truth(t)
         oracle = {str(m): str(ms.oracle_price) for m, ms in enumerate(self.venue.engine.markets)}
-        self.log("block", insurance=str(rec.insurance[-1]), oracle=oracle,
+        mids = {}
+        for m in range(len(DEVNET_MARKETS)):
+            bids, asks = self.venue.engine.l2(m, 1)
+            mids[str(m)] = str((bids[0][0] + asks[0][0]) // 2) if bids and asks else None
+        self.log("block", insurance=str(rec.insurance[-1]), oracle=oracle, mid=mids,
                  true={str(m): str(true[p.oracle_id]) for m, p in enumerate(DEVNET_MARKETS)},
                  open_interest=[str(ch.functions.market(m).call()[self.oi_field]) for m in range(len(DEVNET_MARKETS))])
         haircut = self.venue.haircut

@@ -36,6 +36,9 @@ def figures(events: list[dict]) -> list[tuple[str, str]]:
             fig, ax = plt.subplots(figsize=(8, 3))
             ax.plot(t, [int(e["true"][str(m)]) / USDC for e in blocks], label="true price")
             ax.step(t, [int(e["oracle"][str(m)]) / USDC for e in blocks], where="post", label="oracle (venue's view)")
+            mids = [(e["t"], int(e["mid"][str(m)]) / USDC) for e in blocks if (e.get("mid") or {}).get(str(m))]
+            if mids:
+                ax.plot([x for x, _ in mids], [y for _, y in mids], linewidth=0.8, label="book mid")
             liq = [e for e in events if e["kind"] == "liquidation" and e["market"] == m and e["t"] >= 0]
             if liq:
                 ax.scatter([e["t"] for e in liq], [int(blocks[min(len(blocks) - 1, max(0, int(e["t"]) - int(t[0])))]
@@ -44,7 +47,7 @@ def figures(events: list[dict]) -> list[tuple[str, str]]:
             ax.set_xlabel("s")
             ax.set_ylabel("USDC")
             ax.legend(fontsize=7)
-            out.append((f"{p.symbol}: true price, oracle price, liquidations", _png(fig)))
+            out.append((f"{p.symbol}: true price, oracle price, book mid, liquidations", _png(fig)))
         fig, ax = plt.subplots(figsize=(8, 2.5))
         ax.plot(t, [int(e["insurance"]) / USDC for e in blocks])
         ax.set_xlabel("s")
@@ -74,6 +77,36 @@ def figures(events: list[dict]) -> list[tuple[str, str]]:
     return out
 
 
+def mm_figures(path: Path) -> list[tuple[str, str]]:
+    """The market maker's inventory and markout curves, from its telemetry file."""
+    from keeper.mm import HORIZONS
+    from keeper.mm_report import load, markout_curve
+
+    data = load(path)
+    out = []
+    if data["states"]:
+        t0 = data["states"][0]["t"]
+        fig, ax = plt.subplots(figsize=(8, 2.5))
+        for symbol in data["states"][0]["position"]:
+            ax.plot([s["t"] - t0 for s in data["states"]], [s["position"][symbol] for s in data["states"]], label=symbol)
+        ax.set_xlabel("s")
+        ax.set_ylabel("position (base)")
+        ax.legend(fontsize=7)
+        out.append((f"market maker inventory ({path.name})", _png(fig)))
+    if data["fills"]:
+        fig, ax = plt.subplots(figsize=(6, 2.5))
+        for ref in ("mid", "oracle"):
+            curve = markout_curve(data["fills"], ref)
+            ax.plot([h for h, v in zip(HORIZONS, curve) if v is not None], [v for v in curve if v is not None],
+                    marker="o", label=f"vs {ref}")
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set_xlabel("seconds after the fill")
+        ax.set_ylabel("bps (a loss is negative)")
+        ax.legend(fontsize=7)
+        out.append((f"market maker markouts ({path.name})", _png(fig)))
+    return out
+
+
 def write_report(out: Path) -> Path:
     """Reads `out/events.jsonl` and `out/metrics.json`, writes `out/report.html`."""
     out = Path(out)
@@ -82,6 +115,8 @@ def write_report(out: Path) -> Path:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(json.dumps(v))}</td></tr>"
                    for k, v in metrics.items())
     plots = "".join(_plot(title, png) for title, png in figures(events))
+    for telemetry in sorted(out.glob("*-telemetry.jsonl")):
+        plots += "".join(_plot(title, png) for title, png in mm_figures(telemetry))
     title = f"{metrics['scenario']}, seed {metrics['seed']}"
     (out / "report.html").write_text(_page(title, f"{plots}<h2>metrics.json</h2><table>{rows}</table>"))
     return out / "report.html"
