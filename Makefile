@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test test-invariants-long test-api-fuzz devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api bench-soak clean
+.PHONY: install compile test test-invariants-long test-api-fuzz devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api bench-soak bench-mm clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -78,6 +78,9 @@ bench-api: compile
 
 bench-soak: compile
 	$(BIN)/venue bench soak
+
+bench-mm: compile
+	$(BIN)/venue bench mm
 
 clean:
 	rm -rf .build .cache

@@ -58,6 +58,7 @@ log = logging.getLogger("mm")
 
 HORIZONS = (1, 5, 30, 60)  # markout horizons, seconds
 CALM, WIDE, PULLED = "calm", "wide", "pulled"
+ECHO_S = 1.0  # how long an order the bot removed may still show in its websocket-fed book
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ def diff(resting: list[Resting], desired: list[Quote], size_tolerance: float) ->
     price is wanted stays untouched while its remaining size is between `size_tolerance` of the
     wanted size and the wanted size; larger, it is modified in place (a shrink keeps its place);
     a wanted price with no order takes an unwanted order of the same side (modified: repriced)
-    or a new order; unwanted orders left over are cancelled."""
+    or a new order; unwanted orders left over are cancelled. Retreating modifications come
+    before advancing ones."""
     plan = Plan()
     for is_buy in (True, False):
         mine = [r for r in resting if r.is_buy == is_buy]
@@ -220,6 +222,10 @@ def diff(resting: list[Resting], desired: list[Quote], size_tolerance: float) ->
             else:
                 plan.places.append(q)
         plan.cancels += [r.id for r in spare]
+    # The venue applies modifications in order: those that retreat (bids down, asks up) go first,
+    # so that an advancing quote never meets the bot's own stale quote on the other side.
+    old_price = {r.id: r.price for r in resting}
+    plan.modifies.sort(key=lambda m: (m[1].price > old_price[m[0]]) == m[1].is_buy)
     return plan
 
 
@@ -442,6 +448,11 @@ class MarketMaker:
         self.resting: dict[int, Resting] = {}
         self.bucket = TokenBucket(config.max_updates_per_s, config.burst, now)
         self.deferred = 0  # plans held back by the rate limit
+        self.refused = 0  # changes the venue refused
+        self.now = now
+        # Orders the bot took off the book lately: a book fed by a websocket may show them a moment
+        # longer, and they are not someone else's liquidity. (time, market, is_buy, price, size)
+        self.echoes: deque = deque()
 
     # ------------------------------------------------------------------ inputs
     def on_oracle(self, market: int, price: int, t: float) -> None:
@@ -523,6 +534,11 @@ class MarketMaker:
         for r in self.resting.values():
             if r.market == st.spec.id:
                 mine[(r.is_buy, r.price)] = mine.get((r.is_buy, r.price), 0) + r.remaining
+        while self.echoes and self.echoes[0][0] < self.now - ECHO_S:
+            self.echoes.popleft()
+        for _, market, is_buy, price, size in self.echoes:
+            if market == st.spec.id:
+                mine[(is_buy, price)] = mine.get((is_buy, price), 0) + size
         best = []
         for is_buy, levels in ((True, st.bids), (False, st.asks)):
             price = None
@@ -559,6 +575,7 @@ class MarketMaker:
     def observe(self, t: float) -> None:
         """Once per step: fair prices and volatility, the adaptation's volatility rule, markouts."""
         c = self.config
+        self.now = t
         for m, st in self.markets.items():
             if not st.oracle:
                 continue
@@ -664,20 +681,27 @@ class MarketMaker:
                 seconds: float | None = None) -> None:
         """The venue's answers to `plan` (per item: `status`, `orderId`, `remaining`)."""
         for item in cancelled:
-            self.resting.pop(item["orderId"], None)
+            self._gone(self.resting.pop(item["orderId"], None))
         for (old_id, q), status in zip(plan.modifies, modified):
             if status.get("status") != "error" or status.get("code") == "UNKNOWN_ORDER":
-                self.resting.pop(old_id, None)
+                old = self.resting.pop(old_id, None)
+                if old is not None and (old.price != q.price or status.get("orderId") != old_id):
+                    self._gone(old)
             self._rest(q, status)
         for q, status in zip(plan.places, placed):
             self._rest(q, status)
         self.telemetry.on_updates(len(plan), seconds)
         errors = [s for s in (*modified, *placed) if s.get("status") == "error"]
+        self.refused += len(errors)
         if errors:
             log.warning("%d of %d quote changes refused: %s %s", len(errors), len(plan), errors[0].get("code"),
                         errors[0].get("msg"))
             for st in self.markets.values():
                 st.anchor = None  # try again from scratch next step
+
+    def _gone(self, r: Resting | None) -> None:
+        if r is not None:
+            self.echoes.append((self.now, r.market, r.is_buy, r.price, r.remaining))
 
     def _rest(self, q: Quote, status: dict) -> None:
         if status.get("status") == "resting":

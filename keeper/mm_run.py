@@ -88,6 +88,8 @@ class LiveMarketMaker:
         self.ch = contract(client.w3, "ClearingHouse", client.deployment.clearing_house)
         self.funding_field = market_field(self.ch, "fundingIndex")
         self.connected = threading.Event()
+        self.price_seen: float | None = None  # when an oracle price arrived that no plan has answered yet
+        self.requote_s: list[float] = []  # from such a price to the acknowledgement of the plan it caused
 
     # ------------------------------------------------------------------ start
     def adopt(self) -> None:
@@ -159,6 +161,8 @@ class LiveMarketMaker:
                 self._push_book(m)
             elif channel == "oracle":
                 self.mm.on_oracle(message["market"], int(message["data"]["price"]), now)
+                if self.price_seen is None:
+                    self.price_seen = time.perf_counter()
             elif channel == "openOrders":
                 self.mm.sync_orders([self._resting(o) for o in message["data"]])
                 self.connected.set()
@@ -193,6 +197,8 @@ class LiveMarketMaker:
             self.telemetry.snapshot(now)
         if plan:
             self.send(plan)
+        else:
+            self.price_seen = None  # the price moved too little to re-quote
         if now - self.deadman_renewed >= self.config.deadman_s / 3:
             self.client.deadman(int((now + self.config.deadman_s) * 1000))
             self.deadman_renewed = now
@@ -203,7 +209,8 @@ class LiveMarketMaker:
         return plan
 
     def send(self, plan: Plan) -> None:
-        started = time.perf_counter()
+        started, seen = time.perf_counter(), self.price_seen
+        self.price_seen = None
         modifies, orders = plan_bodies(self.client, plan, self.specs)
         try:
             answer = self.client.bulk(plan.cancels, modifies, orders)
@@ -214,10 +221,17 @@ class LiveMarketMaker:
                 for st in self.mm.markets.values():
                     st.anchor = None
             return
+        if seen is not None:
+            self.requote_s.append(time.perf_counter() - seen)
         with self.lock:
             self.mm.applied(plan, [c for c in answer["cancelled"] if c["status"] == "cancelled"]
                             + [c for c in answer["cancelled"] if c.get("code") == "UNKNOWN_ORDER"],
                             answer["modified"], answer["placed"], time.perf_counter() - started)
+        if any(st.get("status") == "error" for st in (*answer["modified"], *answer["placed"])):
+            # A refused replacement may have taken its old order with it: ask the venue what rests.
+            orders = self.client.open_orders()
+            with self.lock:
+                self.mm.sync_orders([self._resting(o) for o in orders])
 
     def read_funding(self) -> None:
         """Funding the bot paid since the last read: its position times the index change."""

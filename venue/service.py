@@ -167,7 +167,7 @@ class Venue:
         self.markets = read_markets(self.ch, self.deployment.markets)
         self.weth_oracle_id = self.ch.functions.wethOracleId().call()
         self.max_price_age = self.ch.functions.riskParams().call()[0]
-        self.engine = Engine(self.markets, Limits())
+        self.engine = Engine(self.markets, Limits(rate_per_s=settings.orders_per_s, burst=settings.orders_burst))
         Path(settings.journal).parent.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.journal)
         self.fills: dict[int, FillRecord] = {}

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # Memory bounds (`make bench-soak`): order nonces remembered per account (a new one must lie
     # above the lowest of them: venue/nonces.py), settled fills and finished orders kept in memory
     # for the account views and order status (older ones live in the journal).
+    # Per-account order rate (a token bucket: `orders_per_s` refill, `orders_burst` deep); orders,
+    # modifications and their re-placements count. Market makers usually get more (bench-mm: 20,000).
+    orders_per_s: int = 1_000
+    orders_burst: int = 2_000
     nonce_window: int = 1_000
     fills_in_memory: int = 50_000
     order_states_in_memory: int = 100_000
