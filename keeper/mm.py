@@ -290,6 +290,8 @@ class Telemetry:
                 "pnl": Gauge("mm_pnl_usdc", "PnL by component", ["market", "component"], registry=registry),
                 "position": Gauge("mm_position", "position in base units", ["market"], registry=registry),
                 "regime": Gauge("mm_regime", "0 calm, 1 wide, 2 pulled", ["market"], registry=registry),
+                "reconnects": Counter("mm_ws_reconnects", "websocket reconnections (each resyncs from snapshots)",
+                                      registry=registry),
                 "requote": Histogram("mm_requote_seconds", "from a plan to its acknowledgement", registry=registry,
                                      buckets=(.002, .005, .01, .02, .05, .1, .2, .5, 1, 2)),
             }
@@ -362,6 +364,10 @@ class Telemetry:
             self.prom["updates"].inc(n)
             if seconds is not None:
                 self.prom["requote"].observe(seconds)
+
+    def on_reconnect(self) -> None:
+        if self.prom:
+            self.prom["reconnects"].inc()
 
     def on_regime(self, t: float, market: int, state: str, cause: str) -> None:
         self.regimes.append({"t": t, "market": market, "state": state, "cause": cause})

@@ -141,6 +141,7 @@ class LiveMarketMaker:
                     return
                 self.connected.clear()
                 self.reconnects += 1
+                self.telemetry.on_reconnect()
                 log.warning("websocket: %s; reconnecting for fresh snapshots", exc)
                 stop.wait(0.5)
 

@@ -108,8 +108,9 @@ def served_venue(tmp, accounts: int = 6, **env):
         import httpx
 
         wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "venue API")
-        yield {"api": api, "anvil": anvil, "w3": w3, "path": path, "tmp": tmp}
-        assert stop_process(server) == 0, "the venue did not stop cleanly on SIGINT"
+        stack = {"api": api, "anvil": anvil, "w3": w3, "path": path, "tmp": tmp, "server": server, "port": port}
+        yield stack  # a test that restarts the server puts the new process in stack["server"]
+        assert stop_process(stack["server"]) == 0, "the venue did not stop cleanly on SIGINT"
     finally:
         anvil.stop()
 

@@ -18,7 +18,7 @@ from venue.client import Client
 from venue.devchain import free_port, wait_until
 from venue.signing import address_of
 
-from .scenario import served_venue
+from .scenario import served_venue, start_server
 
 LEVELS = 2  # a side per market: 8 orders in all
 
@@ -31,6 +31,13 @@ def metric(port: int, name: str) -> float:
             if sample.name == name:
                 total += sample.value
     return total
+
+
+def _up(api: str) -> bool:
+    try:
+        return httpx.get(f"{api}/health").status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def start_mm(path, api, tmp, port, *extra):
@@ -83,6 +90,17 @@ def test_keeper_mm_quotes_stays_quiet_requotes_adopts_after_a_kill_and_reports(t
             after = owner.open_orders()
             assert len(after) == 4 * LEVELS  # no second set of quotes beside the adopted one
             assert len({o["id"] for o in after} & kept) >= 4 * LEVELS - 4  # the ETH skew may reprice some
+
+            # The venue restarts (killed, then up again on its journal): the bot's websocket drops,
+            # it reconnects for fresh snapshots and goes on quoting the same orders.
+            s["server"].send_signal(signal.SIGKILL)
+            s["server"].wait(10)
+            s["server"] = start_server(path, s["anvil"].url, tmp_path, s["port"])
+            wait_until(lambda: _up(api), 30, "the restarted venue")
+            wait_until(lambda: metric(port, "mm_ws_reconnects_total") >= 1, 30, "the bot's reconnection")
+            assert {o["id"] for o in owner.open_orders()} == {o["id"] for o in after}
+            taker.place("ETH-PERP", "sell", "2900", "0.2", tif="Ioc")  # hits the best bid
+            wait_until(lambda: metric(port, "mm_fills_total") == 1, 15, "the fill after the reconnection")
         finally:
             mm.send_signal(signal.SIGTERM)
             output = mm.communicate(timeout=20)[0]
@@ -97,7 +115,7 @@ def test_keeper_mm_quotes_stays_quiet_requotes_adopts_after_a_kill_and_reports(t
     assert {p.name for p in (tmp_path / "mm").glob("*.png")} == {"inventory.png", "pnl.png", "markouts.png"}
     records = [json.loads(line) for line in (tmp_path / "mm.jsonl").read_text().splitlines()]
     fills = {r["id"]: r for r in records if r["kind"] == "fill"}.values()  # the killed bot's fill included
-    assert [f["side"] for f in fills] == ["sell"]
+    assert [f["side"] for f in fills] == ["sell", "buy"]  # before the kill, and after the reconnection
     assert all(set(f["markout_mid_bps"]) == {"1s", "5s", "30s", "60s"} for f in fills)
 
 
