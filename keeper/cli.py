@@ -10,9 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from web3 import HTTPProvider, Web3
 
-from venue.chain import Deployment, contract
+from venue.chain import Deployment, connect, contract
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return mm_main(args)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name or args.bot} %(message)s")
     doc = json.loads(Path(args.deployment).read_text())
-    w3 = Web3(HTTPProvider(args.rpc_url or doc["rpc"]))
+    w3 = connect(args.rpc_url or doc["rpc"])
     deployment = Deployment.from_json(doc)
     key = args.key or doc["keys"]["keeper"]
     stop = threading.Event()

@@ -12,7 +12,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from venue import risk
-from venue.chain import AccountReader, Deployment, contract, fill_accounts, read_markets, read_oracle_prices
+from venue.chain import AccountReader, Deployment, EventReader, contract, fill_accounts, read_markets, read_oracle_prices
 
 from .sender import TxFailed, TxSender
 
@@ -25,6 +25,7 @@ class Liquidator:
         self.w3 = w3
         self.ch = contract(w3, "ClearingHouse", deployment.clearing_house)
         self.oracle = contract(w3, "Oracle", deployment.oracle)
+        self.events = EventReader(w3, self.ch, self.oracle)
         self.sender = TxSender(w3, key, name, priority_fee_gwei=priority_fee_gwei)
         self.name = name
         self.poll_s = poll_s
@@ -86,19 +87,22 @@ class Liquidator:
         self.last_block = head
         touched: set[str] = set()
         prices_moved = False
-        for ev in self.oracle.events.PriceUpdated().get_logs(from_block=frm, to_block=to):
+        events = self.events.read(frm, to)
+
+        def of(name: str) -> list:
+            return events.get(name, [])
+        for ev in of("PriceUpdated"):
             prices_moved |= self._on_price(ev.args.id, ev.args.price)
-        for name in ("Deposited", "Withdrawn"):
-            touched.update(e.args.account for e in getattr(self.ch.events, name)().get_logs(from_block=frm, to_block=to))
-        for e in self.ch.events.Liquidated().get_logs(from_block=frm, to_block=to):
+        touched.update(e.args.account for e in of("Deposited") + of("Withdrawn"))
+        for e in of("Liquidated"):
             touched.update((e.args.account, e.args.liquidator))
-        for e in self.ch.events.Deleveraged().get_logs(from_block=frm, to_block=to):
+        for e in of("Deleveraged"):
             touched.update((e.args.account, e.args.counterparty))
-        for e in self.ch.events.BatchSettled().get_logs(from_block=frm, to_block=to):
+        for e in of("BatchSettled"):
             tx = self.w3.eth.get_transaction(e.transactionHash)
             _, args = self.ch.decode_function_input(tx.input)
             touched.update(fill_accounts(bytes(args["fills"])))
-        if self.ch.events.FundingUpdated().get_logs(from_block=frm, to_block=to) or prices_moved:
+        if of("FundingUpdated") or prices_moved:
             touched.update(self.index)  # funding owed and WETH values moved for everyone
         self.refresh_many(sorted(touched, key=lambda a: (self.index.get(a, len(self.index)), a)))
         self._check_pending()

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from .chain import REPO_ROOT, contract, deploy, explain_revert, exposure_groups, read_market_status, read_markets
+from .chain import REPO_ROOT, connect, contract, deploy, explain_revert, exposure_groups, read_market_status, read_markets
 from .devchain import Anvil, PortInUse, dev_keys, ensure_port_free
 
 DEVNET_DIR = REPO_ROOT / "devnet"
@@ -248,16 +248,31 @@ def send_signed(w3, fn, key: str, what: str):
     return receipt
 
 
+def on_chain(args) -> tuple[dict, object, object, list[str]]:
+    """(deployment file, web3, ClearingHouse, market symbols) for a command's --deployment and --rpc-url."""
+    doc = json.loads(Path(args.deployment).read_text())
+    w3 = connect(args.rpc_url or doc.get("rpc", "http://127.0.0.1:8545"))
+    return doc, w3, contract(w3, "ClearingHouse", doc["ClearingHouse"]), list(doc.get("markets", []))
+
+
+def chain_args(p, key_help: str) -> None:
+    """--deployment, --rpc-url and --key, as every command that sends a transaction takes them."""
+    p.add_argument("--deployment", default=str(DEVNET_DIR / "deployment.json"))
+    p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
+    p.add_argument("--key", default=None, help=key_help)
+
+
+def market_arg(name: str, symbols: list[str]) -> int | None:
+    """A market named on the command line by symbol or id; None if it is neither."""
+    return symbols.index(name) if name in symbols else int(name) if name.isdigit() else None
+
+
 def cmd_exit(args) -> int:
     """The escape hatch from the command line: request (an exit, from a trader's key), freeze
     (anyone, once due), withdraw (exitFrozen, after a freeze), status."""
-    from web3 import HTTPProvider, Web3
-
     from .signing import address_of
 
-    doc = json.loads(Path(args.deployment).read_text())
-    w3 = Web3(HTTPProvider(args.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")))
-    ch = contract(w3, "ClearingHouse", doc["ClearingHouse"])
+    doc, w3, ch, _ = on_chain(args)
     key = args.key or doc.get("keys", {}).get("traders", [None] * (args.trader + 1))[args.trader]
     me = address_of(key) if key else None
     delay = ch.functions.riskParams().call()[5]
@@ -291,23 +306,17 @@ def cmd_exit(args) -> int:
 def cmd_guardian(args) -> int:
     """The guardian's controls from the command line, signed with the guardian key of the
     deployment file (or --key): pause, unpause, reduce-only MARKET, resume MARKET."""
-    from web3 import HTTPProvider, Web3
-
-    doc = json.loads(Path(args.deployment).read_text())
+    doc, w3, ch, symbols = on_chain(args)
     key = args.key or doc.get("keys", {}).get("guardian")
     if not key:
         print(f"venue guardian: no guardian key in {args.deployment}; pass --key", file=sys.stderr)
         return 2
-    w3 = Web3(HTTPProvider(args.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")))
-    ch = contract(w3, "ClearingHouse", doc["ClearingHouse"])
-    symbols = list(doc.get("markets", []))
     market = None
     if args.action in ("reduce-only", "resume"):
         if args.market is None:
             print(f"venue guardian {args.action}: name a market (symbol or id)", file=sys.stderr)
             return 2
-        market = symbols.index(args.market) if args.market in symbols else int(args.market) \
-            if args.market.isdigit() else None
+        market = market_arg(args.market, symbols)
         if market is None or market >= ch.functions.marketCount().call():
             print(f"venue guardian: no market {args.market!r} (markets: {', '.join(symbols)})", file=sys.stderr)
             return 2
@@ -332,12 +341,7 @@ def cmd_exposure(args) -> int:
     """Exposure groups from the command line: `show` lists each group's cap and markets; `set
     GROUP CAP MARKET...` (risk admin: the deployment file's owner key, or --key) makes the named
     markets the group with CAP quote units (`set GROUP 0` with no market dissolves it)."""
-    from web3 import HTTPProvider, Web3
-
-    doc = json.loads(Path(args.deployment).read_text())
-    w3 = Web3(HTTPProvider(args.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")))
-    ch = contract(w3, "ClearingHouse", doc["ClearingHouse"])
-    symbols = list(doc.get("markets", []))
+    doc, w3, ch, symbols = on_chain(args)
     if args.action == "set":
         key = args.key or doc.get("keys", {}).get("owner")
         if args.group is None or args.cap is None or not args.cap.isdigit() or not key:
@@ -346,7 +350,7 @@ def cmd_exposure(args) -> int:
             return 2
         mask = 0
         for name in args.markets:
-            market = symbols.index(name) if name in symbols else int(name) if name.isdigit() else None
+            market = market_arg(name, symbols)
             if market is None:
                 print(f"venue exposure-group: no market {name!r} (markets: {', '.join(symbols)})", file=sys.stderr)
                 return 2
@@ -404,9 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "rejected; resume MARKET: lift reduce-only.")
     p.add_argument("action", choices=["pause", "unpause", "reduce-only", "resume"])
     p.add_argument("market", nargs="?", default=None, help="symbol (ETH-PERP) or id, for reduce-only and resume")
-    p.add_argument("--deployment", default=str(DEVNET_DIR / "deployment.json"))
-    p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
-    p.add_argument("--key", default=None, help="guardian private key (default: the deployment file's)")
+    chain_args(p, "guardian private key (default: the deployment file's)")
     p.set_defaults(fn=cmd_guardian)
     p = sub.add_parser("exit", help="the escape hatch: request an exit, freeze a silent venue, withdraw after a freeze",
                        description="request: the trader asks to leave (on-chain). freeze [REQUESTER]: anyone, once "
@@ -417,9 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["request", "freeze", "withdraw", "status"])
     p.add_argument("requester", nargs="?", default=None, help="freeze/status: whose request (default: the key's)")
     p.add_argument("--trader", type=int, default=0, help="trader number in the deployment file (default 0)")
-    p.add_argument("--key", default=None, help="private key (default: the deployment file's trader key)")
-    p.add_argument("--deployment", default=str(DEVNET_DIR / "deployment.json"))
-    p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
+    chain_args(p, "private key (default: the deployment file's trader key)")
     p.set_defaults(fn=cmd_exit)
     p = sub.add_parser("exposure-group", help="show or set exposure groups (per-pair caps on combined notional)",
                        description="show: each exposure group's cap and markets. set GROUP CAP MARKET...: the "
@@ -430,9 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("group", nargs="?", type=int, default=None)
     p.add_argument("cap", nargs="?", default=None, help="quote units (USDC has 6 decimals)")
     p.add_argument("markets", nargs="*", help="symbols (ETH-PERP) or ids")
-    p.add_argument("--key", default=None, help="risk admin private key (default: the deployment file's owner key)")
-    p.add_argument("--deployment", default=str(DEVNET_DIR / "deployment.json"))
-    p.add_argument("--rpc-url", default=None, help="default: the deployment file's rpc")
+    chain_args(p, "risk admin private key (default: the deployment file's owner key)")
     p.set_defaults(fn=cmd_exposure)
     from .scenario.cli import add_parser as add_scenario_parser
 

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import httpx
 from eth_account import Account
-from web3 import HTTPProvider, Web3
 
-from .chain import Deployment, contract
+from .chain import Deployment, connect, contract
 from .domain import FLAG_IOC, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, QUOTE_DECIMALS, SIZE_SCALE
 from .signing import Domain, Order, sign_action, sign_order
 
@@ -36,7 +35,7 @@ class Client:
         """`private_key` owns the account (deposits, agent approvals, cancels); orders are signed
         with `agent_key` when given (a hot key the account approved with `set_agent`)."""
         self.http = httpx.Client(base_url=api_url, timeout=30)
-        self.w3 = Web3(HTTPProvider(rpc_url))
+        self.w3 = connect(rpc_url)
         self.deployment = deployment
         self.account = Account.from_key(private_key)
         self.address = self.account.address

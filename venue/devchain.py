@@ -10,9 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 
-from .chain import REPO_ROOT
+from .chain import REPO_ROOT, connect
 
 # Anvil's default mnemonic ("test test ... junk"): well-known devnet keys, never for real funds.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -103,7 +103,7 @@ class Anvil:
         return self
 
     def web3(self) -> Web3:
-        return Web3(HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+        return connect(self.url)
 
     def stop(self):
         """Stops the process group we started (node_modules/.bin/anvil is a Node wrapper that

@@ -22,6 +22,8 @@ from web3.logs import DISCARD
 
 from . import risk
 from .chain import (
+    EventReader,
+    connect,
     AccountReader,
     FILL_BYTES, MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY, Deployment, Fill as ChainFill,
     contract, pack_fills, settle_calldata, settle_gas_bound,
@@ -154,12 +156,13 @@ class Venue:
         doc = json.loads(Path(settings.deployment).read_text())
         self.deployment = Deployment.from_json(doc)
         rpc_url = settings.rpc_url or doc.get("rpc", "http://127.0.0.1:8545")
-        self.w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        self.w3 = connect(rpc_url)
         # The health probe's own connection, with a short timeout: a frozen node shows in seconds.
         self.probe_w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": settings.rpc_timeout_s},
                                           exception_retry_configuration=None))  # one try: a timeout is the answer
         self.ch = contract(self.w3, "ClearingHouse", self.deployment.clearing_house)
         self.oracle = contract(self.w3, "Oracle", self.deployment.oracle)
+        self.events = EventReader(self.w3, self.ch, self.oracle)  # the chain poller's one eth_getLogs a poll
         key = settings.operator_key or doc["keys"]["operator"]
         self.operator = Account.from_key(key)
         self.domain = Domain(self.deployment.chain_id, self.deployment.clearing_house)
@@ -1293,34 +1296,36 @@ class Venue:
             return
         frm, to = self.last_block + 1, head
         self.last_block = head
-        prices = await asyncio.to_thread(self.oracle.events.PriceUpdated().get_logs, from_block=frm, to_block=to)
-        for ev in prices:
+        events = await asyncio.to_thread(self.events.read, frm, to)
+
+        def of(name: str) -> list:
+            return events.get(name, [])
+        for ev in of("PriceUpdated"):
             self._on_price(ev.args.id, ev.args.price)
             self.oracle_updated[ev.args.id] = ev.args.timestamp
         touched = set()
-        for name in ("Deposited", "Withdrawn"):
-            for ev in await asyncio.to_thread(getattr(self.ch.events, name)().get_logs, from_block=frm, to_block=to):
-                touched.add(ev.args.account)
-        for ev in await asyncio.to_thread(self.ch.events.Liquidated().get_logs, from_block=frm, to_block=to):
+        for ev in of("Deposited") + of("Withdrawn"):
+            touched.add(ev.args.account)
+        for ev in of("Liquidated"):
             touched.update((ev.args.account, ev.args.liquidator))
-        for ev in await asyncio.to_thread(self.ch.events.Deleveraged().get_logs, from_block=frm, to_block=to):
+        for ev in of("Deleveraged"):
             touched.update((ev.args.account, ev.args.counterparty))
             self._publish({"channel": "adl", "data": {
                 "account": ev.args.account, "counterparty": ev.args.counterparty, "market": ev.args.marketId,
                 "size": str(ev.args.size), "price": str(ev.args.price), "socialised": str(ev.args.socialised),
                 "block": ev.blockNumber, "txHash": ev.transactionHash.to_0x_hex()}})
-        for ev in await asyncio.to_thread(self.ch.events.AgentSet().get_logs, from_block=frm, to_block=to):
+        for ev in of("AgentSet"):
             if ev.args.account in self.agents:
                 (self.agents[ev.args.account].add if ev.args.approved else
                  self.agents[ev.args.account].discard)(address_bytes(ev.args.agent))
-        if await asyncio.to_thread(self.ch.events.HaircutSet().get_logs, from_block=frm, to_block=to):
+        if of("HaircutSet"):
             self.haircut = await asyncio.to_thread(self.ch.functions.haircutBps().call)
             self.view_version += 1
-        for ev in await asyncio.to_thread(self.ch.events.ExposureGroupSet().get_logs, from_block=frm, to_block=to):
+        for ev in of("ExposureGroupSet"):
             self.apply_exposure_group(ev.args.group, ev.args.cap, ev.args.marketMask)
-        if await asyncio.to_thread(self.ch.events.FundingUpdated().get_logs, from_block=frm, to_block=to):
+        if of("FundingUpdated"):
             self.view_version += 1  # funding owed moves for every holder
-        for ev in await asyncio.to_thread(self.ch.events.Frozen().get_logs, from_block=frm, to_block=to):
+        for ev in of("Frozen"):
             self.frozen_at, self.paused = ev.args.at, True
             log.error("the venue was frozen at %d on %s's exit request: no more orders; accounts leave by exitFrozen()",
                       ev.args.at, ev.args.requester)
@@ -1328,7 +1333,7 @@ class Venue:
                                                         "requester": ev.args.requester}})
         guardian = []
         for name, kind in (("VenuePausedSet", "paused"), ("MarketHalted", "halted"), ("MarketReduceOnly", "reduce_only")):
-            for ev in await asyncio.to_thread(getattr(self.ch.events, name)().get_logs, from_block=frm, to_block=to):
+            for ev in of(name):
                 on = ev.args.paused if kind == "paused" else ev.args.halted if kind == "halted" else ev.args.reduceOnly
                 guardian.append(((ev.blockNumber, ev.logIndex), kind, ev.args.get("marketId"), bool(on)))
         for _, kind, market, on in sorted(guardian):  # in chain order

@@ -36,7 +36,7 @@ from keeper.oracle import OracleKeeper
 from keeper.risk import RiskKeeper
 
 from .. import risk
-from ..chain import contract, deploy, market_field
+from ..chain import EventReader, contract, deploy, market_field
 from ..cli import fund_traders
 from ..clock import SimClock
 from ..devchain import Anvil, dev_keys
@@ -233,6 +233,7 @@ class Lab:
                                           addresses[FUNDING_KEEPER]))
         self.ch = contract(w3, "ClearingHouse", self.deployment.clearing_house)
         self.oracle = contract(w3, "Oracle", self.deployment.oracle)
+        self.events = EventReader(w3, self.ch, self.oracle)
         self.oi_field = market_field(self.ch, "openInterest")
         self.traders = [Trader(k, address_of(k)) for k in self.keys[FIRST_TRADER:]]
         doc = {**self.deployment.to_json(), "rpc": self.anvil.url,
@@ -418,8 +419,9 @@ class Lab:
     def _observe(self, t: float) -> None:
         """The block just mined: its events, and each watched account against maintenance margin
         at the oracle and at the true prices."""
-        ch, rec, block = self.ch, self.record, self.w3.eth.block_number
-        for ev in ch.events.Liquidated().get_logs(from_block=block, to_block=block):
+        rec, block = self.record, self.w3.eth.block_number
+        events = self.events.read(block, block)  # one eth_getLogs for the block
+        for ev in events.get("Liquidated", []):
             rec.liquidations += 1
             account = ev.args.account
             since = rec.liquidatable_since.pop(account, (block, t))
@@ -430,23 +432,24 @@ class Lab:
             self.log("liquidation", account=account, market=ev.args.marketId, size=str(ev.args.size),
                      liquidator=ev.args.liquidator, latency_blocks=block - since[0], latency_s=t - since[1],
                      oracle_age_s=t - updated, underwater_true_s=None if lead is None else t - lead)
-        for ev in ch.events.Deleveraged().get_logs(from_block=block, to_block=block):
+        for ev in events.get("Deleveraged", []):
             rec.adl_events += 1
             self.log("adl", account=ev.args.account, counterparty=ev.args.counterparty, size=str(ev.args.size),
                      price=str(ev.args.price), socialised=str(ev.args.socialised))
-        for ev in ch.events.FundingUpdated().get_logs(from_block=block, to_block=block):
+        for ev in events.get("FundingUpdated", []):
             self.log("funding", market=ev.args.marketId, rate_per_hour=str(ev.args.ratePerHour))
-        for ev in ch.events.BadDebt().get_logs(from_block=block, to_block=block):
+        for ev in events.get("BadDebt", []):
             rec.bad_debt += ev.args.amount
             self.log("bad_debt", account=ev.args.account, amount=str(ev.args.amount))
-        for ev in ch.events.BatchSettled().get_logs(from_block=block, to_block=block):
+        for ev in events.get("BatchSettled", []):
             rec.fills_settled += ev.args.settled
             self.log("batch", index=ev.args.batchIndex, fills=ev.args.fills, settled=ev.args.settled)
-        for ev in ch.events.FillRejected().get_logs(from_block=block, to_block=block):
+        for ev in events.get("FillRejected", []):
             reason = RejectReason(ev.args.reason).name
             rec.fills_rejected[reason] = rec.fills_rejected.get(reason, 0) + 1
             self.log("fill_rejected", reason=reason, account=ev.args.account)
-        rec.insurance.append(ch.functions.insuranceFund().call())
+        markets, insurance = self.venue.view_reader.markets()  # one JSON-RPC batch
+        rec.insurance.append(insurance)
         true = self.truth(t)
         oracle = {str(m): str(ms.oracle_price) for m, ms in enumerate(self.venue.engine.markets)}
         mids = {}
@@ -455,10 +458,11 @@ class Lab:
             mids[str(m)] = str((bids[0][0] + asks[0][0]) // 2) if bids and asks else None
         self.log("block", insurance=str(rec.insurance[-1]), oracle=oracle, mid=mids,
                  true={str(m): str(true[p.oracle_id]) for m, p in enumerate(DEVNET_MARKETS)},
-                 open_interest=[str(ch.functions.market(m).call()[self.oi_field]) for m in range(len(DEVNET_MARKETS))])
+                 open_interest=[str(words[self.oi_field]) for words in markets])
         haircut = self.venue.haircut
+        accounts = self.venue.view_reader.read(self.watch) if self.watch else {}  # one JSON-RPC batch for all
         for address in self.watch:
-            (quote, weth_wei, _), (equity, _, mm), views = self.venue._read_view(address)  # one JSON-RPC batch
+            (quote, weth_wei, _), (equity, _, mm), views = accounts[address]
             if equity < mm:
                 if address not in rec.liquidatable_since:
                     rec.liquidatable_since[address] = (block, t)
