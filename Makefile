@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 TESTS ?= tests
 PYTEST_ARGS ?=
 
-.PHONY: install compile test test-invariants-long test-api-fuzz devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api bench-soak bench-mm clean
+.PHONY: install compile test test-invariants-long test-api-fuzz devnet bench-gas bench-gas-profile bench-engine bench-scan bench-api bench-soak bench-mm bench-scenario clean
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -81,6 +81,9 @@ bench-soak: compile
 
 bench-mm: compile
 	$(BIN)/venue bench mm
+
+bench-scenario: compile
+	$(BIN)/venue bench scenario
 
 clean:
 	rm -rf .build .cache

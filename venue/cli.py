@@ -436,10 +436,11 @@ def main(argv: list[str] | None = None) -> int:
 
     add_scenario_parser(sub)
     p = sub.add_parser("bench", help="run a benchmark (make bench-*)")
-    p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api", "soak", "mm"],
+    p.add_argument("which", choices=["gas", "gasprofile", "engine", "scan", "api", "soak", "mm", "scenario"],
                    help="gas: settlement gas per fill; gasprofile: where the gas goes; engine: matching throughput; "
                         "scan: margin scan; api: HTTP and websocket throughput and ack-to-settle latency; soak: "
-                        "memory over millions of orders; mm: the market maker's quote updates and re-quote latency")
+                        "memory over millions of orders; mm: the market maker's quote updates and re-quote latency; "
+                        "scenario: the scenario lab's simulation speed")
     p.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)

@@ -14,7 +14,7 @@ SHORT = {"calm": ["blocks=20"], "oracle-lag": ["blocks=30"], "cross-cascade": ["
          "adl-shortfall": ["blocks=20"], "black-thursday": ["blocks=30"], "operator-silence": [],
          "bad-print": ["blocks=12"], "replay": ["blocks=30"], "flash-crash-2023-08": ["blocks=30"],
          "gas-war": ["blocks=15", "accounts=3"], "wrong-way-collateral": ["blocks=25", "risk_keeper=1"],
-         "compound-stress": ["blocks=50", "crash_at_s=60"]}
+         "compound-stress": ["blocks=50", "crash_at_s=60"], "mm-withdrawal": ["blocks=25"]}
 
 
 def events(out):
@@ -81,6 +81,15 @@ def test_each_scenario_runs_and_its_metrics_match_its_events(name, tmp_path):
         rates = [int(e["rate_per_hour"]) for e in events(tmp_path) if e["kind"] == "funding" and e["market"] == 0]
         assert rates and max(rates) > 0  # the skewed book made the longs pay
         assert m["liquidations"] + m["adl_events"] >= 1
+    elif name == "mm-withdrawal":
+        evs = events(tmp_path)
+        stops = [e for e in evs if e["kind"] == "stop_loss"]
+        assert m["mm_pulled_s"] > 0 and m["book_depth_min_usdc"] == 0  # the maker pulled: no bids near the price
+        assert stops and m["stop_loss_fill_ratio"] == sum(int(e["filled"]) for e in stops) / sum(
+            int(e["size"]) for e in stops) == 0
+        assert m["adl_events"] >= 1 and m["bad_debt_usdc"] == 0  # the shortfall deleveraged, none socialised
+        depths = [int(e["bids_within_2pct"]) for e in evs if e["kind"] == "depth"]
+        assert depths[0] > 0 and min(depths) == 0  # quoted before the fall, empty during it
     elif name == "operator-silence":
         exits = [e for e in events(tmp_path) if e["kind"] == "exit"]
         assert m["frozen"] and exits and all(e["paid"] == e["equity"] for e in exits)

@@ -236,3 +236,39 @@ def test_fills_through_order_updates_keep_the_resting_book_right():
     mm.on_order_remaining(bid.id, 0)
     mm.on_order_gone(bid.id)
     assert bid.id not in mm.resting
+
+
+def test_the_live_driver_keeps_the_book_from_deltas_and_calls_a_gap_a_gap():
+    """keeper/mm_run.py's websocket handling without a socket: snapshots, numbered L2 deltas,
+    oracle prices and own fills reach the strategy; a missing delta or a `lagged` notice raises
+    GapError, which makes the listener reconnect for fresh snapshots."""
+    import threading
+    from types import SimpleNamespace
+
+    from keeper.mm_run import GapError, LiveMarketMaker
+    from venue.clock import SimClock
+
+    bot = LiveMarketMaker.__new__(LiveMarketMaker)  # the message handling alone
+    bot.lock, bot.wake, bot.books, bot.clock = threading.Lock(), threading.Event(), {}, SimClock(100.0)
+    bot.price_seen, bot.connected = None, threading.Event()
+    bot.mm = maker(levels=1)
+    me = "0x00000000000000000000000000000000000000aa"
+    bot.client = SimpleNamespace(address=me)
+    bot.on_message({"channel": "book", "market": 0, "bookSeq": 7, "bids": [["2999000000", "100000"]],
+                    "asks": [["3001000000", "100000"]]})
+    bot.on_message({"channel": "l2", "market": 0, "bookSeq": 8, "data": {"changes": [["buy", "2999500000", "200000"],
+                                                                                     ["sell", "3001000000", "0"]]}})
+    assert bot.mm.markets[0].bids == [(2999500000, 200000), (2999000000, 100000)] and bot.mm.markets[0].asks == []
+    bot.on_message({"channel": "oracle", "market": 0, "data": {"price": "3001000000", "ts": 1}})
+    assert bot.mm.markets[0].oracle == 3001000000 and bot.price_seen is not None
+    bot.on_message({"channel": "fills", "data": {"market": 0, "price": "2999500000", "size": "100000",
+                                                 "takerIsBuy": False, "maker": me, "taker": "0xbb",
+                                                 "makerOrderId": 5, "takerOrderId": 6}})
+    assert bot.mm.position[0] == 100000 and len(bot.mm.telemetry.fills) == 1
+    with pytest.raises(GapError):
+        bot.on_message({"channel": "l2", "market": 0, "bookSeq": 10, "data": {"changes": []}})  # 9 is missing
+    with pytest.raises(GapError):
+        bot.on_message({"channel": "lagged", "data": {}})
+    bot.on_message({"channel": "openOrders", "data": [{"id": 3, "market": 0, "side": "buy", "price": "2999000000",
+                                                       "size": "100000", "remaining": "100000"}]})
+    assert list(bot.mm.resting) == [3] and bot.connected.is_set()

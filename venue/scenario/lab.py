@@ -239,6 +239,7 @@ class Lab:
         doc = {**self.deployment.to_json(), "rpc": self.anvil.url,
                "keys": {"operator": self.keys[OPERATOR], "keeper": self.keys[ORACLE_KEEPER]}}
         (self.out / "deployment.json").write_text(json.dumps(doc, indent=2))
+        self.rpc("anvil_setBalance", [addresses[FILLER], hex(10**9 * 10**18)])  # congestion for a whole day
         receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
             {"from": addresses[FILLER], "data": BURNER_INIT}))
         self.burner = receipt.contractAddress
@@ -268,15 +269,19 @@ class Lab:
         """The scenario's time 0 is now: set-up is over."""
         self.origin = self.now()
 
-    def congest(self, count: int, tip_gwei: float, gas_each: int = 600_000) -> None:
+    def congest(self, count: int, tip_gwei: float, gas_each: int = 600_000, max_fee_gwei: float = 500.0) -> None:
         """`count` transactions that each burn `gas_each` gas, bidding `tip_gwei`: they fill the
-        block ahead of the keepers that bid less (as the gas war of 2020-03-12 did)."""
+        block ahead of the keepers that bid less (as the gas war of 2020-03-12 did). Like real
+        demand they stop while the base fee is above `max_fee_gwei`, so full blocks cannot push
+        it up forever (each full block raises it 12.5 %)."""
         w3, sender = self.w3, address_of(self.keys[FILLER])
-        base = w3.eth.get_block("latest").get("baseFeePerGas", 0)
-        tip = int(tip_gwei * 10**9)
+        base = w3.eth.get_block("latest").get("baseFeePerGas", 0) * 9 // 8  # the next block's at most
+        tip, cap = int(tip_gwei * 10**9), int(max_fee_gwei * 10**9)
+        if base + tip > cap:
+            return
         for _ in range(count):
             w3.eth.send_transaction({"from": sender, "to": self.burner, "gas": gas_each, "maxPriorityFeePerGas": tip,
-                                     "maxFeePerGas": 2 * base + tip})
+                                     "maxFeePerGas": min(cap, 2 * base + tip)})
 
     def push_prices(self, prices: dict[int, int]) -> None:
         """A price push during set-up (the owner is an oracle keeper too)."""

@@ -76,6 +76,29 @@ async def open_positions(lab: Lab, maker, takers, market: int, price: int, size:
     await lab.settle_all()
 
 
+def market_maker_account(lab: Lab):
+    """The last trader, funded and with its market maker's agent approved (during set-up)."""
+    from keeper.mm_run import agent_key_for
+
+    from ..signing import address_of
+
+    trader = lab.traders[-1]
+    lab.fund([trader], usdc(2_000_000))
+    lab.approve_agent(trader, address_of(agent_key_for(trader.key)))
+    return trader
+
+
+def add_market_maker(lab: Lab, trader, markets: tuple[int, ...] = (ETH,), **config):
+    """`keeper mm`'s strategy quoting for `trader` from the next block (`MMConfig` overrides)."""
+    from keeper.mm import MMConfig
+
+    from .lab import LabMarketMaker
+
+    mm = LabMarketMaker(lab, trader, MMConfig(**config), markets=markets)
+    lab.makers.append(mm)
+    return mm
+
+
 def sized(collateral: int, leverage: float, price: int, market: int) -> int:
     """The size (whole lots) of `leverage` times `collateral` of notional at `price`."""
     return int(collateral * leverage) * 10**8 // price // LOTS[market] * LOTS[market]
@@ -105,6 +128,7 @@ class Crash(Scenario):
         collateral = usdc(int(p["collateral_usdc"]))
         weth_wei = int(float(p.get("weth_per_account", 0)) * 10**18)
         lab.fund(longs, collateral, weth_wei)
+        mm_trader = market_maker_account(lab) if int(p.get("mm", 0)) else None
         lab.push_prices({ETH_ORACLE: start, BTC_ORACLE: btc})
         rng = random.Random(lab.seed)
         seen = self.observed(p, eth)
@@ -120,6 +144,8 @@ class Crash(Scenario):
             margin = collateral + weth_wei * start // 10**18 * 9 // 10  # WETH after the devnet's 10 % haircut
             await open_positions(lab, maker, [trader], ETH, start, sized(margin, lev, start, ETH))
         lab.start_time()
+        if mm_trader is not None:  # --set mm=1: the reference market maker quotes ETH-PERP too
+            add_market_maker(lab, mm_trader, levels=int(p.get("mm_levels", 5)))
         on_block = self.during(lab, p, maker)
         for _ in range(int(p["blocks"])):
             await lab.step(on_block)
@@ -396,30 +422,22 @@ class ToxicFlow(Scenario):
         })
 
     async def run_one(self, lab: Lab, p: dict, adaptive: bool) -> dict:
-        from keeper.mm import MMConfig
-        from keeper.mm_run import agent_key_for
-
-        from ..signing import address_of
-        from .lab import LabMarketMaker
-
         eth = bursty_walk(ETH_START, lab.seed, p)
         lab.fund_keepers()
-        maker, informed = lab.traders[0], lab.traders[1]
+        informed = lab.traders[1]
         noise = lab.traders[2:2 + int(p["noise_takers"])]
-        lab.fund([maker], usdc(2_000_000))
+        maker = market_maker_account(lab)
         lab.fund([informed], usdc(1_000_000))
         lab.fund(noise, usdc(200_000))
-        lab.approve_agent(maker, address_of(agent_key_for(maker.key)))
         lab.push_prices({ETH_ORACLE: ETH_START, BTC_ORACLE: BTC_START})
         await lab.begin(lambda t: {ETH_ORACLE: eth(lab.elapsed(t)), BTC_ORACLE: BTC_START},
                         oracle_delay_s=float(p["lead_s"]), heartbeat_s=float(p["heartbeat_s"]),
                         deviation_bps=int(p["deviation_bps"]))
-        config = MMConfig(levels=int(p["levels"]), level_notional_usdc=float(p["level_usdc"]), adaptive=adaptive,
-                          max_updates_per_s=float(p["max_updates_per_s"]), burst=int(p["max_updates_per_s"]) * 2,
-                          one_sided_fills=int(p["one_sided_fills"]), cooldown_s=float(p["cooldown_s"]))
-        mm = LabMarketMaker(lab, maker, config, markets=(ETH,))
-        lab.makers.append(mm)
         lab.start_time()
+        mm = add_market_maker(lab, maker, levels=int(p["levels"]), level_notional_usdc=float(p["level_usdc"]),
+                              adaptive=adaptive, max_updates_per_s=float(p["max_updates_per_s"]),
+                              burst=int(p["max_updates_per_s"]) * 2, one_sided_fills=int(p["one_sided_fills"]),
+                              cooldown_s=float(p["cooldown_s"]))
         flow = random.Random(lab.seed + 1)
         edge = float(p["informed_edge_bps"])
 
@@ -450,13 +468,58 @@ class ToxicFlow(Scenario):
                 "regimes": len(tele.regimes)}
 
 
+class MMWithdrawal(Crash):
+    """The reference market maker (adaptive) quotes ETH-PERP beside levered longs (`mm` = 1); a
+    fall starts and, in the volatile epoch, the bot widens and pulls its quotes. The longs'
+    stop-losses (an IOC sell of the whole position once the oracle is `stop_pct` under the start)
+    meet a thin book and fill little; the rest is liquidated on-chain and, with an empty insurance
+    fund, the shortfall deleveraged. Adds `book_depth_min_usdc` (bids within 2 % of the oracle
+    price in the thinnest block after the fall began), `mm_pulled_s` and `stop_loss_fill_ratio`."""
+
+    def during(self, lab: Lab, p: dict, maker):
+        mm = lab.makers[0]
+        longs = lab.traders[1:1 + int(p["accounts"])]
+        trigger = ETH_START * (100 - float(p["stop_pct"])) / 100
+        asked: dict[str, int] = {}
+        filled: dict[str, int] = {}
+        depths: list[int] = []
+
+        async def on_block(lab: Lab) -> None:
+            oracle = lab.venue.engine.markets[ETH].oracle_price
+            bids, _ = lab.venue.engine.l2(ETH, 500)
+            depth = sum(px * size for px, size in bids if px * 100 >= oracle * 98) // 10**8
+            lab.log("depth", market=ETH, bids_within_2pct=str(depth))
+            if lab.elapsed(lab.now()) >= float(p["crash_at_s"]):
+                depths.append(depth)
+            for trader in longs:
+                acct = lab.venue.engine.accounts.get(trader.address)
+                pos = acct.positions[ETH][0] if acct is not None else 0
+                if pos <= 0 or trader.address in asked or oracle > trigger:
+                    continue
+                asked[trader.address] = pos
+                ack = await lab.order(trader, ETH, False, on_tick(oracle * 98 // 100, ETH), pos, tif="Ioc")
+                filled[trader.address] = ack.filled if ack is not None else 0
+                lab.log("stop_loss", account=trader.address, size=str(pos), filled=str(filled[trader.address]))
+            pulled, since = 0.0, None
+            for r in mm.telemetry.regimes:
+                if r["state"] == "pulled" and since is None:
+                    since = r["t"]
+                elif r["state"] != "pulled" and since is not None:
+                    pulled, since = pulled + r["t"] - since, None
+            if since is not None:
+                pulled += lab.now() - since
+            lab.extra.update({"book_depth_min_usdc": min(depths) / 1e6 if depths else None, "mm_pulled_s": pulled,
+                              "stop_loss_fill_ratio": sum(filled.values()) / sum(asked.values()) if asked else None})
+        return on_block
+
+
 CRASH_DEFAULTS = {"accounts": 4, "collateral_usdc": 20_000, "leverage": 12, "lag_blocks": 0, "heartbeat_s": 30,
                   "deviation_bps": 50, "crash_at_s": 5, "crash_pct": 20, "crash_over_s": 20, "blocks": 60,
-                  "insurance_usdc": 0}
+                  "insurance_usdc": 0, "mm": 0, "block_time": 1}
 
 SCENARIOS = {s.name: s for s in [
     Calm("calm", "two-sided flow around a slow walk, no shock: the baseline (no bad debt, small latencies)",
-         {"takers": 3, "spread_bps": 5, "quote_lots": 200, "take_probability": 0.3, "blocks": 60}),
+         {"takers": 3, "spread_bps": 5, "quote_lots": 200, "take_probability": 0.3, "blocks": 60, "block_time": 1}),
     Crash("oracle-lag", "levered longs through a 20 % fall with the oracle lag_blocks late: sweep lag_blocks to plot "
                         "bad debt against lag", dict(CRASH_DEFAULTS, lag_blocks=3)),
     CrossCascade("cross-cascade", "BTC crashes while ETH holds; cross-margin accounts lose their ETH legs too",
@@ -500,6 +563,10 @@ SCENARIOS = {s.name: s for s in [
                "informed_lots": 100, "noise_takers": 3, "noise_probability": 0.3, "levels": 5, "level_usdc": 5_000.0,
                "max_updates_per_s": 40.0, "one_sided_fills": 3,
                "cooldown_s": 20.0, "blocks": 200}),
+    MMWithdrawal("mm-withdrawal", "the market maker pulls its quotes in a volatile epoch: stop-losses meet a thin "
+                                  "book, liquidations follow, an empty insurance fund, ADL",
+                 dict(CRASH_DEFAULTS, mm=1, accounts=3, leverage=16, crash_at_s=10, crash_pct=12, crash_over_s=4,
+                      lag_blocks=2, stop_pct=3, blocks=40)),
     BlackThursday("black-thursday", "the real ETH path of 2020-03-12 with congestion delaying the oracle and "
                                     "underbidding the liquidators",
                   dict(CRASH_DEFAULTS, offset_min=600, speed=60, blocks=120, leverage=8, collateral_usdc=2_000,
