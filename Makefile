@@ -45,7 +45,12 @@ CONTRACT_SOURCES := $(shell find contracts -name '*.sol')
 
 compile: install .build/.stamp
 
-test: compile
+# The console's browser test drives Debian's Chromium through Playwright (which cannot download
+# its own browsers here).
+/usr/bin/chromium:
+	apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: compile /usr/bin/chromium
 	$(BIN)/pytest $(TESTS) $(PYTEST_ARGS)
 
 # The stateful invariant run at five times the steps of `make test` (about 100,000 steps, ~30 min).

@@ -85,9 +85,10 @@ def cmd_devnet(args) -> int:
         import httpx
 
         wait_until(lambda: httpx.get(f"{api_url}/health").status_code == 200, 60, "venue API")
-        progress("keepers", "oracle (random walk, 20 s heartbeat), liquidator, auto-deleveraging, risk (haircut), "
+        progress("keepers", f"oracle (random walk, {args.oracle_heartbeat:g} s heartbeat), liquidator, auto-deleveraging, risk (haircut), "
                             "funding (every 10 min)")
-        for bot, extra in (("oracle", ["--feed", "walk", "--heartbeat", "20"]), ("liquidator", []), ("adl", []),
+        for bot, extra in (("oracle", ["--feed", "walk", "--heartbeat", str(args.oracle_heartbeat)]), ("liquidator", []),
+                           ("adl", []),
                            ("risk", []),
                            ("funding", ["--api", api_url, "--interval", "600"])):
             supervisor.start(f"keeper-{bot}", [sys.executable, "-m", "keeper.cli", bot, "--deployment", str(out),
@@ -120,10 +121,11 @@ def cmd_devnet(args) -> int:
                     if time.monotonic() > ready_by:
                         progress("market maker", "no two-sided book yet after 60 s (see its output above)")
                     progress("ready", f"in {time.monotonic() - started:.1f} s: API {api_url}")
-                    print(f"  API            {api_url} (docs at /docs, websocket at /ws)")
+                    print(f"  API            {api_url} (docs at /docs, websocket at /ws, metrics at /metrics)")
+                    print(f"  console        {api_url}/ui")
                     print(f"  market maker   keeper mm: trader 0, 5 levels a side on every market; metrics "
                           f"http://127.0.0.1:{args.mm_metrics_port}/metrics, telemetry {out.parent / 'mm-telemetry.jsonl'}")
-                    print("  keepers        oracle (random walk, 20 s heartbeat, 0.5 % deviation), liquidator, "
+                    print(f"  keepers        oracle (random walk, {args.oracle_heartbeat:g} s heartbeat, 0.5 % deviation), liquidator, "
                           "auto-deleveraging, risk (raises the WETH haircut), funding (10 min)")
                     print("Ctrl-C stops everything.", flush=True)
         except KeyboardInterrupt:
@@ -389,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                         "anvil.log and processes.json)")
     p.add_argument("--api-port", type=int, default=8000, help="the venue API's HTTP and websocket port")
     p.add_argument("--mm-metrics-port", type=int, default=9108, help="the market maker's Prometheus metrics port")
+    p.add_argument("--oracle-heartbeat", type=float, default=20.0, help="seconds between oracle pushes at most")
     p.add_argument("--exit-after-deploy", action="store_true",
                    help="deploy, fund, print the addresses and stop (no API, keepers or market maker)")
     p.set_defaults(fn=cmd_devnet)

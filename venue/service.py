@@ -21,9 +21,11 @@ from web3 import HTTPProvider, Web3
 from web3.logs import DISCARD
 
 from . import risk
+from .alerts import Alerts, findings as alert_findings
 from .chain import (
     EventReader,
     connect,
+    market_fields,
     AccountReader,
     FILL_BYTES, MARKET_ACTIVE, MARKET_HALTED, MARKET_REDUCE_ONLY, Deployment, Fill as ChainFill,
     contract, pack_fills, settle_calldata, settle_gas_bound,
@@ -36,6 +38,7 @@ from .engine import (
 )
 from .clock import REAL, Clock
 from .journal import Journal, replay
+from .metrics import VenueMetrics
 from .nonces import NonceWindow
 from .recovery import RecoveryWorker
 from .settings import Settings
@@ -256,6 +259,18 @@ class Venue:
         self.agents: dict[str, set[bytes]] = {}  # account -> approved agent addresses (20 bytes)
         self._syncing: dict[str, asyncio.Future] = {}
         self.recovery: RecoveryWorker | None = None  # started with the event loop (`start`)
+        # Operations: Prometheus metrics, alerts, and what the console shows (venue/metrics.py,
+        # venue/alerts.py, GET /ui).
+        self.metrics = VenueMetrics()
+        self.alerts = Alerts(self._publish, settings.alert_webhook, now=self.clock.now)
+        self.rejected_recent: deque = deque(maxlen=10_000)  # (time, reason, notional) of rejected fills
+        self.book_empty_since: dict[int, float | None] = {}  # market once quoted -> since when a side is empty
+        self.insurance_fund: int | None = None
+        self.insurance_history: deque = deque(maxlen=3_600)  # (time, quote units), one per evaluation
+        self.bad_debt = 0
+        self.last_liquidation: dict | None = None
+        self.last_funding_at: int | None = None
+        self.last_snapshot: dict | None = None  # the latest `risk_snapshot`, for GET /risk
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, background: bool = True) -> None:
@@ -275,7 +290,8 @@ class Venue:
             return
         self._tasks = [asyncio.create_task(self._batcher()), asyncio.create_task(self._receipt_watcher()),
                        asyncio.create_task(self._chain_poller()),
-                       asyncio.create_task(self._prober()), asyncio.create_task(self._clock())]
+                       asyncio.create_task(self._prober()), asyncio.create_task(self._clock()),
+                       asyncio.create_task(self._watchman())]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -851,6 +867,7 @@ class Venue:
                 self._record_order(o, "filled" if o.remaining == 0 else "partially_filled")
             self.unbatched.append(fill.seq)
             self.trades[fill.market].append(fill)
+            self.metrics.fills.labels(self.markets[fill.market].symbol).inc()
             if self.subscribers:
                 self._publish({"channel": "trades", "market": fill.market, "data": trade_json(fill)})
                 self._publish({"channel": "fills", "data": self.fills[fill.seq].as_json()})
@@ -1037,6 +1054,8 @@ class Venue:
             if i in rejected:
                 reason, culprit = rejected[i]
                 rec.status, rec.reason = "rejected", reason.name
+                self.metrics.rejections.labels(reason.name).inc()
+                self.rejected_recent.append((self.clock.now(), reason.name, f.price * f.size // 10**8))
                 # The maker's size goes back on the book unless its own order is what failed.
                 maker_ok = not (culprit == f.maker.account and reason in (
                     RejectReason.INVALID_SIGNATURE, RejectReason.ORDER_CLOSED, RejectReason.EXPIRED,
@@ -1047,9 +1066,12 @@ class Venue:
                 self.dirty_levels.add((f.market, f.maker.is_buy, f.price))
             else:
                 rec.status = "settled"
+                self.metrics.fills_settled.inc()
+                self.metrics.ack_to_settle.observe(max(0.0, self.clock.now() - rec.acked_at))
             self.journal.set_settlement(seq, rec.status, index, tx_hash, rec.reason)
             self._publish({"channel": "fills", "data": rec.as_json()})
         self.journal.commit()
+        self.metrics.batch_gas.observe(receipt.gasUsed)
         self.last_settled_batch, self.last_settled_at = index, self.clock.now()
         self._forget_finished(seqs)
 
@@ -1256,8 +1278,11 @@ class Venue:
         stalled = self.stalled()
         oldest = self.oldest_unsettled()
         max_age = self.max_price_age
-        oracle_age = {p.symbol: (self.chain_time - self.oracle_updated[p.oracle_id]
-                                 if p.oracle_id in self.oracle_updated and self.chain_time else None)
+        # Against the later of the chain head's time and now: on an idle chain (automine, no
+        # transactions) the head's time stands still, but the next block, and so the next
+        # settlement, sees the price as old as the clock says.
+        now = max(self.chain_time, int(self.clock.now()))
+        oracle_age = {p.symbol: (now - self.oracle_updated[p.oracle_id] if p.oracle_id in self.oracle_updated else None)
                       for p in self.markets}
         lag = self.chain_head - self.last_block
         stale = [sym for sym, age in oracle_age.items() if age is None or age > max_age]
@@ -1279,6 +1304,64 @@ class Venue:
             "thresholds": {"stallBlocks": s.stall_blocks, "stallSeconds": s.stall_seconds, "rpcDownS": s.rpc_down_s,
                            "lagBlocksDegraded": s.lag_blocks_degraded},
         }
+
+    # ------------------------------------------------------------------ operations
+    async def _watchman(self) -> None:
+        """Every `alert_interval_s`: the risk snapshot (one JSON-RPC batch), the alert rules."""
+        while True:
+            try:
+                await self.watch_step()
+            except Exception:  # noqa: BLE001: the next round tries again
+                log.exception("alert evaluation failed")
+            await asyncio.sleep(self.settings.alert_interval_s)
+
+    async def watch_step(self) -> list[dict]:
+        now = self.clock.now()
+        for m in range(len(self.markets)):
+            bids, asks = self.engine.l2(m, 1)
+            if bids and asks:
+                self.book_empty_since[m] = None  # quoted: from now on an empty side counts
+            elif m in self.book_empty_since and self.book_empty_since[m] is None:
+                self.book_empty_since[m] = now
+        snap = await asyncio.to_thread(self.risk_snapshot)
+        return self.alerts.evaluate(alert_findings(self, snap))
+
+    def risk_snapshot(self) -> dict:
+        """The chain's numbers the console and the alert rules need, in two JSON-RPC batches: every
+        market's view and the insurance fund, and every account with a position (balances,
+        health, positions), with distance to liquidation, leverage and liquidation prices."""
+        names = market_fields(self.ch)
+        words, insurance = self.view_reader.markets()
+        markets = []
+        for m, w in enumerate(words):
+            view = dict(zip(names, w))
+            view["oraclePrice"] = int(self.engine.markets[m].oracle_price)
+            markets.append(view)
+        addresses = [a for a, acct in self.engine.accounts.items() if any(p[0] for p in acct.positions)]
+        prices = {m: int(ms.oracle_price) for m, ms in enumerate(self.engine.markets)}
+        accounts = []
+        for address, ((quote, weth_wei, _), (equity, im, mm), views) in (
+                self.view_reader.read(addresses).items() if addresses else []):
+            notional = sum(abs(v[0]) * prices[m] // 10**8 for m, v in views.items())
+            if not notional:
+                continue
+            liq = risk.position_liquidation_prices(quote, weth_wei, views, prices, self.markets, self.eth_price,
+                                                   self.haircut, self.weth_oracle_id)
+            accounts.append({
+                "address": address, "equity": equity, "maintenance": mm, "initial": im, "notional": notional,
+                "collateralQuote": quote, "wethWei": weth_wei,
+                "collateralAfterHaircut": quote + (risk.weth_value(weth_wei // 10**9, self.eth_price, self.haircut)
+                                                   if weth_wei else 0),
+                "bufferPct": (equity - mm) / notional * 100, "leverage": notional / equity if equity > 0 else None,
+                "positions": [{"market": m, "symbol": self.markets[m].symbol, "size": v[0], "entryPrice": v[2],
+                               "liquidationPrice": liq.get(m), "adlLights": self.adl_lights(address, m, v[0], v[1], equity)}
+                              for m, v in views.items() if v[0]]})
+        accounts.sort(key=lambda a: a["bufferPct"])
+        self.insurance_fund = insurance
+        self.insurance_history.append((self.clock.now(), insurance))
+        snap = {"markets": markets, "accounts": accounts, "insurance": insurance, "at": self.clock.now()}
+        self.last_snapshot = snap
+        return snap
 
     # ------------------------------------------------------------------ chain ingestion
     async def _chain_poller(self) -> None:
@@ -1308,6 +1391,10 @@ class Venue:
             touched.add(ev.args.account)
         for ev in of("Liquidated"):
             touched.update((ev.args.account, ev.args.liquidator))
+            self.last_liquidation = {"account": ev.args.account, "liquidator": ev.args.liquidator,
+                                     "market": ev.args.marketId, "block": ev.blockNumber}
+        for ev in of("BadDebt"):
+            self.bad_debt += ev.args.amount
         for ev in of("Deleveraged"):
             touched.update((ev.args.account, ev.args.counterparty))
             self._publish({"channel": "adl", "data": {
@@ -1323,6 +1410,8 @@ class Venue:
             self.view_version += 1
         for ev in of("ExposureGroupSet"):
             self.apply_exposure_group(ev.args.group, ev.args.cap, ev.args.marketMask)
+        for ev in of("FundingUpdated"):
+            self.last_funding_at = ev.args.timestamp
         if of("FundingUpdated"):
             self.view_version += 1  # funding owed moves for every holder
         for ev in of("Frozen"):

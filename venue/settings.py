@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     # modifications and their re-placements count. Market makers usually get more (bench-mm: 20,000).
     orders_per_s: int = 1_000
     orders_burst: int = 2_000
+    # Alerts (venue/alerts.py; GET /alerts, the `alerts` websocket channel, the webhook) and the
+    # thresholds of their rules.
+    alert_interval_s: float = 2.0
+    alert_webhook: str = ""  # POSTed every raised, updated and resolved alert as JSON
+    alert_oracle_stale_s: float = 45.0
+    alert_near_liq_pct: float = 2.0  # an account within this % of its notional from maintenance margin...
+    alert_near_liq_notional_usdc: float = 100_000.0  # ...and such accounts together holding more than this
+    alert_insurance_move_pct: float = 10.0  # the move against every position...
+    alert_insurance_cover_pct: float = 100.0  # ...whose shortfall the insurance fund should cover this share of
+    alert_unsettled_blocks: int = 5
+    alert_rejections: int = 5
+    alert_rejections_window_s: float = 60.0
+    alert_quotes_pulled_s: float = 10.0
     nonce_window: int = 1_000
     fills_in_memory: int = 50_000
     order_states_in_memory: int = 100_000

@@ -59,8 +59,16 @@ def test_pause_refuses_orders_with_a_coded_503_cancels_open_ones_and_unpause_lif
     assert (refused.value.status, refused.value.code) == (503, "VENUE_PAUSED")
     state = maker.account_state()
     assert state["openOrders"] == [] and state["venuePaused"] is True  # the resting order would only fail
+    # The console's alert, with what to do about it.
+    alert = wait_until(lambda: [a for a in httpx.get(f"{stack['api']}/alerts").json()["active"]
+                                if a["rule"] == "venue_state"], 15, "the venue_state alert")[0]
+    assert alert["message"] == "the venue is paused by the guardian" and alert["severity"] == "critical"
+    assert alert["action"] == "venue guardian unpause (once the cause is fixed)"
     guardian(stack, "unpause")
     wait_until(lambda: not health(stack)["paused"], 10, "the venue to see the unpause")
+    resolved = wait_until(lambda: [a for a in httpx.get(f"{stack['api']}/alerts").json()["recent"]
+                                   if a["rule"] == "venue_state"], 15, "the venue_state alert to resolve")[0]
+    assert resolved["status"] == "resolved" and "the venue takes orders again" in resolved["resolution"]
     assert maker.place("ETH-PERP", "sell", "3010", "1", tif="Alo")["status"] == "resting"
     assert taker.place("ETH-PERP", "buy", "3010", "1", tif="Ioc")["status"] == "filled"
 

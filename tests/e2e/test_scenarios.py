@@ -90,6 +90,11 @@ def test_each_scenario_runs_and_its_metrics_match_its_events(name, tmp_path):
         assert m["adl_events"] >= 1 and m["bad_debt_usdc"] == 0  # the shortfall deleveraged, none socialised
         depths = [int(e["bids_within_2pct"]) for e in evs if e["kind"] == "depth"]
         assert depths[0] > 0 and min(depths) == 0  # quoted before the fall, empty during it
+        # The venue's alert rules, on the simulated clock: the empty insurance fund against a 10 %
+        # move, the levered longs near liquidation, then (raised once) the pulled quotes.
+        raised = [e["key"] for e in evs if e["kind"] == "alert" and e["event"] == "raised"]
+        assert {"insurance_shortfall", "near_liquidation", "quotes_pulled:ETH-PERP"} <= set(raised), raised
+        assert raised.count("quotes_pulled:ETH-PERP") == 1
     elif name == "operator-silence":
         exits = [e for e in events(tmp_path) if e["kind"] == "exit"]
         assert m["frozen"] and exits and all(e["paid"] == e["equity"] for e in exits)

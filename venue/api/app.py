@@ -14,12 +14,15 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,6 +38,7 @@ from .schemas import (
 )
 
 log = logging.getLogger("venue.api")
+UI_PAGE = Path(__file__).with_name("ui.html")
 
 STP = {"expireMaker": 0, "cancelTaker": 1, "cancelBoth": 2}
 # The statuses each kind of route can answer, all with an {code, msg} body (OpenAPI lists them).
@@ -88,13 +92,16 @@ def unauthenticated(status: int, data) -> int:
 
 async def order_route(venue: Venue, handler, body: bytes) -> tuple[int, dict]:
     """Runs a hot route's handler on the raw body: (status, data) with {code, msg} errors, the
-    same bodies the FastAPI exception handlers write."""
+    same bodies the FastAPI exception handlers write. Counted in the venue's metrics."""
+    started = time.perf_counter()
     try:
-        return 200, await handler(venue, body)
+        status, data = 200, await handler(venue, body)
     except EngineError as exc:
-        return exc.status, {"code": exc.code, "msg": exc.msg}
+        status, data = exc.status, {"code": exc.code, "msg": exc.msg}
     except ValidationError as exc:
-        return validation_error(exc.errors(), ("body",))
+        status, data = validation_error(exc.errors(), ("body",))
+    venue.metrics.answered(data, time.perf_counter() - started)
+    return status, data
 
 
 async def answer_http(venue: Venue, handler, body: bytes) -> Response:
@@ -294,6 +301,57 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                                 "by exitFrozen() on the ClearingHouse", **body},
                                 status_code=503)
         return JSONResponse(body)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics(venue: V):
+        """Prometheus exposition (prometheus-client): orders and fills, latencies, pending fills,
+        batch gas, rejections, websocket clients and lag, oracle age, insurance fund, alerts."""
+        return Response(venue.metrics.scrape(venue), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/alerts")
+    async def alerts(venue: V):
+        """Alerts open now and the latest resolved ones, newest first (see venue/alerts.py)."""
+        return json_response({"active": venue.alerts.active(), "recent": venue.alerts.recent(),
+                              "rules": list(venue.alerts.rules)})
+
+    @app.get("/risk")
+    async def risk_view(venue: V):
+        """What the console's risk and markets panels show, from the latest evaluation (at most
+        `alert_interval_s` old): accounts sorted by distance to liquidation, each market's chain
+        state (open interest and cap, funding), the insurance fund over time, bad debt, keeper
+        activity seen on-chain, oracle ages against the staleness limit."""
+        snap = venue.last_snapshot or await asyncio.to_thread(venue.risk_snapshot)
+        h = venue.health()
+        markets = []
+        for m, (p, view) in enumerate(zip(venue.markets, snap["markets"])):
+            bids, asks = venue.engine.l2(m, 1)
+            markets.append({
+                "id": m, "symbol": p.symbol, "oraclePrice": str(view["oraclePrice"]),
+                "mid": str((bids[0][0] + asks[0][0]) // 2) if bids and asks else None,
+                "openInterest": str(view["openInterest"]), "openInterestCap": str(view["openInterestCap"]),
+                "fundingRatePerHour": str(view["lastFundingRate"]), "fundingCapPerHour": str(view["maxFundingRatePerHour"]),
+                "lastFundingTime": view["lastFundingTime"], "status": h["marketStatus"][p.symbol],
+                "oracleAgeS": h["oracleAgeS"][p.symbol]})
+        return json_response({
+            "at": snap["at"], "markets": markets, "maxPriceAgeS": h["maxPriceAgeS"],
+            "accounts": [{**a, **{k: str(a[k]) for k in ("equity", "maintenance", "initial", "notional",
+                                                           "collateralQuote", "wethWei", "collateralAfterHaircut")},
+                          "positions": [{**q, "size": str(q["size"]), "entryPrice": str(q["entryPrice"]),
+                                         "liquidationPrice": None if q["liquidationPrice"] is None
+                                         else str(q["liquidationPrice"])} for q in a["positions"]]}
+                         for a in snap["accounts"][:100]],
+            "insuranceFund": str(snap["insurance"]),
+            "insuranceHistory": [[t, str(v)] for t, v in list(venue.insurance_history)[-600:]],
+            "badDebt": str(venue.bad_debt),
+            "keepers": {"lastOraclePush": max(venue.oracle_updated.values(), default=None),
+                        "lastLiquidation": venue.last_liquidation, "lastFundingUpdate": venue.last_funding_at},
+            "rejections": dict(Counter(reason for _, reason, _ in venue.rejected_recent)),
+        })
+
+    @app.get("/ui", response_class=HTMLResponse, include_in_schema=False)
+    async def ui():
+        """The operations console: one self-contained page (no CDN, no build step)."""
+        return HTMLResponse(UI_PAGE.read_text())
 
     @app.get("/markets")
     async def markets(venue: V):

@@ -386,6 +386,10 @@ class Lab:
         await self.venue.poll_once()
         await self.venue.tick_step()
         self._observe(t)
+        for change in await self.venue.watch_step():  # the venue's alert rules, on the simulated clock
+            a = change["alert"]
+            self.log("alert", event=change["event"], rule=a["rule"], key=a["key"], message=a["message"],
+                     at_risk_usdc=a["atRiskUsdc"])
         if t > self.origin:
             self.run_blocks += 1
         if self.on_block is not None:

@@ -1,0 +1,133 @@
+"""The operations console in a real browser (Playwright driving Debian's Chromium) on a running
+devnet (`venue devnet`: Anvil, the venue, the keepers, the market maker): the book and a trade
+appear live; the oracle keeper stopped raises the stale-oracle alert with its numbers, on the
+page, at GET /alerts and at a webhook; restarted, the alert resolves. GET /metrics parses with
+prometheus-client's parser and its counters move when orders flow. Screenshots go to
+test-artifacts/."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from venue.client import Client
+from venue.devchain import free_port, wait_until
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+STALE_S = 8  # the alert threshold for this devnet (the oracle keeper pushes at least every 3 s)
+
+
+def samples(api: str) -> dict[str, float]:
+    """Each sample name's value summed over its labels, as prometheus-client's parser reads them."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{api}/metrics").text):
+        for s in family.samples:
+            out[s.name] = out.get(s.name, 0) + s.value
+    return out
+
+
+class Receiver(BaseHTTPRequestHandler):
+    got: list = []
+
+    def do_POST(self):  # noqa: N802: http.server's name
+        Receiver.got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium")
+def test_console_shows_the_book_a_trade_and_the_stale_oracle_alert_until_it_resolves(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    hook = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    Receiver.got = []
+    out = tmp_path / "deployment.json"
+    port, api_port = free_port(), free_port()
+    env = {**os.environ, "VENUE_ALERT_ORACLE_STALE_S": str(STALE_S), "VENUE_ALERT_INTERVAL_S": "0.5",
+           "VENUE_ALERT_WEBHOOK": f"http://127.0.0.1:{hook.server_port}/hook"}
+    devnet = subprocess.Popen([sys.executable, "-m", "venue.cli", "devnet", "--port", str(port), "--out", str(out),
+                               "--api-port", str(api_port), "--mm-metrics-port", str(free_port()),
+                               "--oracle-heartbeat", "3"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(devnet.stdout), daemon=True).start()
+    api = f"http://127.0.0.1:{api_port}"
+    oracle_pid = None
+    try:
+        wait_until(lambda: any("] ready" in line for line in lines), 90, "the devnet")
+        assert any(f"console        {api}/ui" in line for line in lines)
+        pids = json.loads((tmp_path / "processes.json").read_text())
+        oracle_pid = pids["keeper-oracle"]
+        before = samples(api)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{api}/ui")
+            # The market maker's quotes, live from the websocket.
+            ladder = page.get_by_test_id("ladder-0")
+            expect(ladder.locator("td.bid").first).not_to_have_text("", timeout=30_000)
+            expect(page.get_by_test_id("status")).to_have_text("ok", timeout=15_000)
+            # An order over the API crosses the book: the trade appears on the page.
+            taker = Client.from_devnet(1, str(out), api)
+            book = httpx.get(f"{api}/book/0").json()
+            taker.place("ETH-PERP", "buy", str(int(book["asks"][0][0]) / 10**6), "0.01", tif="Ioc")
+            trade = page.get_by_test_id("trades-0").locator("tr").first
+            expect(trade).to_contain_text("buy", timeout=10_000)
+            page.screenshot(path=str(ARTIFACTS / "console-live.png"), full_page=True)
+            # The oracle keeper stops (SIGSTOP: it does not exit, so the supervisor leaves it be).
+            os.kill(oracle_pid, signal.SIGSTOP)
+            alert = page.get_by_test_id("alert-oracle_stale").first
+            expect(alert).to_have_attribute("data-status", "firing", timeout=60_000)
+            expect(alert).to_contain_text("oracle price is")
+            expect(alert).to_contain_text("at risk")
+            expect(alert).to_contain_text("venue guardian reduce-only")
+            page.screenshot(path=str(ARTIFACTS / "console-alert.png"), full_page=True)
+            active = httpx.get(f"{api}/alerts").json()["active"]
+            stale = {a["market"]: a for a in active if a["rule"] == "oracle_stale"}
+            assert set(stale) == {"ETH-PERP", "BTC-PERP"}  # the keeper pushes both
+            eth = stale["ETH-PERP"]
+            assert eth["numbers"]["ageS"] > STALE_S and eth["numbers"]["thresholdS"] == STALE_S
+            assert 25 < eth["atRiskUsdc"] < 35, eth  # 0.01 ETH open, at the oracle price (~3,000)
+            assert stale["BTC-PERP"]["atRiskUsdc"] == 0  # nothing open in BTC-PERP
+            # Restarted: a fresh price, and the alert resolves on the page.
+            os.kill(oracle_pid, signal.SIGCONT)
+            oracle_pid = None
+            resolved = page.locator('[data-testid="alert-oracle_stale"][data-status="resolved"]').first
+            expect(resolved).to_contain_text("resolved after", timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "console-resolved.png"), full_page=True)
+            assert not [a for a in httpx.get(f"{api}/alerts").json()["active"] if a["rule"] == "oracle_stale"]
+            assert not errors, errors
+            browser.close()
+        # The webhook got the alert raised and resolved, as JSON.
+        events = [(c["event"], c["alert"]["rule"]) for c in Receiver.got]
+        assert ("raised", "oracle_stale") in events and ("resolved", "oracle_stale") in events
+        # Metrics: the exposition parses and the counters moved with the orders.
+        after = samples(api)
+        assert after["venue_orders_total"] > before.get("venue_orders_total", 0)
+        assert after["venue_fills_total"] > before.get("venue_fills_total", 0)
+        assert after["venue_ack_seconds_count"] > before.get("venue_ack_seconds_count", 0)
+        assert "venue_oracle_age_seconds" in after and "venue_insurance_fund_usdc" in after
+    finally:
+        if oracle_pid is not None:
+            os.kill(oracle_pid, signal.SIGCONT)
+        devnet.send_signal(signal.SIGINT)
+        devnet.wait(timeout=30)
+        hook.shutdown()
