@@ -190,6 +190,7 @@ class Venue:
         self.action_nonces: dict[tuple[str, int], int] = {}  # (account, nonce) -> expiry of a signed action
         # Final and current states of recent orders for `order_status` (bounded: the oldest go).
         self.order_states: dict[int, dict] = {}
+        self.order_times: dict[int, tuple[int, int]] = {}  # order id -> (placed, last change), ms
         self.client_orders: dict[tuple[str, str], int] = {}
         self.subscribers: set[Subscription] = set()
         # Account views read the chain on their own connection and threads (never the pool that
@@ -667,6 +668,8 @@ class Venue:
         state = (account, market, is_buy, price, size, ack.remaining, ack.filled, client_id, nonce, ack.status)
         self.order_states.pop(ack.order_id, None)
         self.order_states[ack.order_id] = state
+        now = self.now_ms()
+        self.order_times[ack.order_id] = (now, now)
         if client_id is not None:
             self.client_orders[(account, client_id)] = ack.order_id
 
@@ -888,11 +891,14 @@ class Venue:
         # A tuple, not a dict: ~150 bytes an order instead of ~1 KB.
         states[order.id] = (order.account, order.market, order.is_buy, order.price, order.size, order.remaining,
                             order.filled, order.client_id, order.nonce, status)
+        now = self.now_ms()
+        self.order_times[order.id] = (self.order_times.get(order.id, (now,))[0], now)  # (placed, last change) ms
         if order.client_id is not None:
             self.client_orders[(order.account, order.client_id)] = order.id
         if len(states) > self.settings.order_states_in_memory:
             old = next(iter(states))
             gone = states.pop(old)
+            self.order_times.pop(old, None)
             if gone[7] is not None and self.client_orders.get((gone[0], gone[7])) == old:
                 del self.client_orders[(gone[0], gone[7])]
 

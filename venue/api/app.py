@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engine import EngineError, OrderRejected
+from ..hl import HlInfo
 from ..service import (
     LAGGED, UNAUTHENTICATED, SignatureRejected, Venue, VenueUnavailable, order_json, trade_json,
 )
@@ -347,6 +348,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         "lastLiquidation": venue.last_liquidation, "lastFundingUpdate": venue.last_funding_at},
             "rejections": dict(Counter(reason for _, reason, _ in venue.rejected_recent)),
         })
+
+    @app.post("/hl/info")
+    async def hl_info(request: Request):
+        """Hyperliquid's `/info` (venue/hl.py): `{"type": ...}` answered in Hyperliquid's shapes, so
+        the official SDK's `Info(base_url="http://127.0.0.1:8000/hl")` works unchanged. Types not
+        served answer 400 `{code: UNSUPPORTED, msg}`."""
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, RecursionError):
+            raise InvalidRequest("INVALID_JSON", "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("INVALID_REQUEST", "the body is a JSON object with a type")
+        return json_response(await HlInfo(request.app.state.venue).answer(body))
 
     @app.get("/ui", response_class=HTMLResponse, include_in_schema=False)
     async def ui():
