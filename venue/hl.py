@@ -11,7 +11,8 @@ settled (a fill shows as soon as it is matched, as on Hyperliquid); equity and m
 ClearingHouse's views.
 
 Not built yet (issue 19 stays open): `/hl/exchange` (orders, cancels, modifications, agents,
-the gateway key and its on-chain approval, evidence and `venue hl verify`), the `/hl/ws`
+the gateway key and its on-chain approval, evidence and `venue hl verify`; the signature
+verification it needs is venue/hl_signing.py), the `/hl/ws`
 websocket, `userFills`, `userFunding`, `fundingHistory`, `candleSnapshot`, TP/SL triggers.
 Those info types answer 400 `UNSUPPORTED` like every other type crossbook does not serve.
 """
