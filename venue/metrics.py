@@ -46,14 +46,18 @@ class VenueMetrics:
         """An order route's answer: its latency, and each order's outcome (or the refusal's code)."""
         self.ack_latency.observe(seconds)
         statuses = data.get("statuses") if isinstance(data, dict) else None
-        for st in statuses if statuses is not None else [data]:
-            if "status" in st:
-                self.orders.labels(st["status"]).inc()
-                if st["status"] == "error":
-                    self.refusals.labels(st.get("code", "?")).inc()
-            else:
-                self.orders.labels("error").inc()
-                self.refusals.labels(st.get("code", "?")).inc()
+        outcomes: dict[str, int] = {}
+        codes: dict[str, int] = {}
+        for st in statuses if statuses is not None else [data]:  # counted first: one inc per label
+            status = st.get("status", "error")
+            outcomes[status] = outcomes.get(status, 0) + 1
+            if status == "error":
+                code = st.get("code", "?")
+                codes[code] = codes.get(code, 0) + 1
+        for status, n in outcomes.items():
+            self.orders.labels(status).inc(n)
+        for code, n in codes.items():
+            self.refusals.labels(code).inc(n)
 
     def scrape(self, venue) -> bytes:
         """The exposition text, with the state gauges read from `venue` now."""
