@@ -193,6 +193,18 @@ class Venue:
         self.order_times: dict[int, tuple[int, int]] = {}  # order id -> (placed, last change), ms
         self.client_orders: dict[tuple[str, str], int] = {}
         self.subscribers: set[Subscription] = set()
+        # Operations: Prometheus metrics, alerts, and what the console shows (venue/metrics.py,
+        # venue/alerts.py, GET /ui). Before the journal's replay, which feeds them.
+        self.metrics = VenueMetrics()
+        self.alerts = Alerts(self._publish, settings.alert_webhook, now=self.clock.now)
+        self.rejected_recent: deque = deque(maxlen=10_000)  # (time, reason, notional) of rejected fills
+        self.book_empty_since: dict[int, float | None] = {}  # market once quoted -> since when a side is empty
+        self.insurance_fund: int | None = None
+        self.insurance_history: deque = deque(maxlen=3_600)  # (time, quote units), one per evaluation
+        self.bad_debt = 0
+        self.last_liquidation: dict | None = None
+        self.last_funding_at: int | None = None
+        self.last_snapshot: dict | None = None  # the latest `risk_snapshot`, for GET /risk
         # Account views read the chain on their own connection and threads (never the pool that
         # settlement, receipts and chain ingestion use), at most once per block per account.
         self.view_reader = AccountReader(rpc_url, self.deployment.clearing_house, len(self.markets),
@@ -260,18 +272,6 @@ class Venue:
         self.agents: dict[str, set[bytes]] = {}  # account -> approved agent addresses (20 bytes)
         self._syncing: dict[str, asyncio.Future] = {}
         self.recovery: RecoveryWorker | None = None  # started with the event loop (`start`)
-        # Operations: Prometheus metrics, alerts, and what the console shows (venue/metrics.py,
-        # venue/alerts.py, GET /ui).
-        self.metrics = VenueMetrics()
-        self.alerts = Alerts(self._publish, settings.alert_webhook, now=self.clock.now)
-        self.rejected_recent: deque = deque(maxlen=10_000)  # (time, reason, notional) of rejected fills
-        self.book_empty_since: dict[int, float | None] = {}  # market once quoted -> since when a side is empty
-        self.insurance_fund: int | None = None
-        self.insurance_history: deque = deque(maxlen=3_600)  # (time, quote units), one per evaluation
-        self.bad_debt = 0
-        self.last_liquidation: dict | None = None
-        self.last_funding_at: int | None = None
-        self.last_snapshot: dict | None = None  # the latest `risk_snapshot`, for GET /risk
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, background: bool = True) -> None:
