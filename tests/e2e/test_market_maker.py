@@ -66,7 +66,7 @@ def test_keeper_mm_quotes_stays_quiet_requotes_adopts_after_a_kill_and_reports(t
             # Nothing moves: no quote updates (the oracle is not pushed in this test).
             wait_until(lambda: metric(port, "mm_quote_updates_total") >= 4 * LEVELS, 10, "metrics")
             before = metric(port, "mm_quote_updates_total")
-            time.sleep(5)
+            time.sleep(3)
             assert metric(port, "mm_quote_updates_total") == before
             assert {o["id"] for o in owner.open_orders()} == {o["id"] for o in orders}
 

@@ -349,7 +349,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "rejections": dict(Counter(reason for _, reason, _ in venue.rejected_recent)),
         })
 
-    @app.post("/hl/info")
+    @app.post("/hl/info", responses=errors_doc(POST_ERRORS), openapi_extra={"requestBody": {
+        "required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}}}}})
     async def hl_info(request: Request):
         """Hyperliquid's `/info` (venue/hl.py): `{"type": ...}` answered in Hyperliquid's shapes, so
         the official SDK's `Info(base_url="http://127.0.0.1:8000/hl")` works unchanged. Types not
