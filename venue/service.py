@@ -396,11 +396,8 @@ class Venue:
         terms = []
         for k, (order_id, order, signature, tif, client_id) in enumerate(items):
             try:
-                tif_code, is_market = self._time_in_force(order, tif, False)
-                self.engine.check_range(order.price, order.size, order.expiry * 1000)
-                if not 0 <= order.market < len(self.markets):
-                    raise OrderRejected("UNKNOWN_MARKET", f"no market {order.market}")
-                terms.append((k, order_id, order, self._compact(signature), tif_code, client_id, is_market))
+                tif_code, is_market, signature = self._batch_terms(order, signature, tif)
+                terms.append((k, order_id, order, signature, tif_code, client_id, is_market))
             except EngineError as exc:
                 results[k] = exc
         signers = await self.recover_signers([(order_digest(t[2], self.domain_separator), t[3]) for t in terms])
@@ -492,6 +489,16 @@ class Venue:
                          ack)
         return ack  # not yet acknowledged: the caller awaits durable() first
 
+    def _batch_terms(self, order: SignedOrder, signature: bytes, tif: str) -> tuple[int, bool, bytes]:
+        """A batch item's own checks before its signature is recovered (time in force against
+        the signed flags, ranges, market): (engine time in force, market order?, 64-byte
+        signature), or the EngineError that refuses it alone."""
+        tif_code, is_market = self._time_in_force(order, tif, False)
+        self.engine.check_range(order.price, order.size, order.expiry * 1000)
+        if not 0 <= order.market < len(self.markets):
+            raise OrderRejected("UNKNOWN_MARKET", f"no market {order.market}")
+        return tif_code, is_market, self._compact(signature)
+
     async def place_many(self, items: list[tuple]) -> list:
         """A batch of (order, signature, tif, client id, stp) in one engine run: each order is
         checked and its signature verified first, then every order that passed goes through
@@ -501,11 +508,8 @@ class Venue:
         terms = []
         for k, (order, signature, tif, client_id, stp) in enumerate(items):
             try:
-                tif_code, is_market = self._time_in_force(order, tif, False)
-                self.engine.check_range(order.price, order.size, order.expiry * 1000)
-                if not 0 <= order.market < len(self.markets):
-                    raise OrderRejected("UNKNOWN_MARKET", f"no market {order.market}")
-                terms.append((k, order, self._compact(signature), tif_code, client_id, stp, is_market))
+                tif_code, is_market, signature = self._batch_terms(order, signature, tif)
+                terms.append((k, order, signature, tif_code, client_id, stp, is_market))
             except EngineError as exc:
                 results[k] = exc
         signers = await self.recover_signers([(order_digest(t[1], self.domain_separator), t[2]) for t in terms])
