@@ -1,4 +1,4 @@
-"""`venue` command: devnet, serve, guardian, exit, exposure-group, scenario, bench."""
+"""`venue` command: devnet, serve, guardian, exit, exposure-group, hl, scenario, bench."""
 
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ def cmd_devnet(args) -> int:
     """Anvil on 127.0.0.1:8545 with crossbook deployed; runs until Ctrl-C."""
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    keys = dev_keys(11)
+    keys = dev_keys(12)
     from .signing import address_of
 
     addresses = [address_of(k) for k in keys]
-    owner, operator, keeper, guardian = addresses[0], addresses[1], addresses[2], addresses[10]
+    owner, operator, keeper, guardian, gateway = addresses[0], addresses[1], addresses[2], addresses[10], addresses[11]
+    gateway_key = keys[11]
     keys, addresses = keys[:10], addresses[:10]  # traders are dev accounts 3 to 9; 10 is the guardian
     started = time.monotonic()
 
@@ -50,13 +51,15 @@ def cmd_devnet(args) -> int:
             **d.to_json(),
             "rpc": anvil.url,
             "accounts": {"owner": owner, "operator": operator, "keeper": keeper, "guardian": guardian,
-                         "traders": addresses[3:]},
+                         "gateway": gateway, "traders": addresses[3:]},
             "keys": {"owner": keys[0], "operator": keys[1], "keeper": keys[2], "guardian": dev_keys(11)[10],
-                     "traders": keys[3:]},
+                     "gateway": gateway_key, "traders": keys[3:]},
         }
         out.write_text(json.dumps(doc, indent=2))
         progress("funding", f"{len(keys[3:])} traders: 1,000,000 USDC and 10 WETH deposited each; first oracle prices")
         fund_traders(w3, d, keys[3:], 1_000_000 * 10**6, 10 * 10**18)
+        progress("gateway", f"traders approve the Hyperliquid API's gateway {gateway} as their agent")
+        approve_gateway(w3, d, addresses[3:], gateway)
         oracle = contract(w3, "Oracle", d.oracle)
         ts = w3.eth.get_block("latest").timestamp
         w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices(
@@ -228,6 +231,74 @@ def fund_traders(w3, deployment, keys: list[str], quote_units: int, weth_wei: in
             for fn in (erc20.functions.mint(addr, amount), erc20.functions.approve(house.address, amount),
                        house.functions.deposit(token, amount)):
                 w3.eth.wait_for_transaction_receipt(fn.transact({"from": addr}))
+
+
+def approve_gateway(w3, deployment, accounts: list[str], gateway: str) -> None:
+    """Each (Anvil-unlocked) account approves the Hyperliquid API's gateway key as its agent."""
+    house = contract(w3, "ClearingHouse", deployment.clearing_house)
+    for account in accounts:
+        w3.eth.wait_for_transaction_receipt(house.functions.setAgent(gateway, True).transact({"from": account}))
+
+
+def gateway_address(args, doc: dict) -> str | None:
+    """The gateway to approve: --gateway, else the deployment file's gateway key, else the
+    venue's answer at --api (GET /hl/gateway)."""
+    from .signing import address_of
+
+    if args.gateway:
+        return args.gateway
+    if doc.get("keys", {}).get("gateway"):
+        return address_of(doc["keys"]["gateway"])
+    if args.api:
+        import httpx
+
+        return httpx.get(f"{args.api}/hl/gateway", timeout=10).json()["gateway"]
+    return None
+
+
+def cmd_hl(args) -> int:
+    """The Hyperliquid-compatible API's commands: approve / revoke the gateway as an account's
+    agent on-chain; verify the journal's gateway fills against the signed requests."""
+    from .signing import address_of
+
+    doc, w3, ch, symbols = on_chain(args)
+    if args.action == "verify":
+        from .chain import Deployment
+        from .engine import Limits
+        from .hl_verify import verify
+        from .settings import Settings
+        from .signing import Domain
+
+        settings = Settings()
+        d = Deployment.from_json(doc)
+        journal = args.journal or str(Path(args.deployment).parent / "journal.sqlite")
+        report = verify(journal, read_markets(ch, d.markets), Domain(d.chain_id, d.clearing_house).separator,
+                        Limits(rate_per_s=settings.orders_per_s, burst=settings.orders_burst),
+                        settings.hl_accept_mainnet)
+        print(f"signed requests checked       {report.actions}\n"
+              f"gateway orders checked        {report.orders}\n"
+              f"fills with a gateway order    {report.fills_checked}\n"
+              f"signed by an on-chain agent   {report.chain_agent_actions} (the chain's AgentSet events show "
+              f"whose agent)\nproblems                      {len(report.problems)}")
+        for problem in report.problems[:50]:
+            print(f"  {problem}")
+        return 0 if report.ok else 1
+    gateway = gateway_address(args, doc)
+    if gateway is None:
+        print("venue hl: no gateway address (pass --gateway or --api, or a deployment file with a gateway key)",
+              file=sys.stderr)
+        return 2
+    key = args.key or doc.get("keys", {}).get("traders", [None] * (args.trader + 1))[args.trader]
+    if not key:
+        print(f"venue hl {args.action}: no key (pass --key or --trader)", file=sys.stderr)
+        return 2
+    approved = args.action == "approve"
+    receipt = send_signed(w3, ch.functions.setAgent(gateway, approved), key, f"hl {args.action}")
+    if receipt is None:
+        return 1
+    print(f"{address_of(key)} {'approved' if approved else 'revoked'} the gateway {gateway} as its agent "
+          f"(block {receipt.blockNumber})")
+    return 0
 
 
 def send_signed(w3, fn, key: str, what: str):
@@ -435,6 +506,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("markets", nargs="*", help="symbols (ETH-PERP) or ids")
     chain_args(p, "risk admin private key (default: the deployment file's owner key)")
     p.set_defaults(fn=cmd_exposure)
+    p = sub.add_parser("hl", help="the Hyperliquid-compatible API: approve its gateway, verify its fills",
+                       description="approve / revoke: the account (--trader N of the deployment file, or --key) "
+                                   "approves or revokes the venue's gateway key as its agent on the ClearingHouse; "
+                                   "orders sent through /hl/exchange settle only for accounts that approved it. The "
+                                   "gateway can place and cancel orders for the account within the contract's rules; "
+                                   "it cannot withdraw. verify: re-checks from the journal that every fill of a "
+                                   "gateway order traces to a request the account (or its agent) signed.")
+    p.add_argument("action", choices=["approve", "revoke", "verify"])
+    p.add_argument("--trader", type=int, default=0, help="trader number in the deployment file (default 0)")
+    p.add_argument("--gateway", default=None, help="the gateway address (default: the deployment file's, or --api's)")
+    p.add_argument("--api", default=None, help="a running venue to ask for its gateway address (GET /hl/gateway)")
+    p.add_argument("--journal", default=None, help="verify: the journal (default: beside the deployment file)")
+    chain_args(p, "the account's private key (default: the deployment file's trader key)")
+    p.set_defaults(fn=cmd_hl)
     from .scenario.cli import add_parser as add_scenario_parser
 
     add_scenario_parser(sub)

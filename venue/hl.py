@@ -147,7 +147,7 @@ class HlInfo:
                 "positionValue": px(value), "unrealizedPnl": px(size * prices[m] // SIZE_SCALE - cost),
                 "returnOnEquity": dec((size * prices[m] // SIZE_SCALE - cost) * 10**6 // max(1, abs(cost)), 6),
                 "liquidationPx": None if liq is None else px(liq),
-                "leverage": {"type": "cross", "value": 10_000 // p.im_bps_1},
+                "leverage": {"type": "cross", "value": v.hl.leverage.get((user, m), 10_000 // p.im_bps_1)},
                 "marginUsed": px(value * p.im_bps_1 // 10_000), "maxLeverage": 10_000 // p.im_bps_1,
                 "cumFunding": {"allTime": px(views[m][4]), "sinceOpen": px(views[m][4]), "sinceChange": px(views[m][4])}}})
         summary = {"accountValue": px(equity), "totalNtlPos": px(total_ntl), "totalRawUsd": px(quote),

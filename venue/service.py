@@ -37,6 +37,7 @@ from .engine import (
     UnknownOrder,
 )
 from .clock import REAL, Clock
+from .hl_exchange import GATEWAY_NONCE_BASE, HlGateway
 from .journal import Journal, replay
 from .metrics import VenueMetrics
 from .nonces import NonceWindow
@@ -187,6 +188,8 @@ class Venue:
         self.trades: dict[int, deque] = {m: deque(maxlen=200) for m in range(len(self.markets))}
         # Order nonces taken, per account in a bounded window (venue/nonces.py; journal "nonces").
         self.nonce_windows: dict[str, NonceWindow] = {}
+        # Nonces from 2^63 up are the Hyperliquid gateway's, dense per account: the next unused one.
+        self.gateway_next: dict[str, int] = {}
         self.action_nonces: dict[tuple[str, int], int] = {}  # (account, nonce) -> expiry of a signed action
         # Final and current states of recent orders for `order_status` (bounded: the oldest go).
         self.order_states: dict[int, dict] = {}
@@ -225,6 +228,8 @@ class Venue:
         # Replay rebuilds the book and every fill; the settlement table says which fills the chain
         # has already taken, so nothing acknowledged is lost across a restart.
         self.chain_head = 0  # the probe's view of the chain head (fills record it when made)
+        self.hl = HlGateway(self, settings.hl_gateway_key or doc.get("keys", {}).get("gateway"),
+                            settings.hl_accept_mainnet)
         self.engine.listeners.append(self._on_event)
         replay(self.engine, self.journal, on_entry=self._replay_entry, on_result=self._replay_result)
         self.replay_skipped = self.journal.replay_skipped
@@ -659,6 +664,10 @@ class Venue:
         return key
 
     def _take_nonce(self, account: str, nonce: int) -> None:
+        if nonce >= GATEWAY_NONCE_BASE:  # the gateway's dense counter
+            if nonce >= self.gateway_next.get(account, GATEWAY_NONCE_BASE):
+                self.gateway_next[account] = nonce + 1
+            return
         window = self.nonce_windows.get(account)
         if window is None:
             window = self.nonce_windows[account] = NonceWindow()
@@ -698,6 +707,8 @@ class Venue:
             for account, nonce in args:
                 self._take_nonce(account, nonce)
             return True
+        if kind.startswith("hl_"):
+            return self.hl.replay(kind, args)
         if kind == "action":
             account, nonce, expiry = args
             if expiry >= self.clock.now():
@@ -745,6 +756,12 @@ class Venue:
     def _unused_nonce(self, order: SignedOrder) -> tuple[str, int]:
         """The order's (account, nonce), refused if the venue has seen it: a nonce names one order."""
         key = (order.account, order.nonce)
+        if order.nonce >= GATEWAY_NONCE_BASE:  # dense: every nonce below the next one counts as used
+            if order.nonce < self.gateway_next.get(order.account, GATEWAY_NONCE_BASE):
+                raise OrderRejected("NONCE_TOO_LOW", f"nonce {order.nonce} (the gateway's range, from 2^63) is below "
+                                                     f"{self.gateway_next[order.account]}, the next unused one of "
+                                                     f"{order.account}")
+            return key
         window = self.nonce_windows.get(order.account)
         refusal = window.refusal(order.nonce) if window is not None else None
         if refusal is not None:
@@ -1412,6 +1429,7 @@ class Venue:
                 "size": str(ev.args.size), "price": str(ev.args.price), "socialised": str(ev.args.socialised),
                 "block": ev.blockNumber, "txHash": ev.transactionHash.to_0x_hex()}})
         for ev in of("AgentSet"):
+            self.hl.chain_agents.pop(ev.args.agent, None)
             if ev.args.account in self.agents:
                 (self.agents[ev.args.account].add if ev.args.approved else
                  self.agents[ev.args.account].discard)(address_bytes(ev.args.agent))

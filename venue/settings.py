@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     alert_rejections: int = 5
     alert_rejections_window_s: float = 60.0
     alert_quotes_pulled_s: float = 10.0
+    # The Hyperliquid-compatible API (venue/hl_exchange.py): the gateway key that re-signs its
+    # orders (default: the deployment file's "gateway" key), and whether Hyperliquid mainnet
+    # signatures (source "a", ccxt without sandbox mode) are accepted too.
+    hl_gateway_key: str = ""
+    hl_accept_mainnet: bool = False
     nonce_window: int = 1_000
     fills_in_memory: int = 50_000
     order_states_in_memory: int = 100_000

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engine import EngineError, OrderRejected
 from ..hl import HlInfo
+from ..hl_exchange import GATEWAY_NONCE_BASE
 from ..service import (
     LAGGED, UNAUTHENTICATED, SignatureRejected, Venue, VenueUnavailable, order_json, trade_json,
 )
@@ -363,6 +364,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not isinstance(body, dict):
             raise InvalidRequest("INVALID_REQUEST", "the body is a JSON object with a type")
         return json_response(await HlInfo(request.app.state.venue).answer(body))
+
+    @app.post("/hl/exchange", responses=errors_doc(POST_ERRORS), openapi_extra={"requestBody": {
+        "required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["action", "nonce", "signature"],
+            "properties": {"action": {"type": "object"}, "nonce": {"type": "integer"},
+                           "signature": {"type": "object"}}}}}}})
+    async def hl_exchange(request: Request):
+        """Hyperliquid's `/exchange` (venue/hl_exchange.py): a signed action as the official SDK
+        sends it (`order`, `cancel`, `cancelByCloid`, `modify`, `batchModify`, `scheduleCancel`,
+        `updateLeverage`, `approveAgent`, `noop`), answered `{"status": "ok", "response": ...}`.
+        An action refused as a whole (unknown signer, used nonce, unsupported type) answers 200
+        `{"status": "err", "response": text}` as Hyperliquid does; a body that is not an action
+        at all, 400 {code, msg}."""
+        return json_response(await request.app.state.venue.hl.exchange(await request.body()))
+
+    @app.get("/hl/gateway")
+    async def hl_gateway(venue: V):
+        """The gateway key's address: what an account approves on-chain once (`setAgent(address,
+        true)`, or `venue hl approve`) so its Hyperliquid-API orders can settle."""
+        return {"gateway": venue.hl.address, "nonceBase": str(GATEWAY_NONCE_BASE)}
 
     @app.get("/ui", response_class=HTMLResponse, include_in_schema=False)
     async def ui():

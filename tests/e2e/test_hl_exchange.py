@@ -1,0 +1,191 @@
+"""Hyperliquid's `/exchange` on crossbook (venue/hl_exchange.py), driven by the official SDK
+unchanged (`hyperliquid-python-sdk` 0.24.0, `Exchange(wallet, base_url=".../hl")`) against
+`venue serve` on a real Anvil: the traders approve the gateway with `venue hl approve`; then
+resting orders with a cloid, a bulk order with one bad order, modify and batch modify (by
+cloid), cancels, a market open and close settling on-chain, leverage, an agent approved with
+`approve_agent` trading for its account, the dead-man's switch, a tampered and a replayed
+request refused (the replay also after a restart), unsupported actions answered `status: err`,
+and `venue hl verify` tracing every gateway fill to its signed request."""
+
+import json
+import subprocess
+import sys
+
+import httpx
+from eth_account import Account
+from hyperliquid.exchange import Exchange
+from hyperliquid.info import Info
+from hyperliquid.utils.signing import get_timestamp_ms, order_request_to_order_wire, order_wires_to_order_action, \
+    sign_l1_action
+from hyperliquid.utils.types import Cloid
+
+from venue.chain import contract
+from venue.devchain import dev_keys, wait_until
+from venue.signing import address_of
+
+from .scenario import served_venue, start_server, stop_process
+
+CLOID = Cloid("0x000000000000000000000000000000b1")
+GATEWAY_KEY = dev_keys(12)[11]
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "venue.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def statuses(answer: dict) -> list:
+    assert answer["status"] == "ok", answer
+    return answer["response"]["data"]["statuses"]
+
+
+def settled(api: str, account: str, oid: int) -> bool:
+    fills = httpx.get(f"{api}/accounts/{account}/order", params={"orderId": oid}).json()["fills"]
+    return bool(fills) and all(f["status"] == "settled" for f in fills)
+
+
+def signed_order_body(wallet, info, price: float) -> dict:
+    """A request exactly as the SDK's `order` posts it (its own signing functions)."""
+    nonce = get_timestamp_ms()
+    action = order_wires_to_order_action([order_request_to_order_wire(
+        {"coin": "ETH", "is_buy": True, "sz": 0.01, "limit_px": price, "order_type": {"limit": {"tif": "Alo"}},
+         "reduce_only": False}, info.name_to_asset("ETH"))], None)
+    signature = sign_l1_action(wallet, action, None, nonce, None, False)
+    return {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": None, "expiresAfter": None}
+
+
+def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_signed_request(tmp_path):
+    with served_venue(tmp_path, VENUE_HL_GATEWAY_KEY=GATEWAY_KEY) as s:
+        api, path = s["api"], str(s["path"])
+        base = f"{api}/hl"
+        doc = json.loads(s["path"].read_text())
+        maker_key, taker_key = doc["keys"]["traders"][0], doc["keys"]["traders"][1]
+        maker_addr, taker_addr = address_of(maker_key), address_of(taker_key)
+        assert httpx.get(f"{base}/gateway").json()["gateway"] == address_of(GATEWAY_KEY)
+        maker = Exchange(Account.from_key(maker_key), base_url=base)
+        info = Info(base, skip_ws=True)
+
+        # Before the account approves the gateway, its orders are refused, saying what to do.
+        refused = maker.order("ETH", True, 0.01, 2990, {"limit": {"tif": "Alo"}})
+        assert refused["status"] == "err" and "venue hl approve" in refused["response"]
+        for trader in ("0", "1"):
+            done = cli("hl", "approve", "--deployment", path, "--trader", trader, "--api", api)
+            assert done.returncode == 0 and "approved the gateway" in done.stdout, done.stderr
+
+        # A resting order with a cloid; a bulk order with one bad order refused alone.
+        bid = statuses(maker.order("ETH", True, 0.25, 2990.5, {"limit": {"tif": "Alo"}}, cloid=CLOID))[0]
+        assert bid["resting"]["cloid"] == CLOID.to_raw()
+        oid = bid["resting"]["oid"]
+        bulk = statuses(maker.bulk_orders([
+            {"coin": "ETH", "is_buy": False, "sz": 0.5, "limit_px": 3001, "order_type": {"limit": {"tif": "Gtc"}},
+             "reduce_only": False},
+            {"coin": "ETH", "is_buy": False, "sz": 0.5, "limit_px": 3001.005, "order_type": {"limit": {"tif": "Gtc"}},
+             "reduce_only": False},
+            {"coin": "ETH", "is_buy": True, "sz": 0.001, "limit_px": 2900, "order_type": {"limit": {"tif": "Gtc"}},
+             "reduce_only": False}]))
+        assert "resting" in bulk[0]
+        assert bulk[1] == {"error": "Price must be divisible by tick size. asset=0"}
+        assert bulk[2] == {"error": "Order must have minimum value of $10. asset=0"}
+        ask_oid = bulk[0]["resting"]["oid"]
+        post_only = statuses(maker.order("ETH", True, 0.01, 3001, {"limit": {"tif": "Alo"}}))[0]
+        assert post_only["error"].startswith("Post only order would have immediately matched, bbo was 2990.5@3001")
+
+        # Modify: a smaller size at the same price keeps the order (and its queue place); a new
+        # price by cloid replaces it, keeping the cloid.
+        kept = statuses(maker.modify_order(oid, "ETH", True, 0.2, 2990.5, {"limit": {"tif": "Alo"}}))[0]
+        assert kept == {"resting": {"oid": oid, "cloid": CLOID.to_raw()}}
+        moved = statuses(maker.bulk_modify_orders_new([{"oid": CLOID, "order": {
+            "coin": "ETH", "is_buy": True, "sz": 0.2, "limit_px": 2995, "order_type": {"limit": {"tif": "Alo"}},
+            "reduce_only": False, "cloid": None}}]))[0]
+        new_oid = moved["resting"]["oid"]
+        assert new_oid != oid
+        by_cloid = info.query_order_by_cloid(maker_addr, CLOID)["order"]
+        assert by_cloid["order"]["oid"] == new_oid and by_cloid["order"]["limitPx"] == "2995"
+        front = {o["oid"]: o for o in info.frontend_open_orders(maker_addr)}
+        assert front[new_oid]["cloid"] == CLOID.to_raw() and front[new_oid]["tif"] == "Alo"
+
+        # A market open by the taker, priced by the SDK at mid + 5 % (beyond the oracle band: the
+        # facade bounds it at the band's edge), fills at the ask and settles on-chain.
+        taker = Exchange(Account.from_key(taker_key), base_url=base)
+        opened = statuses(taker.market_open("ETH", True, 0.1))[0]
+        assert opened["filled"]["totalSz"] == "0.1" and opened["filled"]["avgPx"] == "3001"
+        assert info.user_state(taker_addr)["assetPositions"][0]["position"]["szi"] == "0.1"  # before settlement
+        wait_until(lambda: settled(api, taker_addr, opened["filled"]["oid"]), 30, "the market open to settle")
+        ch = contract(s["w3"], "ClearingHouse", doc["ClearingHouse"])
+        assert ch.functions.position(taker_addr, 0).call()[0] == 10**7
+        closed = statuses(taker.market_close("ETH"))[0]
+        assert closed["filled"]["totalSz"] == "0.1" and closed["filled"]["avgPx"] == "2995"
+        wait_until(lambda: settled(api, taker_addr, closed["filled"]["oid"]), 30, "the market close to settle")
+        assert ch.functions.position(taker_addr, 0).call()[0] == 0
+        no_liquidity = statuses(taker.order("ETH", True, 0.01, 2900, {"limit": {"tif": "Ioc"}}))[0]
+        assert no_liquidity == {"error": "Order could not immediately match against any resting orders. asset=0"}
+        reduce = statuses(taker.order("ETH", True, 0.01, 3001, {"limit": {"tif": "Gtc"}}, reduce_only=True))[0]
+        assert reduce["error"].startswith("Reduce only order would increase position")
+
+        # Cancels: by oid and by cloid; an unknown one answered alone.
+        assert statuses(maker.cancel("ETH", ask_oid)) == ["success"]
+        assert statuses(maker.cancel("ETH", ask_oid)) == [
+            {"error": "Order was never placed, already canceled, or filled. asset=0"}]
+        assert statuses(maker.cancel_by_cloid("ETH", CLOID)) == ["success"]
+        assert info.query_order_by_oid(maker_addr, new_oid)["order"]["status"] == "canceled"
+
+        # Leverage: cross is taken and shown; isolated is refused.
+        assert maker.update_leverage(5, "ETH") == {"status": "ok", "response": {"type": "default"}}
+        assert maker.update_leverage(5, "ETH", is_cross=False)["status"] == "err"
+
+        # An agent approved through the SDK trades for the account that approved it.
+        approved, agent_key = maker.approve_agent()
+        assert approved == {"status": "ok", "response": {"type": "default"}}
+        agent = Exchange(Account.from_key(agent_key), base_url=base, account_address=maker_addr)
+        by_agent = statuses(agent.order("ETH", False, 0.01, 3050, {"limit": {"tif": "Gtc"}}))[0]
+        assert by_agent["resting"]["oid"] in {o["oid"] for o in info.open_orders(maker_addr)}
+        stranger = Exchange(Account.create(), base_url=base)
+        unknown = stranger.order("ETH", True, 0.01, 2990, {"limit": {"tif": "Alo"}})
+        assert unknown["status"] == "err" and unknown["response"].startswith("User or API Wallet ")
+
+        # The dead-man's switch: too early is refused; armed, it cancels every open order.
+        assert maker.schedule_cancel(get_timestamp_ms() + 1_000)["status"] == "err"
+        assert maker.schedule_cancel(get_timestamp_ms() + 5_500)["status"] == "ok"
+        wait_until(lambda: not info.open_orders(maker_addr), 20, "the scheduled cancel")
+        assert maker.schedule_cancel(None)["status"] == "ok"  # disarmed
+
+        # Tampered (the price changed after signing: it recovers some other address) and replayed.
+        wallet = Account.from_key(maker_key)
+        body = signed_order_body(wallet, info, 2980)
+        tampered = json.loads(json.dumps(body))
+        tampered["action"]["orders"][0]["p"] = "2981"
+        answer = httpx.post(f"{base}/exchange", json=tampered).json()
+        assert answer["status"] == "err" and answer["response"].startswith("User or API Wallet ")
+        assert statuses(httpx.post(f"{base}/exchange", json=body).json())[0]["resting"]
+        replayed = httpx.post(f"{base}/exchange", json=body).json()
+        assert replayed["status"] == "err" and "already used" in replayed["response"]
+
+        # Outside what crossbook does: status err, never a crash; not an action at all: 400 {code, msg}.
+        for answer in (maker.withdraw_from_bridge(1.0, maker_addr), maker.update_isolated_margin(1.0, "ETH"),
+                       maker.approve_builder_fee("0x" + "11" * 20, "0.01%"), maker.usd_transfer(1.0, taker_addr)):
+            assert answer["status"] == "err" and "not supported" in answer["response"], answer
+        junk = httpx.post(f"{base}/exchange", content=b"nope", headers={"content-type": "application/json"})
+        assert junk.status_code == 400 and junk.json()["code"] == "INVALID_JSON"
+        shape = httpx.post(f"{base}/exchange", json={"action": {"type": "order"}, "nonce": -1, "signature": {}})
+        assert shape.status_code == 400 and set(shape.json()) >= {"code", "msg"}
+
+        # Revoked, the gateway can no longer trade for the taker.
+        assert cli("hl", "revoke", "--deployment", path, "--trader", "1", "--api", api).returncode == 0
+        wait_until(lambda: taker.order("ETH", True, 0.01, 2990, {"limit": {"tif": "Alo"}})["status"] == "err", 20,
+                   "the revocation to reach the venue")
+
+        # A restart: the replayed request stays refused (the signer's nonces are journalled).
+        assert stop_process(s["server"]) == 0
+        s["server"] = start_server(s["path"], s["anvil"].url, tmp_path, s["port"],
+                                   VENUE_HL_GATEWAY_KEY=GATEWAY_KEY)
+        wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "the restarted venue")
+        again = httpx.post(f"{base}/exchange", json=body).json()
+        assert again["status"] == "err" and "already used" in again["response"]
+
+        # Every fill of a gateway order traces to the request its account signed.
+        verified = cli("hl", "verify", "--deployment", path, "--journal", str(tmp_path / "j.sqlite"))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        lines = dict(line.rsplit(None, 1) for line in verified.stdout.splitlines() if line and line[0] != " "
+                     and not line.startswith("signed by"))
+        assert int(lines["fills with a gateway order"]) == 2 and lines["problems"] == "0"
+        assert int(lines["gateway orders checked"]) >= 9
+
