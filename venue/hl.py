@@ -10,15 +10,17 @@ Positions come from the engine's mirror of the account, which includes fills mat
 settled (a fill shows as soon as it is matched, as on Hyperliquid); equity and margins from the
 ClearingHouse's views.
 
-Not built yet (issue 19 stays open): `/hl/exchange` (orders, cancels, modifications, agents,
-the gateway key and its on-chain approval, evidence and `venue hl verify`; the signature
-verification it needs is venue/hl_signing.py), the `/hl/ws`
-websocket, `userFills`, `userFunding`, `fundingHistory`, `candleSnapshot`, TP/SL triggers.
-Those info types answer 400 `UNSUPPORTED` like every other type crossbook does not serve.
+Fills (`userFills`, `userFillsByTime`, `candleSnapshot`) come from the fills the venue holds in
+memory (VENUE_FILLS_IN_MEMORY); funding (`fundingHistory`, `userFunding`) from the chain's
+FundingUpdated events, a payment being the account's settled position before the update times
+the index move. `/exchange` is venue/hl_exchange.py. Not built yet (issue 19 stays open): the
+`/hl/ws` websocket and TP/SL trigger orders. Info types crossbook does not serve answer 400
+`UNSUPPORTED`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from . import risk
@@ -29,6 +31,13 @@ from .engine import EngineError, OrderRejected
 STATUS = {"resting": "open", "partially_filled": "open", "modified": "open", "filled": "filled",
           "cancelled": "canceled", "expired": "canceled", "dead_mans_switch": "scheduledCancel",
           "self_trade": "selfTradeCanceled", "rejected": "rejected", "rejected_on_chain": "rejected"}
+
+
+ZERO_HASH = "0x" + "0" * 64  # a fill matched and not yet settled (Hyperliquid's hash of a funding row)
+_MIN = 60_000
+INTERVALS = {"1m": _MIN, "3m": 3 * _MIN, "5m": 5 * _MIN, "15m": 15 * _MIN, "30m": 30 * _MIN, "1h": 60 * _MIN,
+             "2h": 120 * _MIN, "4h": 240 * _MIN, "8h": 480 * _MIN, "12h": 720 * _MIN, "1d": 1_440 * _MIN,
+             "3d": 4_320 * _MIN, "1w": 10_080 * _MIN, "1M": 43_200 * _MIN}
 
 
 class Unsupported(EngineError):
@@ -202,11 +211,121 @@ class HlInfo:
                                              "status": STATUS.get(state[9], state[9]),
                                              "statusTimestamp": v.order_times.get(order_id, (0, 0))[1]}}
 
+    # ------------------------------------------------------------------ history
+    def fill_json(self, user: str, rec) -> dict:
+        """A fill as Hyperliquid's userFills entry, from `user`'s side."""
+        f = rec.fill
+        taker = f.taker.account == user
+        is_buy = f.taker_is_buy if taker else not f.taker_is_buy
+        start, realized = rec.basis[2:4] if taker else rec.basis[0:2]
+        p = self.venue.markets[f.market]
+        notional = f.price * f.size // SIZE_SCALE
+        fee = risk.taker_fee(notional, p.taker_fee_bps) if taker else risk.maker_fee(notional, p.maker_fee_bps)
+        signed = f.size if is_buy else -f.size
+        if start == 0 or (start > 0) == is_buy:
+            direction = "Open Long" if is_buy else "Open Short"
+        elif abs(signed) <= abs(start):
+            direction = "Close Short" if is_buy else "Close Long"
+        else:
+            direction = "Short > Long" if is_buy else "Long > Short"
+        return {"coin": coin(p.symbol), "px": px(f.price), "sz": sz(f.size), "side": "B" if is_buy else "A",
+                "time": f.ts, "startPosition": sz(start), "dir": direction, "closedPnl": px(realized),
+                "hash": rec.tx_hash if rec.status == "settled" and rec.tx_hash else ZERO_HASH,
+                "oid": f.taker.id if taker else f.maker.id, "crossed": taker, "fee": px(fee), "tid": f.seq,
+                "feeToken": "USDC"}
+
+    def user_fills(self, user: str, start: int | None = None, end: int | None = None, limit: int = 2000) -> list:
+        """The account's fills newest first (up to 2,000; those the venue still holds in memory),
+        a fill from the moment it is matched; a fill the chain refused was unwound and is left out."""
+        out = []
+        for rec in reversed(self.venue.account_fills(user)):
+            ts = rec.fill.ts
+            if start is not None and ts < start:
+                break
+            if rec.status == "rejected" or (end is not None and ts > end):
+                continue
+            out.append(self.fill_json(user, rec))
+            if len(out) >= limit:
+                break
+        return out
+
+    async def funding_events(self, market: int, start: int, end: int | None) -> list:
+        """The market's FundingUpdated events from the chain, oldest first: (time ms, rate per
+        hour (1e18), index, block)."""
+        ch = self.venue.ch
+
+        def read():
+            return ch.events.FundingUpdated().get_logs(from_block=0, argument_filters={"marketId": market})
+        out = []
+        for ev in await asyncio.to_thread(read):
+            ts = ev.args.timestamp * 1000
+            if ts >= start and (end is None or ts <= end):
+                out.append((ts, ev.args.ratePerHour, ev.args.fundingIndex, ev.blockNumber, ev.transactionHash))
+        return out
+
+    async def funding_history(self, name, start, end) -> list:
+        m = self.market_of(name)
+        return [{"coin": coin(self.venue.markets[m].symbol), "fundingRate": dec(rate, 18), "premium": "0",
+                 "time": ts} for ts, rate, _, _, _ in await self.funding_events(m, self.ms(start, "startTime"),
+                                                                                 self.ms(end, "endTime", True))]
+
+    async def user_funding(self, user: str, start, end) -> list:
+        """Each funding update that moved the account's payment, with what it paid (negative) or
+        got: its settled position just before the update times the index move (the
+        ClearingHouse's funding_owed, rounded against the account)."""
+        v = self.venue
+        start, end = self.ms(start, "startTime"), self.ms(end, "endTime", True)
+        out = []
+        for m, p in enumerate(v.markets):
+            events = await self.funding_events(m, 0, end)
+            previous_index = [0] + [e[2] for e in events]  # a market is listed with index 0
+            for previous, (ts, rate, index, block, tx) in zip(previous_index, events):
+                if ts < start or index == previous:
+                    continue
+                size = (await asyncio.to_thread(v.ch.functions.position(user, m).call, block_identifier=block - 1))[0]
+                if size:
+                    out.append({"time": ts, "hash": tx.to_0x_hex(), "delta": {
+                        "type": "funding", "coin": coin(p.symbol), "usdc": px(-risk.funding_owed(size, index, previous)),
+                        "szi": sz(size), "fundingRate": dec(rate, 18), "nSamples": None}})
+        return sorted(out, key=lambda e: e["time"])
+
+    def candles(self, name, interval, start, end) -> list:
+        """OHLCV candles of the venue's trades still in memory (`candleSnapshot`)."""
+        m = self.market_of(name)
+        width = INTERVALS.get(interval)
+        if width is None:
+            raise Unsupported("INVALID_INTERVAL", f"interval {str(interval)[:10]!r}: one of {', '.join(INTERVALS)}")
+        start, end = self.ms(start, "startTime"), self.ms(end, "endTime", True)
+        bars: dict[int, dict] = {}
+        for rec in self.venue.fills.values():
+            f = rec.fill
+            if f.market != m or f.ts < start or (end is not None and f.ts > end) or rec.status == "rejected":
+                continue
+            t = f.ts - f.ts % width
+            bar = bars.get(t)
+            if bar is None:
+                bars[t] = bar = {"t": t, "T": t + width - 1, "s": coin(self.venue.markets[m].symbol), "i": interval,
+                                 "o": f.price, "c": f.price, "h": f.price, "l": f.price, "v": 0, "n": 0}
+            bar["c"], bar["h"], bar["l"] = f.price, max(bar["h"], f.price), min(bar["l"], f.price)
+            bar["v"] += f.size
+            bar["n"] += 1
+        return [{**b, "o": px(b["o"]), "c": px(b["c"]), "h": px(b["h"]), "l": px(b["l"]), "v": sz(b["v"])}
+                for _, b in sorted(bars.items())]
+
+    @staticmethod
+    def ms(value, name: str, optional: bool = False) -> int | None:
+        if value is None and optional:
+            return None
+        if value.__class__ is not int or not 0 <= value < 2**63:
+            raise OrderRejected("INVALID_REQUEST", f"{name}: milliseconds since the epoch, an integer")
+        return value
+
     # ------------------------------------------------------------------ dispatch
     async def answer(self, body: dict):
         kind = body.get("type")
         user = body.get("user")
-        if kind in ("clearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "spotClearinghouseState"):
+        if kind in ("clearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "spotClearinghouseState",
+                    "userFills", "userFillsByTime", "userFunding"):
             user = self.user(user)
         if kind == "meta":
             return self.meta()
@@ -230,6 +349,18 @@ class HlInfo:
             return self.open_orders(user, kind == "frontendOpenOrders")
         if kind == "orderStatus":
             return self.order_status(user, body.get("oid"))
+        if kind == "userFills":
+            return self.user_fills(user)
+        if kind == "userFillsByTime":
+            return self.user_fills(user, self.ms(body.get("startTime"), "startTime"),
+                                   self.ms(body.get("endTime"), "endTime", True))
+        if kind == "userFunding":
+            return await self.user_funding(user, body.get("startTime"), body.get("endTime"))
+        if kind == "fundingHistory":
+            return await self.funding_history(body.get("coin"), body.get("startTime"), body.get("endTime"))
+        if kind == "candleSnapshot":
+            req = body.get("req") if isinstance(body.get("req"), dict) else {}
+            return self.candles(req.get("coin"), req.get("interval"), req.get("startTime"), req.get("endTime"))
         raise Unsupported("UNSUPPORTED", f"info type {str(kind)[:40]!r} is not supported by crossbook")
 
     @staticmethod

@@ -31,7 +31,7 @@ from .chain import (
     contract, pack_fills, settle_calldata, settle_gas_bound,
     pack_order, read_market_status, read_markets, read_oracle_prices, settle_access_list,
 )
-from .domain import FLAG_IOC, FLAG_POST_ONLY, RejectReason
+from .domain import FLAG_IOC, FLAG_POST_ONLY, SIZE_SCALE, RejectReason
 from .engine import (
     FOK, GTC, IOC, OP_PLACE, REASON_NAMES, STATUS_NAMES, Ack, Engine, EngineError, Fill, Limits, OrderRejected,
     UnknownOrder,
@@ -142,6 +142,8 @@ class FillRecord:
     reason: str | None = None
     acked_at: float = field(default_factory=time.time)  # the venue clock's time
     acked_block: int = 0  # the chain head when the venue made the fill
+    # (maker's position before, maker's realized PnL, taker's position before, taker's realized PnL)
+    basis: tuple = (0, 0, 0, 0)
 
     def as_json(self) -> dict:
         f = self.fill
@@ -195,6 +197,7 @@ class Venue:
         self.order_states: dict[int, dict] = {}
         self.order_times: dict[int, tuple[int, int]] = {}  # order id -> (placed, last change), ms
         self.client_orders: dict[tuple[str, str], int] = {}
+        self.positions_basis: dict[tuple[str, int], tuple[int, int]] = {}  # (account, market) -> (size, cost)
         self.subscribers: set[Subscription] = set()
         # Operations: Prometheus metrics, alerts, and what the console shows (venue/metrics.py,
         # venue/alerts.py, GET /ui). Before the journal's replay, which feeds them.
@@ -688,7 +691,12 @@ class Venue:
 
     def _replay_result(self, kind: str, args, result) -> None:
         """Replay's view of what the live path acknowledged (order states of takers)."""
-        if kind == "place" and result is not None:
+        if kind == "account":
+            self._mirror_basis(args[1])
+        elif kind == "unwind":
+            self._mirror_basis(args[6])
+            self._mirror_basis(args[7])
+        elif kind == "place" and result is not None:
             ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry, is_market, nonce, _ = args
             self._record_ack(account, market, is_buy, price, size, client_id, nonce, result)
         elif kind == "bulk" and result is not None:
@@ -848,6 +856,7 @@ class Venue:
                 p[0], p[1], realized = risk.apply_trade(p[0], p[1], d, d * f.price // 10**8)
                 collateral += realized
         self.engine.set_account(self.now_ms(), address, collateral, {m: tuple(v) for m, v in positions.items()})
+        self._mirror_basis(address)
 
     async def sync_account_async(self, address: str) -> None:
         try:
@@ -880,7 +889,8 @@ class Venue:
             self.dirty_levels.add((fill.market, fill.maker.is_buy, fill.price))
             self._take_nonce(fill.maker.account, fill.maker.nonce)
             self._take_nonce(fill.taker.account, fill.taker.nonce)
-            self.fills[fill.seq] = FillRecord(fill, acked_block=self.chain_head, acked_at=self.clock.now())
+            self.fills[fill.seq] = FillRecord(fill, acked_block=self.chain_head, acked_at=self.clock.now(),
+                                              basis=self._fill_basis(fill))
             for account in {fill.maker.account, fill.taker.account}:
                 self.order_versions[account] += 1
                 seqs = self.fills_by_account.get(account)
@@ -904,6 +914,27 @@ class Venue:
             if self.subscribers:
                 self._publish({"channel": "orders", "data": {"id": order.id, "account": order.account,
                                                              "status": status, "remaining": str(order.remaining)}})
+
+    def _fill_basis(self, fill) -> tuple:
+        """Each side's position before the fill and the PnL the fill realizes for it (what
+        Hyperliquid's userFills call startPosition and closedPnl), from the accounts' positions as
+        fill after fill moves them (`positions_basis`, set from the engine's mirror whenever the
+        mirror is set from the chain or a fill is unwound)."""
+        delta = fill.size if fill.taker_is_buy else -fill.size
+        out = ()
+        for account, d in ((fill.maker.account, -delta), (fill.taker.account, delta)):
+            key = (account, fill.market)
+            size, cost = self.positions_basis.get(key, (0, 0))
+            new_size, new_cost, realized = risk.apply_trade(size, cost, d, d * fill.price // SIZE_SCALE)
+            self.positions_basis[key] = (new_size, new_cost)
+            out += (size, realized)
+        return out
+
+    def _mirror_basis(self, address: str) -> None:
+        account = self.engine.accounts.get(address)
+        if account is not None:
+            for m in range(len(self.markets)):
+                self.positions_basis[(address, m)] = tuple(account.positions[m][:2])
 
     def _record_order(self, order, status: str) -> None:
         """The latest state of an order, kept after it leaves the book (for `order_status`)."""
@@ -1543,6 +1574,8 @@ class Venue:
             self.order_versions[account] += 1
         self.engine.on_fill_rejected(self.now_ms(), fill.seq, fill.maker.id, maker_still_valid, fill.size, fill.market,
                                      fill.maker.account, fill.taker.account, fill.price, fill.taker_is_buy)
+        for account in (fill.maker.account, fill.taker.account):
+            self._mirror_basis(account)
 
     def _view_open_orders(self, address: str) -> list:
         """The first VIEW_OPEN_ORDERS open orders as JSON, rebuilt only when the account's orders

@@ -88,6 +88,18 @@ def served_deployment(anvil, tmp, keys: list[str], funded: list[str], quote: int
     return w3, d, path
 
 
+def fresh_prices(stack, eth: int = usdc(3_000), btc: int = usdc(60_000)) -> None:
+    """A served venue has no oracle keeper: prices pushed now, so a test that trades long after
+    the fixture started (fills settle only on prices younger than the 60 s max age) meets fresh ones."""
+    import json
+
+    w3 = stack["w3"]
+    oracle = contract(w3, "Oracle", json.loads(stack["path"].read_text())["Oracle"])
+    keeper = address_of(dev_keys(3)[2])
+    w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices(
+        [0, 1], [eth, btc], w3.eth.get_block("latest").timestamp).transact({"from": keeper}))
+
+
 def start_server(path, rpc, tmp, port, **env):
     """`venue serve` as a process, on `port`, with its journal in `tmp` and VENUE_* overrides in `env`."""
     return subprocess.Popen([sys.executable, "-m", "venue.cli", "serve", "--deployment", str(path), "--rpc-url", rpc,

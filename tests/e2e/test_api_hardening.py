@@ -21,7 +21,7 @@ from venue.client import Client
 from venue.devchain import dev_keys, free_port, stop_process, wait_until
 from venue.signing import address_of, sign_action
 
-from .scenario import served_venue, start_server, warm_up
+from .scenario import fresh_prices, served_venue, start_server, warm_up
 
 EXAMPLES = int(os.environ.get("CROSSBOOK_SCHEMATHESIS_EXAMPLES", "100"))
 
@@ -304,6 +304,7 @@ def test_malformed_posts_are_answered_on_the_post_channel_and_the_connection_sta
 
 def test_a_bad_account_is_refused_at_connect_and_a_lower_case_one_gets_its_private_messages(stack):
     c, other = client(stack, 0), client(stack, 1)
+    fresh_prices(stack)  # the fill must settle: the fuzzing before this test can outlast the prices' max age
 
     async def refused(query):
         async with websockets.connect(ws_url(stack, query)) as ws:

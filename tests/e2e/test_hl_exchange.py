@@ -8,6 +8,7 @@ request refused (the replay also after a restart), unsupported actions answered 
 and `venue hl verify` tracing every gateway fill to its signed request."""
 
 import json
+from decimal import Decimal
 import subprocess
 import sys
 
@@ -20,6 +21,7 @@ from hyperliquid.utils.signing import get_timestamp_ms, order_request_to_order_w
 from hyperliquid.utils.types import Cloid
 
 from venue.chain import contract
+from venue.risk import funding_owed
 from venue.devchain import dev_keys, wait_until
 from venue.signing import address_of
 
@@ -112,10 +114,37 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
         wait_until(lambda: settled(api, taker_addr, opened["filled"]["oid"]), 30, "the market open to settle")
         ch = contract(s["w3"], "ClearingHouse", doc["ClearingHouse"])
         assert ch.functions.position(taker_addr, 0).call()[0] == 10**7
+        # A funding update while the taker holds it: userFunding shows the payment, fundingHistory the rate.
+        keeper = address_of(dev_keys(3)[2])
+        for _ in range(2):  # the first sets a rate, the second accrues it over the block between
+            receipt = s["w3"].eth.wait_for_transaction_receipt(
+                ch.functions.updateFunding(0, 10**16).transact({"from": keeper}))
+        index = ch.events.FundingUpdated().process_receipt(receipt)[0].args.fundingIndex
+        (payment,) = info.user_funding_history(taker_addr, 0)
+        assert payment["delta"]["coin"] == "ETH" and payment["delta"]["szi"] == "0.1"
+        assert Decimal(payment["delta"]["usdc"]) == Decimal(-funding_owed(10**7, index, 0)) / 10**6 < 0
+        assert payment["hash"] == receipt.transactionHash.to_0x_hex()
+        assert [(h["coin"], h["fundingRate"]) for h in info.funding_history("ETH", 0)] == [("ETH", "0.01")] * 2
         closed = statuses(taker.market_close("ETH"))[0]
         assert closed["filled"]["totalSz"] == "0.1" and closed["filled"]["avgPx"] == "2995"
         wait_until(lambda: settled(api, taker_addr, closed["filled"]["oid"]), 30, "the market close to settle")
         assert ch.functions.position(taker_addr, 0).call()[0] == 0
+        # userFills: newest first, the taker's side, the settlement transaction, PnL on the close.
+        close_fill, open_fill = info.user_fills(taker_addr)
+        assert (open_fill["dir"], open_fill["side"], open_fill["px"], open_fill["startPosition"],
+                open_fill["crossed"], open_fill["closedPnl"]) == ("Open Long", "B", "3001", "0", True, "0")
+        assert (close_fill["dir"], close_fill["startPosition"], close_fill["closedPnl"], close_fill["oid"]) == \
+            ("Close Long", "0.1", "-0.6", closed["filled"]["oid"])
+        assert Decimal(open_fill["fee"]) == Decimal("0.150050")  # 5 bp of 300.1, rounded up
+        assert close_fill["hash"] != "0x" + "0" * 64 and close_fill["tid"] > open_fill["tid"]
+        maker_fill = info.user_fills(maker_addr)[0]
+        assert (maker_fill["crossed"], maker_fill["side"], maker_fill["dir"]) == (False, "B", "Close Short")
+        assert Decimal(maker_fill["fee"]) < 0  # the maker's rebate
+        assert info.user_fills_by_time(taker_addr, open_fill["time"], open_fill["time"]) == [open_fill] or \
+            open_fill["time"] == close_fill["time"]
+        candles = info.candles_snapshot("ETH", "1m", 0, get_timestamp_ms())
+        assert sum(c["n"] for c in candles) == 2 and Decimal(candles[0]["v"]) + Decimal(candles[-1]["v"]) >= \
+            Decimal("0.1")
         no_liquidity = statuses(taker.order("ETH", True, 0.01, 2900, {"limit": {"tif": "Ioc"}}))[0]
         assert no_liquidity == {"error": "Order could not immediately match against any resting orders. asset=0"}
         reduce = statuses(taker.order("ETH", True, 0.01, 3001, {"limit": {"tif": "Gtc"}}, reduce_only=True))[0]
