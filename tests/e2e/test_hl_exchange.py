@@ -7,12 +7,14 @@ cloid), cancels, a market open and close settling on-chain, leverage, an agent a
 request refused (the replay also after a restart), unsupported actions answered `status: err`,
 and `venue hl verify` tracing every gateway fill to its signed request."""
 
+import asyncio
 import json
 from decimal import Decimal
 import subprocess
 import sys
 
 import httpx
+import websockets
 from eth_account import Account
 from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
@@ -55,6 +57,17 @@ def signed_order_body(wallet, info, price: float) -> dict:
     return {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": None, "expiresAfter": None}
 
 
+async def raw_socket(base: str) -> list[str]:
+    """The websocket as any client sees it: the greeting, ping, a bad coin and a bad frame
+    (answered on `error`, the connection stays open), then a subscription."""
+    async with websockets.connect(base.replace("http", "ws", 1) + "/ws") as ws:
+        assert await asyncio.wait_for(ws.recv(), 10) == "Websocket connection established."
+        for message in ({"method": "ping"}, {"method": "subscribe", "subscription": {"type": "l2Book", "coin": "DOGE"}},
+                        "not json", {"method": "subscribe", "subscription": {"type": "allMids"}}):
+            await ws.send(message if isinstance(message, str) else json.dumps(message))
+        return [json.loads(await asyncio.wait_for(ws.recv(), 10))["channel"] for _ in range(5)]
+
+
 def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_signed_request(tmp_path):
     with served_venue(tmp_path, VENUE_HL_GATEWAY_KEY=GATEWAY_KEY) as s:
         api, path = s["api"], str(s["path"])
@@ -72,6 +85,14 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
         for trader in ("0", "1"):
             done = cli("hl", "approve", "--deployment", path, "--trader", trader, "--api", api)
             assert done.returncode == 0 and "approved the gateway" in done.stdout, done.stderr
+
+        # The SDK's websocket: every subscription's messages, collected as they arrive.
+        feed = Info(base, skip_ws=False)
+        seen: dict[str, list] = {}
+        for sub in ({"type": "l2Book", "coin": "ETH"}, {"type": "trades", "coin": "ETH"}, {"type": "allMids"},
+                    {"type": "bbo", "coin": "ETH"}, {"type": "orderUpdates", "user": maker_addr},
+                    {"type": "userEvents", "user": taker_addr}, {"type": "userFills", "user": taker_addr.lower()}):
+            feed.subscribe(sub, lambda m, name=sub["type"]: seen.setdefault(name, []).append(m))
 
         # A resting order with a cloid; a bulk order with one bad order refused alone.
         bid = statuses(maker.order("ETH", True, 0.25, 2990.5, {"limit": {"tif": "Alo"}}, cloid=CLOID))[0]
@@ -150,6 +171,23 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
         reduce = statuses(taker.order("ETH", True, 0.01, 3001, {"limit": {"tif": "Gtc"}}, reduce_only=True))[0]
         assert reduce["error"].startswith("Reduce only order would increase position")
 
+        # What the websocket carried: book snapshots, the trades, bbo and mids, the maker's order
+        # updates, the taker's fills (a userFills snapshot first) and user events.
+        wait_until(lambda: len(seen.get("trades", [])) >= 2 and len(seen.get("userEvents", [])) >= 2
+                   and len(seen.get("userFills", [])) >= 3, 10, "the websocket's fill messages")
+        books = [m["data"] for m in seen["l2Book"]]
+        assert books[0]["coin"] == "ETH" and any(b["levels"][0] and b["levels"][0][0]["px"] == "2995" for b in books)
+        trades = [t for m in seen["trades"] for t in m["data"]]
+        assert [(t["side"], t["px"], t["sz"], t["users"][0]) for t in trades] == [
+            ("B", "3001", "0.1", taker_addr), ("A", "2995", "0.1", maker_addr)]
+        fills = seen["userFills"]
+        assert fills[0]["data"]["isSnapshot"] is True and fills[0]["data"]["fills"] == []
+        assert [m["data"]["fills"][0]["dir"] for m in fills[1:]] == ["Open Long", "Close Long"]
+        assert [m["data"]["fills"][0]["crossed"] for m in seen["userEvents"]] == [True, True]
+        updates = [u for m in seen["orderUpdates"] for u in m["data"]]
+        assert {"open", "canceled"} <= {u["status"] for u in updates} and all(u["order"]["coin"] == "ETH" for u in updates)
+        assert seen["bbo"][-1]["data"]["bbo"][0]["px"] == "2995" and "ETH" in seen["allMids"][-1]["data"]["mids"]
+
         # Cancels: by oid and by cloid; an unknown one answered alone.
         assert statuses(maker.cancel("ETH", ask_oid)) == ["success"]
         assert statuses(maker.cancel("ETH", ask_oid)) == [
@@ -175,6 +213,10 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
         assert maker.schedule_cancel(get_timestamp_ms() + 1_000)["status"] == "err"
         assert maker.schedule_cancel(get_timestamp_ms() + 5_500)["status"] == "ok"
         wait_until(lambda: not info.open_orders(maker_addr), 20, "the scheduled cancel")
+        wait_until(lambda: any(u["status"] == "scheduledCancel" for m in seen["orderUpdates"] for u in m["data"]), 5,
+                   "the scheduled cancel's order update")
+        feed.disconnect_websocket()
+        assert asyncio.run(raw_socket(base)) == ["pong", "error", "error", "subscriptionResponse", "allMids"]
         assert maker.schedule_cancel(None)["status"] == "ok"  # disarmed
 
         # Tampered (the price changed after signing: it recovers some other address) and replayed.

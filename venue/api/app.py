@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..engine import EngineError, OrderRejected
 from ..hl import HlInfo
 from ..hl_exchange import GATEWAY_NONCE_BASE
+from ..hl_ws import HlSocket
 from ..service import (
     LAGGED, UNAUTHENTICATED, SignatureRejected, Venue, VenueUnavailable, order_json, trade_json,
 )
@@ -606,6 +607,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:  # noqa: BLE001: the view reads the chain; the node may be away
             raise VenueUnavailable("CHAIN_UNAVAILABLE", f"cannot read the account from the chain: "
                                                         f"{type(exc).__name__}") from exc
+
+    @app.websocket("/hl/ws")
+    async def hl_ws(socket: WebSocket):
+        """Hyperliquid's websocket (venue/hl_ws.py): l2Book, bbo, allMids, trades, orderUpdates,
+        userEvents and userFills subscriptions in Hyperliquid's shapes; ping/pong."""
+        await HlSocket(socket.app.state.venue, socket).run()
 
     @app.websocket("/ws")
     async def ws(socket: WebSocket, account: str | None = None):
