@@ -1,4 +1,6 @@
-"""`venue devnet` (what `make devnet` runs) brings up Anvil with working contracts and stops on Ctrl-C."""
+"""`venue devnet` (what `make devnet` runs) brings up Anvil with working contracts, the venue, its
+keepers and market maker; its operations console works in a browser (tests/e2e/console.py), its
+traders can trade through the Hyperliquid API at once; it stops on Ctrl-C."""
 
 import json
 import os
@@ -7,19 +9,27 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
+from pathlib import Path
 
 import httpx
+from eth_account import Account
+from hyperliquid.exchange import Exchange
 from web3 import HTTPProvider, Web3
 
 from venue.chain import contract
 from venue.devchain import free_port, wait_until
 
+from .console import CHROMIUM, check_console, devnet_env, webhook
 
-def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
+
+def test_devnet_runs_the_whole_venue_its_console_and_the_hyperliquid_api_work_and_it_stops_on_ctrl_c(tmp_path):
     out = tmp_path / "deployment.json"
     port, api_port = free_port(), free_port()
+    hook = webhook()
     proc = subprocess.Popen([sys.executable, "-m", "venue.cli", "devnet", "--port", str(port), "--out", str(out),
-                             "--api-port", str(api_port)],
+                             "--api-port", str(api_port), "--mm-metrics-port", str(free_port()),
+                             "--oracle-heartbeat", "3"], env={**os.environ, **devnet_env(hook.server_port)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
@@ -40,10 +50,20 @@ def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
                               60, f"two-sided book {market}")
             assert int(book["bids"][0][0]) < int(book["asks"][0][0])
         wait_until(lambda: any("] ready" in line for line in lines), 30, "the ready line")
-        # A crashed API is restarted by the supervisor on the same journal; the devnet stays up.
+        assert any(f"console        {api}/ui" in line for line in lines)
         pids = json.loads((tmp_path / "processes.json").read_text())
         assert set(pids) == {"api", "market-maker", "keeper-oracle", "keeper-liquidator", "keeper-adl",
                              "keeper-risk", "keeper-funding"}
+        # The devnet's traders approved the gateway: the Hyperliquid SDK trades at once.
+        sdk = Exchange(Account.from_key(doc["keys"]["traders"][2]), base_url=f"{api}/hl")
+        rested = sdk.order("ETH", True, 0.01, 2_900, {"limit": {"tif": "Alo"}})
+        assert "resting" in rested["response"]["data"]["statuses"][0], rested
+        # The operations console in a browser (tests/e2e/console.py).
+        if Path(CHROMIUM).exists():
+            check_console(api, out, pids)
+        else:
+            warnings.warn("no Chromium: the console checks did not run (make test installs it)")
+        # A crashed API is restarted by the supervisor on the same journal; the devnet stays up.
         os.kill(pids["api"], signal.SIGKILL)
         wait_until(lambda: json.loads((tmp_path / "processes.json").read_text())["api"] != pids["api"], 10,
                    "the API to be restarted")
@@ -53,12 +73,13 @@ def test_devnet_runs_the_whole_venue_and_stops_on_ctrl_c(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
         reader.join(5)
+        hook.shutdown()
         output = "".join(lines)
     assert proc.returncode == 0, output
     assert "ClearingHouse" in output and str(out) in output
     # A line per step while it starts, in order, then the ready line with the time it took.
     steps = [line.split("]", 1)[1].split()[0] for line in output.splitlines() if line.startswith("[")]
-    assert steps[:7] == ["chain", "deploy", "funding", "api", "keepers", "market", "ready"], output
+    assert steps[:8] == ["chain", "deploy", "funding", "gateway", "api", "keepers", "market", "ready"], output
     assert re.search(r"\] ready +in \d+\.\d s: API http://127\.0\.0\.1:\d+", output), output
     assert f"api (pid {pids['api']}) exited with code -9; restarted as pid" in output
     # Anvil and the API went down with it.

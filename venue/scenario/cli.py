@@ -12,15 +12,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .lab import run_scenario
-from .report import write_sweep_report
-from .scenarios import SCENARIOS, parse_params
+# The lab (and matplotlib, through the report) load only when a scenario command runs: every
+# other `venue` command builds this parser too, and would pay seconds of imports for nothing.
 
 HEADLINE = ("bad_debt_usdc", "insurance_drawdown_usdc", "liquidations", "adl_events", "fills_settled",
             "longest_pending_tx_blocks")
 
 
 def cmd_list(_args) -> int:
+    from .scenarios import SCENARIOS
+
     table = Table(title="crossbook scenarios (venue scenario run NAME --set key=value)")
     for col in ("name", "purpose", "parameters (defaults)"):
         table.add_column(col, overflow="fold")
@@ -43,6 +44,8 @@ def _summary(metrics: dict) -> Table:
 
 
 def _scenario(name: str):
+    from .scenarios import SCENARIOS
+
     scenario = SCENARIOS.get(name)
     if scenario is None:
         print(f"venue scenario: no scenario {name!r} (venue scenario list)", file=sys.stderr)
@@ -50,6 +53,9 @@ def _scenario(name: str):
 
 
 def cmd_run(args) -> int:
+    from .lab import run_scenario
+    from .scenarios import parse_params
+
     scenario = _scenario(args.name)
     if scenario is None:
         return 2
@@ -70,6 +76,9 @@ def cmd_run(args) -> int:
 
 
 def _one(job: tuple) -> dict:
+    from .lab import run_scenario
+    from .scenarios import SCENARIOS
+
     name, seed, params, out = job
     return run_scenario(SCENARIOS[name], seed=seed, params=params, out=Path(out))
 
@@ -114,6 +123,9 @@ def _sweep_runs(jobs: list[tuple], args):
 
 
 def cmd_sweep(args) -> int:
+    from .report import write_sweep_report
+    from .scenarios import parse_params
+
     scenario = _scenario(args.name)
     if scenario is None:
         return 2

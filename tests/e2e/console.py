@@ -3,23 +3,21 @@ devnet (`venue devnet`: Anvil, the venue, the keepers, the market maker): the bo
 appear live; the oracle keeper stopped raises the stale-oracle alert with its numbers, on the
 page, at GET /alerts and at a webhook; restarted, the alert resolves. GET /metrics parses with
 prometheus-client's parser and its counters move when orders flow. Screenshots go to
-test-artifacts/."""
+test-artifacts/. The checks run on test_devnet.py's devnet (one devnet start for both):
+`devnet_env` is what that devnet needs, `check_console` the checks."""
 
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from venue.client import Client
-from venue.devchain import free_port, wait_until
+from venue.devchain import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -47,31 +45,27 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="make test installs Debian's chromium")
-def test_console_shows_the_book_a_trade_and_the_stale_oracle_alert_until_it_resolves(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def devnet_env(hook_port: int) -> dict:
+    """The devnet's environment for the console checks: a short stale-oracle threshold, fast
+    alert evaluation, and the webhook."""
+    return {"VENUE_ALERT_ORACLE_STALE_S": str(STALE_S), "VENUE_ALERT_INTERVAL_S": "0.5",
+            "VENUE_ALERT_WEBHOOK": f"http://127.0.0.1:{hook_port}/hook"}
 
-    ARTIFACTS.mkdir(exist_ok=True)
+
+def webhook() -> HTTPServer:
     hook = HTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     Receiver.got = []
-    out = tmp_path / "deployment.json"
-    port, api_port = free_port(), free_port()
-    env = {**os.environ, "VENUE_ALERT_ORACLE_STALE_S": str(STALE_S), "VENUE_ALERT_INTERVAL_S": "0.5",
-           "VENUE_ALERT_WEBHOOK": f"http://127.0.0.1:{hook.server_port}/hook"}
-    devnet = subprocess.Popen([sys.executable, "-m", "venue.cli", "devnet", "--port", str(port), "--out", str(out),
-                               "--api-port", str(api_port), "--mm-metrics-port", str(free_port()),
-                               "--oracle-heartbeat", "3"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(devnet.stdout), daemon=True).start()
-    api = f"http://127.0.0.1:{api_port}"
-    oracle_pid = None
+    return hook
+
+
+def check_console(api: str, out: Path, pids: dict) -> None:
+    """Run on a devnet started with `devnet_env` (oracle heartbeat 3 s)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    oracle_pid = pids["keeper-oracle"]
     try:
-        wait_until(lambda: any("] ready" in line for line in lines), 90, "the devnet")
-        assert any(f"console        {api}/ui" in line for line in lines)
-        pids = json.loads((tmp_path / "processes.json").read_text())
-        oracle_pid = pids["keeper-oracle"]
         before = samples(api)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
@@ -132,6 +126,3 @@ def test_console_shows_the_book_a_trade_and_the_stale_oracle_alert_until_it_reso
     finally:
         if oracle_pid is not None:
             os.kill(oracle_pid, signal.SIGCONT)
-        devnet.send_signal(signal.SIGINT)
-        devnet.wait(timeout=30)
-        hook.shutdown()
