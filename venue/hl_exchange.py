@@ -52,6 +52,7 @@ HL_ERRORS = {
     "PRICE_BAND": "Order price cannot be more than {band}% away from the reference price",
     "DUPLICATE_CLIENT_ID": "Duplicate cloid. asset={a}",
 }
+UNVERIFIED = ("User or API Wallet ", "invalid signature")  # answers the API limits per client address
 NEVER_PLACED = "Order was never placed, already canceled, or filled. asset={a}"
 NO_MATCH = "Order could not immediately match against any resting orders. asset={a}"
 

@@ -9,6 +9,8 @@ and `venue hl verify` tracing every gateway fill to its signed request."""
 
 import asyncio
 import json
+import marshal
+import sqlite3
 from decimal import Decimal
 import subprocess
 import sys
@@ -259,4 +261,17 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
                      and not line.startswith("signed by"))
         assert int(lines["fills with a gateway order"]) == 2 and lines["problems"] == "0"
         assert int(lines["gateway orders checked"]) >= 9
+        # A doctored journal (one signed request's size changed) is caught.
+        doctored = tmp_path / "doctored.sqlite"
+        with sqlite3.connect(tmp_path / "j.sqlite") as src, sqlite3.connect(doctored) as dst:
+            src.backup(dst)
+            for first, blob in dst.execute("SELECT first_seq, commands FROM command_groups").fetchall():
+                commands = marshal.loads(blob)
+                for k, (kind, args) in enumerate(commands):
+                    if kind == "hl_action" and b'"0.25"' in args[0]:  # the first order's size
+                        commands[k] = (kind, (args[0].replace(b'"0.25"', b'"2.5"'), *args[1:]))
+                        dst.execute("UPDATE command_groups SET commands = ? WHERE first_seq = ?",
+                                    (marshal.dumps(commands), first))
+        caught = cli("hl", "verify", "--deployment", path, "--journal", str(doctored))
+        assert caught.returncode == 1 and "the request's signature recovers" in caught.stdout, caught.stdout
 

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engine import EngineError, OrderRejected
 from ..hl import HlInfo
-from ..hl_exchange import GATEWAY_NONCE_BASE
+from ..hl_exchange import GATEWAY_NONCE_BASE, UNVERIFIED
 from ..hl_ws import HlSocket
 from ..service import (
     LAGGED, UNAUTHENTICATED, SignatureRejected, Venue, VenueUnavailable, order_json, trade_json,
@@ -378,7 +378,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         An action refused as a whole (unknown signer, used nonce, unsupported type) answers 200
         `{"status": "err", "response": text}` as Hyperliquid does; a body that is not an action
         at all, 400 {code, msg}."""
-        return json_response(await request.app.state.venue.hl.exchange(await request.body()))
+        client = request.client.host if request.client else "?"
+        if wait := throttle.retry_after(client):  # this address sent too many unverifiable requests
+            body, headers = rate_limited(wait)
+            return JSONResponse(body, status_code=429, headers={k.decode(): v.decode() for k, v in headers})
+        answer = await request.app.state.venue.hl.exchange(await request.body())
+        if answer["status"] == "err" and answer["response"].startswith(UNVERIFIED):
+            throttle.fail(client)  # each costs a signature recovery and a chain query: limited per address
+        return json_response(answer)
 
     @app.get("/hl/gateway")
     async def hl_gateway(venue: V):
