@@ -398,8 +398,10 @@ class Engine:
               and self.journal is None):
             self.m[core.H_EVN] = 0  # only its own resting update, and nobody to tell
             return Ack(oid, RESTING, 0, remaining, [])
-        taker = Order(oid, account, market, is_buy, final_price, size, flags, client_id, stp, expiry, 0, nonce,
-                      signature)
+        # A market order matches inside the slippage cap (final_price) but settles as signed: its
+        # Order keeps the signed price, which the digest covers.
+        taker = Order(oid, account, market, is_buy, price if is_market else final_price, size, flags, client_id, stp,
+                      expiry, 0, nonce, signature)
         taker.remaining, taker.filled = remaining, filled
         fills = self._drain(taker)[0]
         if status != core.ST_RESTING:
@@ -636,7 +638,8 @@ class Engine:
         cmds, out, i, j = bulk
         k = i + int(np.nonzero((out[i:j, 1] == oid) & (cmds[i:j, C_OP] == OP_PLACE))[0][0])
         c, r = cmds[k].tolist(), out[k].tolist()
-        return self._order(oid, c[C_ACCT], c[C_MARKET], c[C_BUY], r[6], c[C_SIZE], c[C_FLAGS], c[C_EXPIRY], c[C_STP],
+        price = c[C_PRICE] if c[C_IS_MARKET] else r[6]  # a market order settles as signed (see `place`)
+        return self._order(oid, c[C_ACCT], c[C_MARKET], c[C_BUY], price, c[C_SIZE], c[C_FLAGS], c[C_EXPIRY], c[C_STP],
                            r[4], r[3])
 
     def _log_bulk(self, cmds: np.ndarray, out: np.ndarray, meta: list | None) -> None:

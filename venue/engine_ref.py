@@ -127,6 +127,7 @@ class ReferenceEngine:
         if not self.replaying:
             self._take_token(acct, ts)
         oracle = ms.oracle_price
+        signed_price = price  # a market order matches inside the cap and settles as signed
         if is_market:
             if oracle <= 0:
                 raise OrderRejected("NO_ORACLE_PRICE", f"{p.symbol} has no oracle price")
@@ -172,12 +173,13 @@ class ReferenceEngine:
         if self.limits.check_margin:
             self._check_closing(acct, market, is_buy, price, size)
 
-        order = Order(self.next_order_id, account, market, is_buy, price, size, flags, client_id, stp,
-                      expiry, 0, nonce, signature)
+        # A market order matches inside the cap (`price`) and settles as signed (it never rests).
+        order = Order(self.next_order_id, account, market, is_buy, signed_price if is_market else price, size, flags,
+                      client_id, stp, expiry, 0, nonce, signature)
         self.next_order_id += 1
-        self._log("place", (ts, account, market, is_buy, price, size, tif, flags, client_id, stp, expiry,
+        self._log("place", (ts, account, market, is_buy, signed_price, size, tif, flags, client_id, stp, expiry,
                             is_market, nonce, signature))
-        fills, self_traded = self._match(book, order, ts) if crosses else ([], False)
+        fills, self_traded = self._match(book, order, ts, price) if crosses else ([], False)
         if self_traded:
             return Ack(order.id, CANCELLED, order.filled, order.remaining, fills, "self_trade")
         if order.remaining == 0:
@@ -383,7 +385,7 @@ class ReferenceEngine:
         if not closing_rule_holds(before, after):
             raise OrderRejected("MAINTENANCE_WORSENED", closing_message(price, equity_after, after.maintenance_margin))
 
-    def _match(self, book: Book, taker: Order, ts: int) -> tuple[list[Fill], bool]:
+    def _match(self, book: Book, taker: Order, ts: int, limit: int | None = None) -> tuple[list[Fill], bool]:
         """Fills `taker` against the opposite side in price-time order. Returns the fills and
         whether self-trade prevention cancelled the taker."""
         fills = []
@@ -391,7 +393,7 @@ class ReferenceEngine:
         side = book.asks if is_buy else book.bids
         prices = side.prices
         levels = side.levels
-        limit = taker.price
+        limit = taker.price if limit is None else limit
         market = taker.market
         while taker.remaining and prices:
             best_price = prices[0] if is_buy else prices[-1]

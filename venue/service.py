@@ -475,7 +475,11 @@ class Venue:
             raise OrderRejected("TIF_MISMATCH", "an order signed IOC cannot rest")
         if tif == "Alo" and not order.flags & FLAG_POST_ONLY:
             raise OrderRejected("TIF_MISMATCH", "Alo orders must be signed post-only")
-        return _TIF[tif], is_market or tif == "Market"
+        is_market = is_market or tif == "Market"
+        if is_market and order.is_buy and order.price == 0:  # the chain settles a buy at no more than its price
+            raise OrderRejected("INVALID_PRICE", "a market buy needs a signed limit price above 0 (the venue's "
+                                                 "slippage cap applies too, whichever is tighter)")
+        return _TIF[tif], is_market
 
     async def _enter(self, order: SignedOrder, signature: bytes, tif_code: int, client_id: str | None, stp: int,
                      is_market: bool):

@@ -357,6 +357,13 @@ def test_market_order_over_http_fills_what_the_book_has_inside_its_bounds_and_ca
         taker._post("/orders", dict(taker.order_body("ETH-PERP", "buy", "3010", "0.1"), tif="Market"))
     assert refused.value.code == "TIF_MISMATCH"
     maker.cancel()
+    # Signed far beyond the venue's slippage cap (3,000 + 5 %): it matches inside the cap, and the
+    # fill settles with the terms as signed (the digest covers the signed price, not the cap).
+    maker.place("ETH-PERP", "sell", "3003", "0.1", tif="Alo")
+    wide = taker.place("ETH-PERP", "buy", "3600", "0.1", tif="Market")
+    assert (wide["status"], wide["filled"]) == ("filled", "10000000")
+    (seq,) = [f["seq"] for f in taker.account_state()["fills"] if f["takerOrderId"] == wide["orderId"]]
+    assert settled_fill(taker, seq)["status"] == "settled"
 
 
 def test_modify_keeps_queue_priority_when_only_the_size_goes_down_and_settles_on_chain(stack):
