@@ -38,6 +38,7 @@ from .engine import (
 )
 from .clock import REAL, Clock
 from .hl_exchange import GATEWAY_NONCE_BASE, HlGateway
+from .triggers import TRIGGER_ID_BASE, Trigger, TriggerBook
 from .journal import Journal, replay
 from .metrics import VenueMetrics
 from .nonces import NonceWindow
@@ -76,7 +77,7 @@ class UnknownAccount(EngineError):
 # Answers that mean the sender proved nothing (a signature that does not recover or is not the
 # account's; an account with nothing deposited): the API limits them per client address.
 UNAUTHENTICATED = frozenset({"BAD_SIGNATURE", "UNKNOWN_ACCOUNT"})
-PRIVATE_CHANNELS = frozenset({"fills", "orders"})
+PRIVATE_CHANNELS = frozenset({"fills", "orders", "triggers"})
 VIEW_OPEN_ORDERS = 100  # open orders in an account view (all of them: GET /accounts/{address}/orders)
 VIEW_BACKLOG = 256  # account-view chain reads waiting at most; more are answered 503 VIEWS_BUSY
 RECEIPT_POLL_S = 0.02  # how often the receipt watcher asks for the block number while batches are in flight
@@ -231,6 +232,7 @@ class Venue:
         # Replay rebuilds the book and every fill; the settlement table says which fills the chain
         # has already taken, so nothing acknowledged is lost across a restart.
         self.chain_head = 0  # the probe's view of the chain head (fills record it when made)
+        self.triggers = TriggerBook()  # stop-loss and take-profit orders waiting for the mark (venue/triggers.py)
         self.hl = HlGateway(self, settings.hl_gateway_key or doc.get("keys", {}).get("gateway"),
                             settings.hl_accept_mainnet)
         self.engine.listeners.append(self._on_event)
@@ -721,6 +723,12 @@ class Venue:
             return True
         if kind.startswith("hl_"):
             return self.hl.replay(kind, args)
+        if kind == "trigger":
+            self.triggers.add(Trigger.from_record(args))
+            return True
+        if kind == "trigger_end":
+            self.triggers.end(*args)
+            return True
         if kind == "action":
             account, nonce, expiry = args
             if expiry >= self.clock.now():
@@ -817,7 +825,111 @@ class Venue:
             self._publish({"channel": "l2", "market": market, "bookSeq": self.book_seq[market], "data": {"changes": changes}})
 
     def cancel(self, account: str, order_id: int | None, client_id: str | None):
+        """An open order or a waiting trigger (by its id, or by client id)."""
+        t = None
+        if order_id is not None and order_id >= TRIGGER_ID_BASE:
+            t = self.triggers.waiting.get(order_id)
+            if t is None or t.order.account != account:
+                raise UnknownOrder("UNKNOWN_ORDER", f"no waiting trigger {order_id} of {account}")
+        elif order_id is None and client_id is not None and (account, client_id) not in self.engine.client_ids:
+            t = self.triggers.by_client_id(account, client_id)
+        if t is not None:
+            return self._end_trigger(t, "cancelled", None)
         return self.engine.cancel(self.now_ms(), account, order_id, client_id)
+
+    def cancel_all(self, account: str, market: int | None = None) -> list:
+        """Every open order and waiting trigger of the account (in `market`, or everywhere)."""
+        return self.engine.cancel_all(self.now_ms(), account, market) + [
+            self._end_trigger(t, "cancelled", None) for t in self.triggers.of(account, market)]
+
+    # ------------------------------------------------------------------ triggers
+    async def place_trigger(self, order: SignedOrder, signature: bytes, tif: str, client_id: str | None,
+                            trigger_price: int, tpsl: str, is_market: bool, attached: bool = False,
+                            parent: int | None = None) -> Trigger:
+        """A stop-loss or take-profit order held until the mark crosses `trigger_price` (see
+        venue/triggers.py): checked and verified as an order is now, its nonce spent now. One
+        already due fires at once. The caller awaits `durable()` before answering."""
+        tif_code, is_market = self._time_in_force(order, "Market" if is_market else tif, is_market)
+        self.engine.check_range(order.price, order.size, order.expiry * 1000)
+        if not 0 <= order.market < len(self.markets):
+            raise OrderRejected("UNKNOWN_MARKET", f"no market {order.market}")
+        if trigger_price.__class__ is not int or not 0 < trigger_price < 2**62:
+            raise OrderRejected("OUT_OF_RANGE", "the trigger price must be positive, below 2^62")
+        if tpsl not in ("tp", "sl"):
+            raise OrderRejected("INVALID_REQUEST", "tpsl: tp (take profit) or sl (stop loss)")
+        self.guard(order)
+        await self.verify(order, signature)
+        await self._ensure_account(order.account)
+        # No await from here on.
+        if attached and not self.engine.accounts[order.account].positions[order.market][0]:
+            raise OrderRejected("NO_POSITION", "a trigger attached to the position needs a position in the market")
+        if client_id is not None and ((order.account, client_id) in self.engine.client_ids
+                                      or self.triggers.by_client_id(order.account, client_id)):
+            raise OrderRejected("DUPLICATE_CLIENT_ID", f"client order id {client_id!r} is live")
+        self._unused_nonce(order)
+        signature = self._compact(signature)
+        self._consume_nonce(order)
+        t = Trigger(self.triggers.next_id, order, signature, tif_code, is_market, client_id, trigger_price, tpsl,
+                    attached, parent, self.now_ms())
+        self.triggers.add(t)
+        self.journal.append("trigger", t.as_record())
+        self._publish_trigger(t)
+        if parent is None and t.due(int(self.engine.markets[order.market].oracle_price)):
+            self._fire(t)
+        return t
+
+    def _publish_trigger(self, t: Trigger) -> None:
+        self.order_versions[t.order.account] += 1
+        if self.subscribers:
+            self._publish({"channel": "triggers", "data": t.as_json()})
+
+    def _end_trigger(self, t: Trigger, status: str, child: int | None, reason: str | None = None) -> Trigger:
+        ts = self.now_ms()
+        self.triggers.end(t.id, status, child, ts, reason)
+        if not self.engine.replaying:  # replay re-derives it (or reads the entry the live run wrote)
+            self.journal.append("trigger_end", (t.id, status, child, ts, reason))
+            self._publish_trigger(t)
+        return t
+
+    def _check_triggers(self, market: int, mark: int) -> None:
+        for t in self.triggers.due(market, mark):
+            self._fire(t)
+
+    def _fire(self, t: Trigger) -> None:
+        """The trigger's order into the engine, as signed (its nonce was spent when it was placed)."""
+        o = t.order
+        self.triggers.fire(t)
+        try:
+            self.guard(o)
+            ack = self.engine.place(self.now_ms(), o.account, o.market, o.is_buy, o.price, o.size, tif=t.tif,
+                                    flags=o.flags, client_id=t.client_id, expiry=o.expiry * 1000,
+                                    is_market=t.is_market, nonce=o.nonce, signature=t.signature)
+        except EngineError as exc:
+            log.info("trigger %d of %s refused when it fired: %s", t.id, o.account, exc)
+            self._end_trigger(t, "rejected", None, exc.code)
+            return
+        self._record_ack(o.account, o.market, o.is_buy, o.price, o.size, t.client_id, o.nonce, ack)
+        self._end_trigger(t, "triggered", ack.order_id)
+
+    def _triggers_after_fill(self, fill) -> None:
+        """Triggers waiting for this fill's orders arm; those attached to a position it closed go."""
+        if not self.triggers.waiting:
+            return
+        for t in list(self.triggers.waiting.values()):
+            if t.parent in (fill.maker.id, fill.taker.id):
+                t.parent = None  # armed: the entry order filled
+            elif t.attached and t.order.market == fill.market and t.order.account in (fill.maker.account,
+                                                                                     fill.taker.account):
+                if not self.engine.accounts[t.order.account].positions[fill.market][0]:
+                    self._end_trigger(t, "cancelled", None, "position closed")
+
+    def _triggers_after_order(self, order, status: str) -> None:
+        """A parent that left the book without a fill takes its waiting children with it."""
+        if status in ("resting", "partially_filled", "modified") or order.filled or not self.triggers.waiting:
+            return
+        for t in list(self.triggers.waiting.values()):
+            if t.parent == order.id:
+                self._end_trigger(t, "cancelled", None, f"parent order {status}")
 
     async def _ensure_account(self, address: str) -> None:
         """An account the venue has not seen is read from the chain (off the event loop) before
@@ -861,6 +973,9 @@ class Venue:
                 collateral += realized
         self.engine.set_account(self.now_ms(), address, collateral, {m: tuple(v) for m, v in positions.items()})
         self._mirror_basis(address)
+        for t in self.triggers.of(address):  # a liquidation or ADL may have closed the position
+            if t.attached and not positions[t.order.market][0]:
+                self._end_trigger(t, "cancelled", None, "position closed")
 
     async def sync_account_async(self, address: str) -> None:
         try:
@@ -880,6 +995,8 @@ class Venue:
         for m, p in enumerate(self.markets):
             if p.oracle_id == oracle_id:
                 self.engine.set_oracle_price(self.now_ms(), m, price)
+                if self.triggers.waiting:
+                    self._check_triggers(m, price)
                 if self.subscribers:
                     self._publish({"channel": "oracle", "market": m, "data": {"price": str(price),
                                                                               "ts": self.now_ms()}})
@@ -904,6 +1021,7 @@ class Venue:
             for o in (fill.maker, fill.taker):  # an order event follows if it rests or is cancelled
                 self._record_order(o, "filled" if o.remaining == 0 else "partially_filled")
             self.unbatched.append(fill.seq)
+            self._triggers_after_fill(fill)
             self.trades[fill.market].append(fill)
             self.metrics.fills.labels(self.markets[fill.market].symbol).inc()
             if self.subscribers:
@@ -914,6 +1032,7 @@ class Venue:
             self.order_versions[order.account] += 1
             self._take_nonce(order.account, order.nonce)
             self._record_order(order, status)
+            self._triggers_after_order(order, status)
             self.dirty_levels.add((order.market, order.is_buy, order.price))
             if self.subscribers:
                 self._publish({"channel": "orders", "data": {"id": order.id, "account": order.account,
@@ -963,6 +1082,11 @@ class Venue:
         orderStatus): `resting` (with what remains), `filled`, `cancelled`, `expired`,
         `dead_mans_switch`, `self_trade`, `rejected` (an unwound fill took it off), with its fills
         and their settlement status. UNKNOWN_ORDER when the venue has no record of it."""
+        if order_id is not None and order_id >= TRIGGER_ID_BASE:
+            t = self.triggers.get(order_id)
+            if t is None or t.order.account != account:
+                raise UnknownOrder("UNKNOWN_ORDER", f"no trigger {order_id} of {account}")
+            return t.as_json()
         if order_id is None and client_id is not None:
             order_id = self.client_orders.get((account, client_id))
         state = self.order_states.get(order_id) if order_id is not None else None
@@ -1274,7 +1398,12 @@ class Venue:
         command."""
         now = self.now_ms()
         if now >= self.engine.due:
+            fired = [self.engine.addresses[i] for i, at in enumerate(self.engine.deadman_at) if 0 < at <= now] \
+                if self.triggers.waiting else []
             self.engine.tick(now)
+            for account in fired:  # a dead-man's switch takes the account's triggers too
+                for t in self.triggers.of(account):
+                    self._end_trigger(t, "cancelled", None, "dead-man's switch")
             await self.durable()
 
     # ------------------------------------------------------------------ health
@@ -1624,6 +1753,7 @@ class Venue:
             "exposureGroups": exposure,
             "openOrders": self._view_open_orders(address),
             "openOrderCount": self.engine.open_order_count(address),
+            "triggers": [t.as_json() for t in self.triggers.of(address)],
             "venuePaused": self.paused, "venueFrozen": bool(self.frozen_at),
             "fills": [r.as_json() for r in mine[-200:]],
             "pendingFills": [r.fill.seq for r in mine if r.status in ("pending", "submitted")],

@@ -36,6 +36,7 @@ from ..service import (
 from ..settings import Settings
 from ..signing import ACTION_TYPE, ACTION_TYPES, EIP712_TYPES, ORDER_TYPE, AddressError, Order, checksum_address
 from .schemas import (
+    TriggerIn,
     BatchEnvelope, BatchIn, BatchStatus, BulkIn, BulkStatus, CancelIn, Cancelled, DeadmanIn, DeadmanSet, Error, ModifyIn,
     OrderIn, OrderStatus,
 )
@@ -47,7 +48,7 @@ STP = {"expireMaker": 0, "cancelTaker": 1, "cancelBoth": 2}
 # The statuses each kind of route can answer, all with an {code, msg} body (OpenAPI lists them).
 POST_ERRORS = (400, 401, 403, 404, 413, 415, 422, 429, 500, 503)
 GET_ERRORS = (400, 404, 422, 500, 503)
-SIGNED_ROUTES = frozenset({"/orders", "/orders/batch", "/modify", "/cancel", "/deadman"})
+SIGNED_ROUTES = frozenset({"/orders", "/orders/batch", "/modify", "/cancel", "/deadman", "/triggers"})
 HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE",
               415: "UNSUPPORTED_MEDIA_TYPE", 429: "RATE_LIMITED"}
 RANGE_ERRORS = frozenset({"out_of_range", "greater_than", "greater_than_equal", "less_than", "less_than_equal"})
@@ -496,6 +497,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return f"cancelClient:{body.clientId}", market
         return f"cancelAll:{'*' if body.market is None else body.market}", market
 
+    @app.post("/triggers", responses=errors_doc(POST_ERRORS))
+    async def place_trigger(venue: V, body: TriggerIn):
+        """A stop-loss or take-profit order (venue/triggers.py): held off the book until the mark
+        price crosses `triggerPrice`, then entered as a market (IOC) or limit order exactly as
+        signed. Answers `waitingForTrigger` with its `triggerId` (an id above 2^40: cancel it
+        with `POST /cancel`, see it at `GET /accounts/{address}/order?orderId=`), or `triggered`
+        with the `orderId` it became when it was already due."""
+        o = body.order
+        t = await venue.place_trigger(to_order(venue, o), bytes.fromhex(o.signature[2:]), o.tif, o.clientId,
+                                      int(body.triggerPrice), body.tpsl, body.isMarket, body.attached)
+        await venue.durable()
+        return json_response({"status": "waitingForTrigger" if t.status == "waiting" else t.status,
+                              "triggerId": t.id, "orderId": t.child})
+
     @app.post("/cancel", response_model=Cancelled, responses=errors_doc(POST_ERRORS))
     async def cancel(venue: V, body: CancelIn):
         """One order by `orderId` or `clientId`, several by `orderIds` (those still open are
@@ -509,7 +524,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await venue.durable()
             return json_response({"cancelled": [d["orderId"] for d in done if d["status"] == "cancelled"]})
         if body.orderId is None and body.clientId is None:
-            orders = venue.engine.cancel_all(venue.now_ms(), body.account, market)
+            orders = venue.cancel_all(body.account, market)
             await venue.durable()
             return json_response({"cancelled": [o.id for o in orders]})
         try:

@@ -83,6 +83,18 @@ class OrderIn(Strict):
     stp: Literal["expireMaker", "cancelTaker", "cancelBoth"] = "expireMaker"
 
 
+class TriggerIn(Strict):
+    order: OrderIn = Field(description="the order to enter when the trigger fires, signed as any order; its signed "
+                                       "price bounds what can settle. Market triggers (isMarket) are signed IOC")
+    triggerPrice: Uint64Str = Field(description="the mark (oracle) price that fires it, quote base units")
+    tpsl: Literal["tp", "sl"] = Field(description="sl: a sell fires at or below the trigger, a buy at or above; "
+                                                  "tp: the other way")
+    isMarket: bool = Field(True, description="fires as a market order (IOC within the slippage cap); false: as a "
+                                             "limit order at the signed price with the order's tif")
+    attached: bool = Field(False, description="cancelled once the account's position in the market is flat "
+                                              "(Hyperliquid's positionTpsl)")
+
+
 class BatchIn(Strict):
     orders: list[OrderIn] = Field(min_length=1, max_length=100, description="each order is validated, checked and "
                                   "answered on its own: one bad order is refused alone")
