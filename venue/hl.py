@@ -40,6 +40,9 @@ INTERVALS = {"1m": _MIN, "3m": 3 * _MIN, "5m": 5 * _MIN, "15m": 15 * _MIN, "30m"
              "3d": 4_320 * _MIN, "1w": 10_080 * _MIN, "1M": 43_200 * _MIN}
 
 
+TRIGGER_STATUS = {"waiting": "open", "triggered": "triggered", "cancelled": "canceled", "rejected": "rejected"}
+
+
 class Unsupported(EngineError):
     status = 400
 
@@ -180,9 +183,25 @@ class HlInfo:
                         "triggerCondition": "N/A", "triggerPx": "0.0", "cloid": cid})
         return out
 
+    def trigger_json(self, t, frontend: bool) -> dict:
+        """A trigger order (venue/triggers.py) as Hyperliquid shows one: its oid is the trigger id."""
+        o = t.order
+        out = {"coin": coin(self.venue.markets[o.market].symbol), "side": "B" if o.is_buy else "A",
+               "limitPx": px(o.price), "sz": sz(o.size), "oid": t.id, "timestamp": t.placed, "origSz": sz(o.size)}
+        if t.client_id is not None:
+            out["cloid"] = t.client_id
+        if frontend:
+            out.update({"children": [], "isPositionTpsl": t.attached, "isTrigger": True,
+                        "orderType": ("Take Profit" if t.tpsl == "tp" else "Stop") + (" Market" if t.is_market
+                                                                                     else " Limit"),
+                        "reduceOnly": bool(o.flags & 4), "tif": None if t.is_market else "Gtc",
+                        "triggerCondition": f"Price {t.condition()} {px(t.trigger_price)}",
+                        "triggerPx": px(t.trigger_price), "cloid": t.client_id})
+        return out
+
     def open_orders(self, user: str, frontend: bool) -> list[dict]:
         states = self.venue.order_states
-        out = []
+        out = [self.trigger_json(t, frontend) for t in self.venue.triggers.of(user)]
         for o in self.venue.engine.open_orders(user):
             state = states.get(o.id) or (o.account, o.market, o.is_buy, o.price, o.size, o.remaining, o.filled,
                                          o.client_id, o.nonce, "resting")
@@ -195,11 +214,17 @@ class HlInfo:
         v = self.venue
         try:
             if isinstance(oid, str):
-                order_id = v.client_orders.get((user, oid)) or v.client_orders.get((user, oid.lower()))
+                t = v.triggers.by_client_id(user, oid.lower())
+                order_id = t.id if t is not None else (v.client_orders.get((user, oid))
+                                                         or v.client_orders.get((user, oid.lower())))
             else:
                 order_id = int(oid)
         except (TypeError, ValueError):
             return {"status": "unknownOid"}
+        t = v.triggers.get(order_id) if order_id is not None else None
+        if t is not None and t.order.account == user:
+            return {"status": "order", "order": {"order": self.trigger_json(t, True), "status": TRIGGER_STATUS[t.status],
+                                                 "statusTimestamp": t.ended or t.placed}}
         state = v.order_states.get(order_id) if order_id is not None else None
         if state is None or state[0] != user:
             order = v.engine.orders.get(order_id) if order_id is not None else None

@@ -39,7 +39,6 @@ HL_NONCE_WINDOW = 100  # Hyperliquid keeps each signer's 100 highest nonces
 NONCE_PAST_MS, NONCE_FUTURE_MS = 2 * 86_400_000, 86_400_000
 MIN_SCHEDULE_AHEAD_MS = 5_000
 CLOID = re.compile(r"^0x[0-9a-f]{32}$")
-UNSUPPORTED_ORDER = "trigger orders are not supported"
 
 # crossbook refusal codes -> Hyperliquid's per-order error texts (the ones ccxt matches on)
 HL_ERRORS = {
@@ -288,9 +287,10 @@ class HlGateway:
         self.assigned[account] = nonce + 1
         return nonce
 
-    def translate(self, account: str, wire: dict) -> tuple[SignedOrder, str, str | None]:
+    def translate(self, account: str, wire: dict) -> tuple[SignedOrder, str, str | None, tuple | None]:
         """A Hyperliquid order wire ({a, b, p, s, r, t, c}) as (crossbook Order signed by
-        nobody yet, time in force, client id). Raises OrderRejected with Hyperliquid's text."""
+        nobody yet, time in force, client id, trigger: (price, tpsl, is market) or None). Raises
+        OrderRejected with Hyperliquid's text."""
         v = self.venue
         if not isinstance(wire, dict):
             raise OrderRejected("INVALID", "Order has invalid format.")
@@ -308,9 +308,19 @@ class HlGateway:
         kind = wire.get("t")
         if not isinstance(kind, dict) or len(kind) != 1:
             raise OrderRejected("INVALID", "Order has invalid type.")
+        trigger = None
         if "trigger" in kind:
-            raise OrderRejected("INVALID", UNSUPPORTED_ORDER)
-        tif = kind.get("limit", {}).get("tif") if isinstance(kind.get("limit"), dict) else None
+            spec = kind["trigger"]
+            if not isinstance(spec, dict) or spec.get("tpsl") not in ("tp", "sl") or spec.get("isMarket") not in (
+                    True, False):
+                raise OrderRejected("INVALID", "Order has invalid trigger: {isMarket, triggerPx, tpsl: tp|sl}.")
+            trigger_price = parse_decimal(spec.get("triggerPx"), 6, "trigger price")
+            if trigger_price == 0:
+                raise OrderRejected("INVALID", "Order has invalid trigger price.")
+            trigger = (trigger_price, spec["tpsl"], spec["isMarket"])
+            tif = "FrontendMarket" if spec["isMarket"] else "Gtc"
+        else:
+            tif = kind.get("limit", {}).get("tif") if isinstance(kind.get("limit"), dict) else None
         if tif not in ("Alo", "Ioc", "Gtc", "FrontendMarket"):
             raise OrderRejected("INVALID", "Order has invalid tif.")
         flags = FLAG_POST_ONLY if tif == "Alo" else FLAG_IOC if tif in ("Ioc", "FrontendMarket") else 0
@@ -321,11 +331,11 @@ class HlGateway:
         cloid = wire.get("c")
         if cloid is not None and not (isinstance(cloid, str) and CLOID.match(cloid.lower())):
             raise OrderRejected("INVALID", "Invalid cloid: 0x and 32 hex digits.")
-        if flags & FLAG_IOC:
+        if flags & FLAG_IOC and trigger is None:  # a market trigger is capped when it fires
             price = self.bounded(asset, is_buy, price)
         order = SignedOrder(account, asset, is_buy, price, size, flags, 0, 0)
         return order, "Alo" if tif == "Alo" else "Ioc" if flags & FLAG_IOC else "Gtc", \
-            cloid.lower() if cloid is not None else None
+            cloid.lower() if cloid is not None else None, trigger
 
     def bounded(self, market: int, is_buy: bool, price: int) -> int:
         """An IOC price pulled in to the edge of crossbook's oracle band (the SDK prices market
@@ -399,16 +409,25 @@ class HlGateway:
         self.venue.journal.append("hl_action", (raw, signer, account, produced))
 
     async def do_order(self, account: str, signer: str, action: dict, raw: bytes) -> dict:
-        wires = action["orders"]
+        """Orders (one `place_many` run) and trigger orders. Groupings: `positionTpsl` (every
+        order a trigger attached to the position), `normalTpsl` (the first order the entry, the
+        triggers after it waiting for its fill, then attached to the position)."""
+        wires, grouping = action["orders"], action.get("grouping", "na")
         statuses: list = [None] * len(wires)
-        items, where, cloids = [], [], []
+        items, where, cloids, triggers = [], [], [], []
         for k, wire in enumerate(wires):
             try:
-                order, tif, cloid = self.translate(account, wire)
+                order, tif, cloid, trigger = self.translate(account, wire)
+                if grouping == "positionTpsl" and trigger is None or \
+                        grouping == "normalTpsl" and (k == 0) != (trigger is None):
+                    raise OrderRejected("INVALID", "Order has invalid grouping: an entry order, then tp/sl triggers.")
             except EngineError as exc:
                 statuses[k] = {"error": self.error_text(exc, wire.get("a", -1) if isinstance(wire, dict) else -1)}
                 continue
             order, signature = self.sign(order)
+            if trigger is not None:
+                triggers.append((k, order, signature, tif, cloid, trigger))
+                continue
             items.append((order, signature, tif, cloid, 0))
             where.append(k)
             cloids.append(cloid)
@@ -417,6 +436,25 @@ class HlGateway:
         for k, (order, *_), result, cloid in zip(where, items, results, cloids):
             statuses[k] = self.status(account, order.market, result, cloid)
             produced.append(self.produced(k, order, result))
+        parent = None
+        if grouping == "normalTpsl" and triggers:
+            entry = results[0] if where == [0] else None
+            if entry is None or isinstance(entry, EngineError):
+                for k, *_ in triggers:
+                    statuses[k] = {"error": "Order has invalid grouping: its entry order was refused."}
+                triggers = []
+            elif entry.status in ("resting", "modified"):
+                parent = entry.order_id  # armed once the entry fills
+        for k, order, signature, tif, cloid, (trigger_price, tpsl, is_market) in triggers:
+            try:
+                t = await self.venue.place_trigger(order, signature, tif, cloid, trigger_price, tpsl, is_market,
+                                                   attached=grouping != "na", parent=parent)
+                statuses[k] = {"resting": {"oid": t.child if t.status == "triggered" else t.id,
+                                           **({"cloid": cloid} if cloid is not None else {})}}
+                produced.append((k, t.id, order.nonce, order.price, order_digest(order, self.venue.domain_separator)))
+            except EngineError as exc:
+                statuses[k] = {"error": self.error_text(exc, order.market)}
+                produced.append((k, None, order.nonce, order.price, order_digest(order, self.venue.domain_separator)))
         self.evidence(raw, signer, account, produced)
         return ok({"type": "order", "data": {"statuses": statuses}})
 
@@ -437,7 +475,9 @@ class HlGateway:
                 old = self.venue.engine.orders.get(order_id) if order_id is not None else None
                 if old is None or old.account != account:
                     raise OrderRejected("INVALID", NEVER_PLACED.format(a=market))
-                order, tif, cloid = self.translate(account, wire)
+                order, tif, cloid, trigger = self.translate(account, wire)
+                if trigger is not None:
+                    raise OrderRejected("INVALID", "a trigger order cannot replace an order: cancel and place it")
             except EngineError as exc:
                 statuses[k] = {"error": self.error_text(exc, market)}
                 continue
@@ -460,7 +500,11 @@ class HlGateway:
             asset = c.get("asset" if by_cloid else "a") if isinstance(c, dict) else None
             ref = c.get("cloid" if by_cloid else "o") if isinstance(c, dict) else None
             order_id = self.resolve_oid(account, ref) if (isinstance(ref, str)) == by_cloid else None
+            if by_cloid and isinstance(ref, str) and (t := v.triggers.by_client_id(account, ref.lower())) is not None:
+                order_id = t.id
             order = v.engine.orders.get(order_id) if order_id is not None else None
+            if order is None and order_id is not None and order_id in v.triggers.waiting:
+                order = v.triggers.waiting[order_id].order
             if order is None or order.account != account or order.market != asset:
                 statuses.append({"error": NEVER_PLACED.format(a=asset)})
                 continue
@@ -516,9 +560,8 @@ class HlGateway:
         orders = action.get("orders")
         if not isinstance(orders, list) or not 0 < len(orders) <= 1000:
             raise ActionRefused("order: orders must be a list of 1 to 1,000 orders")
-        if action.get("grouping", "na") != "na":
-            raise ActionRefused(f"grouping {str(action.get('grouping'))[:20]} is not supported by crossbook "
-                                "(TP/SL groupings: not yet)")
+        if action.get("grouping", "na") not in ("na", "normalTpsl", "positionTpsl"):
+            raise ActionRefused(f"grouping {str(action.get('grouping'))[:20]}: one of na, normalTpsl, positionTpsl")
 
     def check_modify(self, action: dict) -> None:
         if action["type"] == "batchModify":

@@ -38,8 +38,10 @@ class Report:
 
 
 def wire_terms(wire: dict) -> tuple[int, bool, int, int, int, str]:
-    """(market, is buy, size, flags, signed price, tif) of a Hyperliquid order wire."""
-    tif = wire["t"]["limit"]["tif"]
+    """(market, is buy, size, flags, signed price, tif) of a Hyperliquid order wire (a trigger
+    order's tif: FrontendMarket for a market trigger, else Gtc)."""
+    trigger = wire["t"].get("trigger")
+    tif = wire["t"]["limit"]["tif"] if trigger is None else "FrontendMarket" if trigger["isMarket"] else "Gtc"
     flags = FLAG_POST_ONLY if tif == "Alo" else FLAG_IOC if tif in ("Ioc", "FrontendMarket") else 0
     if wire.get("r") is True:
         flags |= FLAG_REDUCE_ONLY
@@ -73,7 +75,7 @@ def check_action(report: Report, seq: int, args, agents: dict, domain_separator:
         report.orders += 1
         market, is_buy, size, flags, signed_price, _ = wire_terms(wires[k])
         worse = price > signed_price if is_buy else price < signed_price
-        if worse or (not flags & FLAG_IOC and price != signed_price):
+        if worse or ((not flags & FLAG_IOC or "trigger" in wires[k]["t"]) and price != signed_price):
             report.problems.append(f"entry {seq}: order {k} was made at {price}, the signed price is {signed_price}")
         order = Order(account, market, is_buy, price, size, flags, 0, nonce)
         if order_digest(order, domain_separator) != digest:
@@ -90,6 +92,7 @@ def verify(journal_path: str, markets, domain_separator: bytes, limits: Limits, 
     registry = HlGateway(None, None)  # approveAgent agents as of each entry
     evidence: dict[int, Order] = {}  # order id -> the crossbook order the gateway made
     nonces: dict[int, int] = {}  # order id -> nonce, from the replay
+    fired: dict[int, int] = {}  # order id -> the trigger it came from
 
     def on_entry(kind, args) -> bool:
         return kind in ("nonces", "action") or kind.startswith("hl_")
@@ -107,12 +110,17 @@ def verify(journal_path: str, markets, domain_separator: bytes, limits: Limits, 
         for seq, kind, args in journal.commands():
             if kind == "hl_agent":
                 registry.replay(kind, args)
+            elif kind == "trigger_end" and args[2] is not None:  # a trigger became order args[2]
+                fired[args[2]] = args[0]
             elif kind == "hl_action":
                 try:
                     check_action(report, seq, args, registry.agents, domain_separator, accept_mainnet, evidence)
                 except (KeyError, TypeError, ValueError, IndexError) as exc:
                     report.problems.append(f"entry {seq}: the recorded request cannot be read back: {exc}")
         replay(Engine(markets, limits), journal, on_entry=on_entry, on_result=on_result)
+        for child, trigger_id in fired.items():  # a fired gateway trigger's order is backed by its request
+            if trigger_id in evidence:
+                evidence[child] = evidence[trigger_id]
         for (_, _, market, price, size, taker_is_buy, maker_order, taker_order, maker, taker, _) in journal.fills():
             gateway_side = False
             for oid, account, is_buy in ((maker_order, maker, not taker_is_buy), (taker_order, taker, taker_is_buy)):

@@ -23,7 +23,7 @@ import json
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .engine import EngineError
-from .hl import STATUS, ZERO_HASH, HlInfo, coin, px, sz
+from .hl import STATUS, TRIGGER_STATUS, ZERO_HASH, HlInfo, coin, px, sz
 from .service import LAGGED
 
 FLUSH_S = 0.2
@@ -190,6 +190,12 @@ class HlSocket:
                 await self.on_fill(rec)
         elif channel == "orders" and (self.order_user is not None or self.event_user is not None):
             await self.on_order(message["data"])
+        elif channel == "triggers" and self.order_user is not None and message["data"]["account"] == self.order_user[0]:
+            t = self.venue.triggers.get(message["data"]["triggerId"])
+            if t is not None:
+                await self.send({"channel": "orderUpdates", "data": [{
+                    "order": self.info.trigger_json(t, False), "status": TRIGGER_STATUS[t.status],
+                    "statusTimestamp": t.ended or t.placed}]})
 
     async def on_fill(self, rec) -> None:
         f = rec.fill

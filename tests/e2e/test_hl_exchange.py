@@ -148,10 +148,32 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
         assert Decimal(payment["delta"]["usdc"]) == Decimal(-funding_owed(10**7, index, 0)) / 10**6 < 0
         assert payment["hash"] == receipt.transactionHash.to_0x_hex()
         assert [(h["coin"], h["fundingRate"]) for h in info.funding_history("ETH", 0)] == [("ETH", "0.01")] * 2
+        # A stop-loss attached to the position (positionTpsl): shown as a trigger, gone with the position.
+        (stop,) = statuses(taker.bulk_orders([{"coin": "ETH", "is_buy": False, "sz": 0.1, "limit_px": 2800,
+                                               "order_type": {"trigger": {"triggerPx": 2900, "isMarket": True,
+                                                                          "tpsl": "sl"}}, "reduce_only": True}],
+                                             grouping="positionTpsl"))
+        stop_oid = stop["resting"]["oid"]
+        shown = {o["oid"]: o for o in info.frontend_open_orders(taker_addr)}[stop_oid]
+        assert (shown["isTrigger"], shown["triggerPx"], shown["orderType"], shown["isPositionTpsl"],
+                shown["triggerCondition"]) == (True, "2900", "Stop Market", True, "Price below 2900")
+        assert info.query_order_by_oid(taker_addr, stop_oid)["order"]["status"] == "open"
         closed = statuses(taker.market_close("ETH"))[0]
         assert closed["filled"]["totalSz"] == "0.1" and closed["filled"]["avgPx"] == "2995"
         wait_until(lambda: settled(api, taker_addr, closed["filled"]["oid"]), 30, "the market close to settle")
         assert ch.functions.position(taker_addr, 0).call()[0] == 0
+        assert info.query_order_by_oid(taker_addr, stop_oid)["order"]["status"] == "canceled"
+        # A take-profit already due fires at once: its limit order rests on the book.
+        (tp,) = statuses(maker.order("ETH", False, 0.01, 3100, {"trigger": {"triggerPx": 2000, "isMarket": False,
+                                                                             "tpsl": "tp"}}))
+        assert tp["resting"]["oid"] in {o["oid"] for o in info.open_orders(maker_addr)}
+        later = statuses(maker.order("ETH", False, 0.01, 3100, {"trigger": {"triggerPx": 3500, "isMarket": False,
+                                                                             "tpsl": "tp"}}))[0]["resting"]["oid"]
+        assert statuses(maker.cancel("ETH", later)) == ["success"]
+        grouped = maker.bulk_orders([{"coin": "ETH", "is_buy": True, "sz": 0.01, "limit_px": 2900,
+                                      "order_type": {"limit": {"tif": "Gtc"}}, "reduce_only": False}],
+                                    grouping="positionTpsl")
+        assert "entry order, then tp/sl triggers" in statuses(grouped)[0]["error"]
         # userFills: newest first, the taker's side, the settlement transaction, PnL on the close.
         close_fill, open_fill = info.user_fills(taker_addr)
         assert (open_fill["dir"], open_fill["side"], open_fill["px"], open_fill["startPosition"],
