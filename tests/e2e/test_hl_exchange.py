@@ -15,6 +15,7 @@ from decimal import Decimal
 import subprocess
 import sys
 
+import ccxt
 import httpx
 import websockets
 from eth_account import Account
@@ -262,6 +263,21 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
         assert junk.status_code == 400 and junk.json()["code"] == "INVALID_JSON"
         shape = httpx.post(f"{base}/exchange", json={"action": {"type": "order"}, "nonce": -1, "signature": {}})
         assert shape.status_code == 400 and set(shape.json()) >= {"code", "msg"}
+
+        # ccxt's hyperliquid class, its URLs pointed at the facade and in sandbox mode (it signs as
+        # the SDK does): markets, an order placed and cancelled, balances.
+        exchange = ccxt.hyperliquid({"walletAddress": maker_addr, "privateKey": maker_key})
+        exchange.urls["api"] = exchange.urls["test"] = {"public": base, "private": base}
+        exchange.set_sandbox_mode(True)
+        markets = exchange.load_markets()
+        assert markets["ETH/USDC:USDC"]["precision"]["amount"] == 0.001
+        placed = exchange.create_order("ETH/USDC:USDC", "limit", "buy", 0.01, 2950.5)
+        assert int(placed["id"]) in {o["oid"] for o in info.open_orders(maker_addr)}
+        assert placed["id"] in [o["id"] for o in exchange.fetch_open_orders("ETH/USDC:USDC")]
+        exchange.cancel_order(placed["id"], "ETH/USDC:USDC")
+        assert int(placed["id"]) not in {o["oid"] for o in info.open_orders(maker_addr)}
+        balance = exchange.fetch_balance()
+        assert balance["USDC"]["total"] > 900_000
 
         # Revoked, the gateway can no longer trade for the taker.
         assert cli("hl", "revoke", "--deployment", path, "--trader", "1", "--api", api).returncode == 0
