@@ -58,7 +58,7 @@ test-invariants-long: compile
 	CROSSBOOK_INVARIANT_EXAMPLES=250 CROSSBOOK_INVARIANT_STEPS=400 CROSSBOOK_INVARIANT_MIN_STEPS=50000 \
 		$(BIN)/pytest tests/contracts/test_invariants.py $(PYTEST_ARGS)
 
-# schemathesis over every API operation at ten times the examples of `make test` (~1,000 each).
+# schemathesis over every API operation at twenty times the examples of `make test` (~1,000 each).
 test-api-fuzz: compile
 	CROSSBOOK_SCHEMATHESIS_EXAMPLES=$${CROSSBOOK_SCHEMATHESIS_EXAMPLES:-1000} \
 		$(BIN)/pytest tests/e2e/test_api_hardening.py -k schemathesis $(PYTEST_ARGS)

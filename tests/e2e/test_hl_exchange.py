@@ -281,8 +281,9 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
 
         # Revoked, the gateway can no longer trade for the taker.
         assert cli("hl", "revoke", "--deployment", path, "--trader", "1", "--api", api).returncode == 0
-        wait_until(lambda: taker.order("ETH", True, 0.01, 2990, {"limit": {"tif": "Alo"}})["status"] == "err", 20,
-                   "the revocation to reach the venue")
+        revoked = wait_until(lambda: (r := taker.order("ETH", True, 0.01, 2990, {"limit": {"tif": "Alo"}}))["status"]
+                             == "err" and r, 20, "the revocation to reach the venue", interval=0.5)
+        assert "has not approved the gateway" in revoked["response"]
 
         # A restart: the replayed request stays refused (the signer's nonces are journalled).
         assert stop_process(s["server"]) == 0

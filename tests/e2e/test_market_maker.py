@@ -97,7 +97,7 @@ def test_keeper_mm_quotes_stays_quiet_requotes_adopts_after_a_kill_and_reports(t
             s["server"].wait(10)
             s["server"] = start_server(path, s["anvil"].url, tmp_path, s["port"])
             wait_until(lambda: _up(api), 30, "the restarted venue")
-            wait_until(lambda: metric(port, "mm_ws_reconnects_total") >= 1, 30, "the bot's reconnection")
+            wait_until(lambda: metric(port, "mm_ws_reconnects_total") >= 1, 60, "the bot's reconnection")
             assert {o["id"] for o in owner.open_orders()} == {o["id"] for o in after}
             taker.place("ETH-PERP", "sell", "2900", "0.2", tif="Ioc")  # hits the best bid
             wait_until(lambda: metric(port, "mm_fills_total") == 1, 15, "the fill after the reconnection")
