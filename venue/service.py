@@ -861,7 +861,7 @@ class Venue:
         await self.verify(order, signature)
         await self._ensure_account(order.account)
         # No await from here on.
-        if attached and not self.engine.accounts[order.account].positions[order.market][0]:
+        if attached and parent is None and not self.engine.accounts[order.account].positions[order.market][0]:
             raise OrderRejected("NO_POSITION", "a trigger attached to the position needs a position in the market")
         if client_id is not None and ((order.account, client_id) in self.engine.client_ids
                                       or self.triggers.by_client_id(order.account, client_id)):
@@ -918,8 +918,8 @@ class Venue:
         for t in list(self.triggers.waiting.values()):
             if t.parent in (fill.maker.id, fill.taker.id):
                 t.parent = None  # armed: the entry order filled
-            elif t.attached and t.order.market == fill.market and t.order.account in (fill.maker.account,
-                                                                                     fill.taker.account):
+            elif t.attached and t.parent is None and t.order.market == fill.market and \
+                    t.order.account in (fill.maker.account, fill.taker.account):
                 if not self.engine.accounts[t.order.account].positions[fill.market][0]:
                     self._end_trigger(t, "cancelled", None, "position closed")
 
@@ -974,7 +974,7 @@ class Venue:
         self.engine.set_account(self.now_ms(), address, collateral, {m: tuple(v) for m, v in positions.items()})
         self._mirror_basis(address)
         for t in self.triggers.of(address):  # a liquidation or ADL may have closed the position
-            if t.attached and not positions[t.order.market][0]:
+            if t.attached and t.parent is None and not positions[t.order.market][0]:
                 self._end_trigger(t, "cancelled", None, "position closed")
 
     async def sync_account_async(self, address: str) -> None:

@@ -98,6 +98,10 @@ def fresh_prices(stack, eth: int = usdc(3_000), btc: int = usdc(60_000)) -> None
     keeper = address_of(dev_keys(3)[2])
     w3.eth.wait_for_transaction_receipt(oracle.functions.setPrices(
         [0, 1], [eth, btc], w3.eth.get_block("latest").timestamp).transact({"from": keeper}))
+    import httpx
+
+    wait_until(lambda: [int(m["oraclePrice"]) for m in httpx.get(f"{stack['api']}/markets").json()] == [eth, btc], 10,
+               "the venue to see the new prices")
 
 
 def start_server(path, rpc, tmp, port, **env):
@@ -121,7 +125,11 @@ def served_venue(tmp, accounts: int = 6, **env):
 
         wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "venue API")
         stack = {"api": api, "anvil": anvil, "w3": w3, "path": path, "tmp": tmp, "server": server, "port": port}
-        yield stack  # a test that restarts the server puts the new process in stack["server"]
+        try:
+            yield stack  # a test that restarts the server puts the new process in stack["server"]
+        except BaseException:
+            stop_process(stack["server"])  # a failed test must not leave the venue running (it would spin on a
+            raise                          # stopped Anvil and slow every test after it)
         assert stop_process(stack["server"]) == 0, "the venue did not stop cleanly on SIGINT"
     finally:
         anvil.stop()

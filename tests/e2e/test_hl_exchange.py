@@ -230,6 +230,31 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
         agent = Exchange(Account.from_key(agent_key), base_url=base, account_address=maker_addr)
         by_agent = statuses(agent.order("ETH", False, 0.01, 3050, {"limit": {"tif": "Gtc"}}))[0]
         assert by_agent["resting"]["oid"] in {o["oid"] for o in info.open_orders(maker_addr)}
+        # A second unnamed agent replaces the first, whose requests are then refused.
+        replaced, second_key = maker.approve_agent()
+        assert replaced["status"] == "ok"
+        gone = agent.order("ETH", False, 0.01, 3050, {"limit": {"tif": "Gtc"}})
+        assert gone["status"] == "err" and gone["response"].startswith("User or API Wallet ")
+        second = Exchange(Account.from_key(second_key), base_url=base, account_address=maker_addr)
+        assert "resting" in statuses(second.order("ETH", False, 0.01, 3050, {"limit": {"tif": "Gtc"}}))[0]
+        # expiresAfter: signed into the request; past, the action is refused.
+        maker.set_expires_after(get_timestamp_ms() + 60_000)
+        assert "resting" in statuses(maker.order("ETH", True, 0.01, 2940, {"limit": {"tif": "Alo"}}))[0]
+        maker.set_expires_after(get_timestamp_ms() - 1)
+        expired = maker.order("ETH", True, 0.01, 2940, {"limit": {"tif": "Alo"}})
+        assert expired["status"] == "err" and expired["response"].startswith("action expired")
+        maker.set_expires_after(None)
+        # normalTpsl: an entry and its stop, which waits for the entry's fill and goes if the entry
+        # leaves the book without one.
+        entry, child = statuses(maker.bulk_orders([
+            {"coin": "ETH", "is_buy": True, "sz": 0.01, "limit_px": 2950, "order_type": {"limit": {"tif": "Gtc"}},
+             "reduce_only": False},
+            {"coin": "ETH", "is_buy": False, "sz": 0.01, "limit_px": 2700,
+             "order_type": {"trigger": {"triggerPx": 2800, "isMarket": True, "tpsl": "sl"}}, "reduce_only": True}],
+            grouping="normalTpsl"))
+        assert info.query_order_by_oid(maker_addr, child["resting"]["oid"])["order"]["status"] == "open"
+        assert statuses(maker.cancel("ETH", entry["resting"]["oid"])) == ["success"]
+        assert info.query_order_by_oid(maker_addr, child["resting"]["oid"])["order"]["status"] == "canceled"
         stranger = Exchange(Account.create(), base_url=base)
         unknown = stranger.order("ETH", True, 0.01, 2990, {"limit": {"tif": "Alo"}})
         assert unknown["status"] == "err" and unknown["response"].startswith("User or API Wallet ")
