@@ -78,6 +78,7 @@ class UnknownAccount(EngineError):
 # account's; an account with nothing deposited): the API limits them per client address.
 UNAUTHENTICATED = frozenset({"BAD_SIGNATURE", "UNKNOWN_ACCOUNT"})
 PRIVATE_CHANNELS = frozenset({"fills", "orders", "triggers"})
+POLL_BACKOFF_MAX_S = 2.0  # the chain poller's longest wait while the node fails
 VIEW_OPEN_ORDERS = 100  # open orders in an account view (all of them: GET /accounts/{address}/orders)
 VIEW_BACKLOG = 256  # account-view chain reads waiting at most; more are answered 503 VIEWS_BUSY
 RECEIPT_POLL_S = 0.02  # how often the receipt watcher asks for the block number while batches are in flight
@@ -1556,12 +1557,24 @@ class Venue:
 
     # ------------------------------------------------------------------ chain ingestion
     async def _chain_poller(self) -> None:
+        """`poll_once` every `poll_interval_ms`; while the node fails, backing off (doubling, to at
+        most 2 s) and logging the first failure in full and then a line every 50 (a venue whose
+        node is gone must not spin logging tracebacks). The prober reports the outage in /health."""
+        failures = 0
         while True:
-            await asyncio.sleep(self.settings.poll_interval_ms / 1000)
+            await asyncio.sleep(min(POLL_BACKOFF_MAX_S, self.settings.poll_interval_ms / 1000 * 2 ** min(failures, 8)))
             try:
                 await self.poll_once()
-            except Exception:
-                log.exception("chain poll failed")
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.exception("chain poll failed")
+                elif failures % 50 == 0:
+                    log.warning("chain poll still failing (%d in a row): %s: %s", failures, type(exc).__name__, exc)
+                continue
+            if failures:
+                log.warning("chain poll recovered after %d failures", failures)
+                failures = 0
 
     async def poll_once(self) -> None:
         """Ingests the chain's events from the blocks since the last poll."""
