@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deviation-bps", type=int, default=50, help="oracle: push on a move this large")
     p.add_argument("--delay", type=float, default=0.0, help="oracle: seconds of deliberate lag")
     p.add_argument("--jitter", type=float, default=0.0, help="oracle: up to this many more seconds of lag")
+    p.add_argument("--max-jump-bps", type=int, default=2_000,
+                   help="oracle: a print this far from the last accepted price is held until the feed confirms it "
+                        "(0: no guard)")
+    p.add_argument("--confirm-s", type=float, default=3.0,
+                   help="oracle: seconds a jump must persist before it is pushed")
     p.add_argument("--api", default="http://127.0.0.1:8000", help="funding: the venue API")
     p.add_argument("--interval", type=float, default=3600.0, help="funding: seconds between updates")
     mm = p.add_argument_group("mm")
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             feed = RandomWalkFeed(initial, seed=args.seed)
         OracleKeeper(w3, deployment, key, feed, heartbeat_s=args.heartbeat, deviation_bps=args.deviation_bps,
                      delay_s=args.delay, jitter_s=args.jitter, priority_fee_gwei=args.tip_gwei,
-                     seed=args.seed).run(stop)
+                     seed=args.seed, max_jump_bps=args.max_jump_bps or None, confirm_s=args.confirm_s).run(stop)
         return 0
     from .funding import FundingKeeper
 

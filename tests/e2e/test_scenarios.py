@@ -12,7 +12,7 @@ from venue.scenario.scenarios import SCENARIOS, parse_params
 
 SHORT = {"calm": ["blocks=20"], "oracle-lag": ["blocks=30"], "cross-cascade": ["blocks=30"],
          "adl-shortfall": ["blocks=20"], "black-thursday": ["blocks=30"], "operator-silence": [],
-         "bad-print": ["blocks=12"], "replay": ["blocks=30"], "flash-crash-2023-08": ["blocks=30"],
+         "bad-print": ["blocks=23"], "replay": ["blocks=30"], "flash-crash-2023-08": ["blocks=30"],
          "gas-war": ["blocks=15", "accounts=3"], "wrong-way-collateral": ["blocks=25", "risk_keeper=1"],
          "compound-stress": ["blocks=50", "crash_at_s=60"], "mm-withdrawal": ["blocks=25"]}
 
@@ -29,7 +29,7 @@ def recomputed(evs: list[dict]) -> dict:
         "liquidations": len(liq),
         "adl_events": sum(1 for e in evs if e["kind"] == "adl"),
         "bad_debt_usdc": sum(int(e["amount"]) for e in evs if e["kind"] == "bad_debt") / 1e6,
-        "fills_settled": sum(e["settled"] for e in evs if e["kind"] == "batch"),
+        "fills_settled": sum(1 for e in evs if e["kind"] == "fill" and e["status"] == "settled"),
         "fills_rejected": dict(sorted(rejected.items())),
         "longest_pending_tx_blocks": max([0] + [e["oldest_blocks"] for e in evs if e["kind"] == "pending"]),
         "latency_max": max([e["latency_blocks"] for e in liq], default=None),
@@ -54,6 +54,11 @@ def test_each_scenario_runs_and_its_metrics_match_its_events(name, tmp_path):
     assert m["liquidation_latency_blocks"]["max"] == r["latency_max"]
     pushes = [e for e in events(tmp_path) if e["kind"] == "oracle_push"]
     assert pushes and all(e["sent_at"] >= e["observed_at"] for e in pushes)
+    # Every fill line agrees with the batches that settled it; each rejected one carries its reason.
+    evs = events(tmp_path)
+    fills = [e for e in evs if e["kind"] == "fill"]
+    assert len(fills) == sum(e["fills"] for e in evs if e["kind"] == "batch")
+    assert Counter(e["reason"] for e in fills if e["status"] == "rejected") == Counter(m["fills_rejected"])
     # What each scenario is for.
     if name == "calm":
         assert m["fills_settled"] >= 5 and m["liquidations"] == 0 and m["bad_debt_usdc"] == 0
@@ -66,9 +71,13 @@ def test_each_scenario_runs_and_its_metrics_match_its_events(name, tmp_path):
     elif name in ("replay", "flash-crash-2023-08"):
         assert m["liquidations"] + m["adl_events"] >= 1
     elif name == "bad-print":
-        # The outlier went on-chain (no guard in the keeper or the Oracle) and closed positions.
-        assert any(e["prices"]["0"] != e["true"]["0"] for e in pushes)
-        assert m["liquidations"] + m["adl_events"] >= 1
+        # The keeper's outlier guard held both prints (the 30 % outlier, then the 1000x value):
+        # every push carried the true price, nobody was liquidated.
+        held = [e for e in events(tmp_path) if e["kind"] == "oracle_held"]
+        assert {int(e["price"]) * 10 // int(e["true"]) for e in held} == {7, 10_000}, held
+        assert m["oracle_prints_held"] == len(held) == 2
+        assert all(e["prices"].get("0", e["true"]["0"]) == e["true"]["0"] for e in pushes)
+        assert m["liquidations"] + m["adl_events"] == 0 and m["bad_debt_usdc"] == 0
     elif name == "gas-war":
         gas = m["keeper_gas_eth"]
         assert m["liquidations"] >= 1 and gas["liquidator1"] > 0 and gas["liquidator2"] > 0
@@ -99,6 +108,16 @@ def test_each_scenario_runs_and_its_metrics_match_its_events(name, tmp_path):
         exits = [e for e in events(tmp_path) if e["kind"] == "exit"]
         assert m["frozen"] and exits and all(e["paid"] == e["equity"] for e in exits)
         assert m["exit_shortfall_usdc"] == sum(max(0, int(e["equity"]) - int(e["paid"])) for e in exits) / 1e6 == 0
+
+
+def test_bad_print_without_the_guard_goes_on_chain_and_liquidates(tmp_path):
+    """`--set guard_bps=0`: the Oracle contract trusts its keepers, so the 30 % outlier is pushed
+    and the levered longs are closed at a price that never traded."""
+    scenario = SCENARIOS["bad-print"]
+    m = run_scenario(scenario, seed=1, params=parse_params(scenario, ["blocks=12", "guard_bps=0"]), out=tmp_path)
+    pushes = [e for e in events(tmp_path) if e["kind"] == "oracle_push"]
+    assert any(e["prices"]["0"] != e["true"]["0"] for e in pushes)
+    assert m["oracle_prints_held"] == 0 and m["liquidations"] + m["adl_events"] >= 1
 
 
 def test_same_seed_same_run_byte_for_byte(tmp_path):

@@ -66,13 +66,24 @@ def cmd_run(args) -> int:
         return 2
     out = Path(args.out or f"scenario-runs/{args.name}-seed{args.seed}")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} blocks"),
-                  TimeElapsedColumn()) as progress:
-        task = progress.add_task(f"{args.name} seed {args.seed}", total=int(params.get("blocks", 0)) or None)
+                  TextColumn("sim {task.fields[sim]}"), TextColumn("{task.fields[events]} events"),
+                  TextColumn("{task.fields[what]}"), TimeElapsedColumn()) as progress:
+        task = progress.add_task(f"{args.name} seed {args.seed}", total=int(params.get("blocks", 0)) or None,
+                                 sim="0:00:00", events=0, what="")
         metrics = run_scenario(scenario, seed=args.seed, params=params, out=out,
-                               on_block=lambda lab: progress.update(task, completed=lab.run_blocks))
+                               on_block=lambda lab: progress.update(task, completed=lab.run_blocks, **_progress(lab)))
     Console().print(_summary(metrics))
-    print(f"wrote {out / 'metrics.json'} and {out / 'events.jsonl'}")
+    print(f"wrote {out / 'metrics.json'}, {out / 'events.jsonl'} and {out / 'report.html'}")
     return 0
+
+
+def _progress(lab) -> dict:
+    """The progress line's fields: simulated time since the scenario's time 0, events written,
+    and the running counts a user watches (liquidations, ADL, bad debt)."""
+    t = int(lab.elapsed(lab.clock.now())) if lab.truth else 0
+    rec = lab.record
+    return {"sim": f"{t // 3600}:{t // 60 % 60:02d}:{t % 60:02d}", "events": len(rec.events),
+            "what": f"{rec.liquidations} liq, {rec.adl_events} adl, bad debt {rec.bad_debt / 1e6:,.0f}"}
 
 
 def _one(job: tuple) -> dict:

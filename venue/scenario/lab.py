@@ -91,6 +91,7 @@ class Record:
     bad_debt: int = 0
     fills_settled: int = 0
     fills_rejected: dict = field(default_factory=dict)
+    oracle_held: int = 0  # prints the oracle keeper's outlier guard held back
 
 
 class LabMarketMaker:
@@ -219,6 +220,8 @@ class Lab:
         self.venue_silent = False  # operator-silence: the venue sends no more batches
         self.extra: dict = {}  # metrics a scenario adds
         self.makers: list[LabMarketMaker] = []  # market makers stepped every block
+        self.fill_cursor = 0  # the venue's fills seen so far (their seq)
+        self.open_fills: list[int] = []  # seen, not yet settled or rejected
 
     # ------------------------------------------------------------------ set-up
     def start_chain(self) -> None:
@@ -299,10 +302,12 @@ class Lab:
 
     async def begin(self, truth, *, oracle_delay_s: float = 0.0, heartbeat_s: float = 30.0, deviation_bps: int = 50,
               oracle_tip_gwei: float = 1.0, liquidator_tips: tuple[float, ...] = (2.0,), with_risk: bool = False,
-              settings: dict | None = None, observed=None, funding_interval_s: float | None = None) -> None:
+              settings: dict | None = None, observed=None, funding_interval_s: float | None = None,
+              guard_bps: int | None = 2_000, guard_confirm_s: float = 3.0) -> None:
         """Ends set-up: automine off, the clock at the last block's time, the venue and keepers up.
         `truth(t)`: the true prices by oracle id; `observed(t)`: what the oracle keeper's feed
-        shows (the truth unless a scenario distorts it, as `bad-print` does)."""
+        shows (the truth unless a scenario distorts it, as `bad-print` does). `guard_bps`,
+        `guard_confirm_s`: the oracle keeper's outlier guard (None: off), as `keeper oracle` has it."""
         w3 = self.w3
         self.rpc("anvil_removeBlockTimestampInterval", [])
         self.rpc("evm_setAutomine", [False])
@@ -317,8 +322,10 @@ class Lab:
         self.oracle_keeper = OracleKeeper(w3, self.deployment, self.keys[ORACLE_KEEPER], TruthFeed(observed or truth),
                                           heartbeat_s=heartbeat_s, deviation_bps=deviation_bps,
                                           delay_s=oracle_delay_s, priority_fee_gwei=oracle_tip_gwei,
-                                          seed=self.seed, clock=self.clock)
+                                          seed=self.seed, clock=self.clock, max_jump_bps=guard_bps,
+                                          confirm_s=guard_confirm_s)
         self.oracle_keeper.observer = self._on_oracle_push
+        self.oracle_keeper.guard.on_hold = self._on_oracle_held
         keys = (LIQUIDATOR, LIQUIDATOR_2)
         self.liquidators = [Liquidator(w3, self.deployment, self.keys[keys[i]], name=f"liquidator{i + 1}",
                                        priority_fee_gwei=tip) for i, tip in enumerate(liquidator_tips)]
@@ -412,6 +419,11 @@ class Lab:
         self.log("oracle_push", observed_at=observed - self.origin, sent_at=sent - self.origin,
                  prices={str(k): str(v) for k, v in prices.items()}, true={str(k): str(v) for k, v in true.items()})
 
+    def _on_oracle_held(self, oracle_id: int, price: int, accepted: int, now: float) -> None:
+        self.record.oracle_held += 1
+        self.log("oracle_held", oracle=oracle_id, price=str(price), accepted=str(accepted),
+                 true=str(self.truth(now)[oracle_id]))
+
     def _pending_ages(self) -> None:
         content = self.rpc("txpool_content", [])
         pending = {tx["hash"]: tx for group in content.get("pending", {}).values() for tx in group.values()}
@@ -457,6 +469,7 @@ class Lab:
             reason = RejectReason(ev.args.reason).name
             rec.fills_rejected[reason] = rec.fills_rejected.get(reason, 0) + 1
             self.log("fill_rejected", reason=reason, account=ev.args.account)
+        self._log_fills()
         markets, insurance = self.venue.view_reader.markets()  # one JSON-RPC batch
         rec.insurance.append(insurance)
         true = self.truth(t)
@@ -484,6 +497,27 @@ class Lab:
                 rec.underwater_true_since.setdefault(address, t)
             else:
                 rec.underwater_true_since.pop(address, None)
+
+    def _log_fills(self) -> None:
+        """A `fill` line for each fill the venue made, once its batch has settled or rejected it
+        (in the order the venue made them)."""
+        fills = self.venue.fills
+        while self.fill_cursor + 1 in fills:
+            self.fill_cursor += 1
+            self.open_fills.append(self.fill_cursor)
+        still = []
+        for seq in self.open_fills:
+            rec = fills.get(seq)
+            if rec is None:  # forgotten (past fills_in_memory): never seen final
+                continue
+            if rec.status not in ("settled", "rejected"):
+                still.append(seq)
+                continue
+            f = rec.fill
+            self.log("fill", seq=seq, market=f.market, price=str(f.price), size=str(f.size),
+                     taker_is_buy=f.taker_is_buy, maker=f.maker.account, taker=f.taker.account, status=rec.status,
+                     reason=rec.reason, batch=rec.batch, made_t=rec.acked_at - self.origin)
+        self.open_fills = still
 
     @staticmethod
     def _underwater_at(quote: int, weth_wei: int, views: dict, prices: dict[int, int], haircut: int) -> bool:
@@ -526,7 +560,7 @@ class Lab:
             "oracle_age_at_liquidation_s": {k: v for k, v in dist(rec.oracle_ages).items() if k != "p99"},
             "longest_pending_tx_blocks": rec.longest_pending,
             "fills_settled": rec.fills_settled, "fills_rejected": dict(sorted(rec.fills_rejected.items())),
-            "adl_events": rec.adl_events,
+            "adl_events": rec.adl_events, "oracle_prints_held": rec.oracle_held,
             "keeper_pnl_usdc": pnl, "keeper_gas_eth": gas,
             **self.mm_metrics(),
             "state_hash": self.state_hash(),

@@ -138,7 +138,8 @@ class Crash(Scenario):
                   deviation_bps=int(p["deviation_bps"]), oracle_tip_gwei=float(p.get("oracle_tip_gwei", 1.0)),
                   liquidator_tips=tuple(float(x) for x in str(p.get("liquidator_tips", "2")).split("/")),
                   with_risk=bool(int(p.get("risk_keeper", 0))),
-                  funding_interval_s=float(p.get("funding_interval_s", 0)) or None)
+                  funding_interval_s=float(p.get("funding_interval_s", 0)) or None,
+                  guard_bps=int(p.get("guard_bps", 2_000)) or None)
         for i, trader in enumerate(longs):  # leverage spread around the parameter, seeded
             lev = float(p["leverage"]) * (0.8 + 0.4 * rng.random()) if len(longs) > 1 else float(p["leverage"])
             margin = collateral + weth_wei * start // 10**18 * 9 // 10  # WETH after the devnet's 10 % haircut
@@ -291,8 +292,10 @@ class FlashCrash(Scenario):
 class BadPrint(Crash):
     """A flat true price, but what the oracle keeper observes carries one wrong print: a CEX
     outlier `outlier_pct` below at `print_at_s`, then a value `spike_x` times too high at
-    `spike_at_s`. Neither the keeper nor the Oracle contract has an outlier guard, so both go
-    on-chain: the events show who is liquidated at a price that never traded."""
+    `spike_at_s`. The keeper's outlier guard (`guard_bps`, 2,000: a jump that large waits for
+    confirmation) holds both back: `oracle_held` events, nothing liquidated. With
+    `--set guard_bps=0` both go on-chain (the Oracle contract trusts its keepers) and the events
+    show who is liquidated at a price that never traded."""
 
     def path(self, p: dict):
         return crash_path(ETH_START, 10**9, 0, 1)  # flat
@@ -515,7 +518,7 @@ class MMWithdrawal(Crash):
 
 CRASH_DEFAULTS = {"accounts": 4, "collateral_usdc": 20_000, "leverage": 12, "lag_blocks": 0, "heartbeat_s": 30,
                   "deviation_bps": 50, "crash_at_s": 5, "crash_pct": 20, "crash_over_s": 20, "blocks": 60,
-                  "insurance_usdc": 0, "mm": 0, "block_time": 1}
+                  "insurance_usdc": 0, "mm": 0, "block_time": 1, "guard_bps": 2_000}
 
 SCENARIOS = {s.name: s for s in [
     Calm("calm", "two-sided flow around a slow walk, no shock: the baseline (no bad debt, small latencies)",
@@ -532,8 +535,8 @@ SCENARIOS = {s.name: s for s in [
                                       "heartbeat and deviation cadence, cross-margin longs in both markets",
                {"accounts": 3, "collateral_usdc": 20_000, "leverage": 14, "offset_min": 1_950, "speed": 60,
                 "blocks": 60}),
-    BadPrint("bad-print", "one wrong oracle print (a CEX outlier, then a 1000x value) on a flat market: what the "
-                          "keepers and the contracts do with it",
+    BadPrint("bad-print", "one wrong oracle print (a CEX outlier, then a 1000x value) on a flat market: the "
+                          "keeper's outlier guard holds both (guard_bps=0: both go on-chain and liquidate)",
              dict(CRASH_DEFAULTS, print_at_s=5, outlier_pct=30, spike_at_s=20, spike_x=1000, blocks=40)),
     OperatorSilence("operator-silence", "the venue stops settling; an exit request, the escape delay, a freeze; "
                                         "every account withdraws its equity at the frozen marks",
