@@ -45,12 +45,15 @@ CONTRACT_SOURCES := $(shell find contracts -name '*.sol')
 
 compile: install .build/.stamp
 
-# The console's browser test drives Debian's Chromium through Playwright (which cannot download
-# its own browsers here).
+# The console's browser tests drive Debian's Chromium through Playwright and Debian's Firefox ESR
+# through puppeteer-core (neither tool can download its own browsers here).
 /usr/bin/chromium:
 	apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
-test: compile /usr/bin/chromium
+/usr/bin/firefox-esr:
+	apt-get install -y -q firefox-esr || { apt-get update -q && apt-get install -y -q firefox-esr; }
+
+test: compile /usr/bin/chromium /usr/bin/firefox-esr
 	$(BIN)/pytest $(TESTS) $(PYTEST_ARGS)
 
 # The stateful invariant run at five times the steps of `make test` (about 100,000 steps, ~30 min).

@@ -91,6 +91,19 @@ def parse_decimal(text, scale: int, what: str) -> int:
     return int(scaled)
 
 
+TIFS = ("Alo", "Ioc", "Gtc", "FrontendMarket")
+
+
+def wire_tif_flags(wire: dict) -> tuple[str, int]:
+    """A (checked) order wire's time in force and crossbook order flags. A trigger order's tif is
+    FrontendMarket for a market trigger, else Gtc; FrontendMarket (the SDK's market orders) and
+    Ioc are IOC; Alo is post-only; `r` adds reduce-only."""
+    trigger = wire["t"].get("trigger")
+    tif = wire["t"]["limit"]["tif"] if trigger is None else "FrontendMarket" if trigger["isMarket"] else "Gtc"
+    flags = FLAG_POST_ONLY if tif == "Alo" else FLAG_IOC if tif in ("Ioc", "FrontendMarket") else 0
+    return tif, flags | (FLAG_REDUCE_ONLY if wire.get("r") is True else 0)
+
+
 class HlGateway:
     """The facade's state (signer nonces, `approveAgent` agents, displayed leverage, gateway
     nonces being assigned) and its `/exchange` actions. One per venue; journalled through the
@@ -318,16 +331,11 @@ class HlGateway:
             if trigger_price == 0:
                 raise OrderRejected("INVALID", "Order has invalid trigger price.")
             trigger = (trigger_price, spec["tpsl"], spec["isMarket"])
-            tif = "FrontendMarket" if spec["isMarket"] else "Gtc"
-        else:
-            tif = kind.get("limit", {}).get("tif") if isinstance(kind.get("limit"), dict) else None
-        if tif not in ("Alo", "Ioc", "Gtc", "FrontendMarket"):
+        elif not isinstance(kind.get("limit"), dict) or kind["limit"].get("tif") not in TIFS:
             raise OrderRejected("INVALID", "Order has invalid tif.")
-        flags = FLAG_POST_ONLY if tif == "Alo" else FLAG_IOC if tif in ("Ioc", "FrontendMarket") else 0
-        if wire.get("r") is True:
-            flags |= FLAG_REDUCE_ONLY
-        elif wire.get("r") not in (False, None):
+        if wire.get("r") not in (True, False, None):
             raise OrderRejected("INVALID", "Order has invalid reduceOnly.")
+        tif, flags = wire_tif_flags(wire)
         cloid = wire.get("c")
         if cloid is not None and not (isinstance(cloid, str) and CLOID.match(cloid.lower())):
             raise OrderRejected("INVALID", "Invalid cloid: 0x and 32 hex digits.")

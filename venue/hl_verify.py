@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .domain import FLAG_IOC, FLAG_POST_ONLY, FLAG_REDUCE_ONLY
+from .domain import FLAG_IOC
 from .engine import OP_PLACE, Engine, Limits
-from .hl_exchange import GATEWAY_NONCE_BASE, HlGateway, parse_decimal
+from .hl_exchange import GATEWAY_NONCE_BASE, HlGateway, parse_decimal, wire_tif_flags
 from .hl_signing import recover_approve_agent, recover_l1
 from .journal import Journal, replay
 from .signing import Order, order_digest
@@ -38,13 +38,8 @@ class Report:
 
 
 def wire_terms(wire: dict) -> tuple[int, bool, int, int, int, str]:
-    """(market, is buy, size, flags, signed price, tif) of a Hyperliquid order wire (a trigger
-    order's tif: FrontendMarket for a market trigger, else Gtc)."""
-    trigger = wire["t"].get("trigger")
-    tif = wire["t"]["limit"]["tif"] if trigger is None else "FrontendMarket" if trigger["isMarket"] else "Gtc"
-    flags = FLAG_POST_ONLY if tif == "Alo" else FLAG_IOC if tif in ("Ioc", "FrontendMarket") else 0
-    if wire.get("r") is True:
-        flags |= FLAG_REDUCE_ONLY
+    """(market, is buy, size, flags, signed price, tif) of a Hyperliquid order wire."""
+    tif, flags = wire_tif_flags(wire)
     return wire["a"], wire["b"], parse_decimal(wire["s"], 8, "size"), flags, parse_decimal(wire["p"], 6, "price"), tif
 
 

@@ -867,9 +867,8 @@ class Venue:
         if client_id is not None and ((order.account, client_id) in self.engine.client_ids
                                       or self.triggers.by_client_id(order.account, client_id)):
             raise OrderRejected("DUPLICATE_CLIENT_ID", f"client order id {client_id!r} is live")
-        self._unused_nonce(order)
         signature = self._compact(signature)
-        self._consume_nonce(order)
+        self._consume_nonce(order)  # refuses a nonce the venue has seen
         t = Trigger(self.triggers.next_id, order, signature, tif_code, is_market, client_id, trigger_price, tpsl,
                     attached, parent, self.now_ms())
         self.triggers.add(t)
@@ -913,10 +912,12 @@ class Venue:
         self._end_trigger(t, "triggered", ack.order_id)
 
     def _triggers_after_fill(self, fill) -> None:
-        """Triggers waiting for this fill's orders arm; those attached to a position it closed go."""
+        """Triggers waiting for this fill's orders arm; those attached to a position it closed go.
+        Only the two parties' triggers are looked at (a trigger's parent is its own account's order)."""
         if not self.triggers.waiting:
             return
-        for t in list(self.triggers.waiting.values()):
+        parties = dict.fromkeys((fill.maker.account, fill.taker.account))  # each once, maker first
+        for t in [t for account in parties for t in self.triggers.of(account)]:
             if t.parent in (fill.maker.id, fill.taker.id):
                 t.parent = None  # armed: the entry order filled
             elif t.attached and t.parent is None and t.order.market == fill.market and \
@@ -928,7 +929,7 @@ class Venue:
         """A parent that left the book without a fill takes its waiting children with it."""
         if status in ("resting", "partially_filled", "modified") or order.filled or not self.triggers.waiting:
             return
-        for t in list(self.triggers.waiting.values()):
+        for t in self.triggers.of(order.account):
             if t.parent == order.id:
                 self._end_trigger(t, "cancelled", None, f"parent order {status}")
 

@@ -84,6 +84,7 @@ class TriggerBook:
 
     def __init__(self, remember: int = 10_000):
         self.waiting: dict[int, Trigger] = {}
+        self.by_account: dict[str, dict[int, Trigger]] = {}  # the waiting ones, per account (the fill path's lookup)
         self.firing: dict[int, Trigger] = {}  # out of `waiting` while its order enters the engine
         self.finished: dict[int, Trigger] = {}
         self.next_id = TRIGGER_ID_BASE
@@ -91,12 +92,21 @@ class TriggerBook:
 
     def add(self, t: Trigger) -> None:
         self.waiting[t.id] = t
+        self.by_account.setdefault(t.order.account, {})[t.id] = t
         self.next_id = max(self.next_id, t.id + 1)
+
+    def _unindex(self, t: Trigger) -> None:
+        mine = self.by_account.get(t.order.account)
+        if mine is not None:
+            mine.pop(t.id, None)
+            if not mine:
+                del self.by_account[t.order.account]
 
     def end(self, tid: int, status: str, child: int | None, ts: int, reason: str | None = None) -> Trigger | None:
         t = self.waiting.pop(tid, None) or self.firing.pop(tid, None)
         if t is None:
             return None
+        self._unindex(t)
         t.status, t.child, t.ended, t.reason = status, child, ts, reason
         self.finished[tid] = t
         if len(self.finished) > self.remember:
@@ -107,17 +117,18 @@ class TriggerBook:
         """Out of the waiting set before its order enters the engine (that order's own fills
         must not see it as a waiting trigger)."""
         self.firing[t.id] = self.waiting.pop(t.id)
+        self._unindex(t)
 
     def get(self, tid: int) -> Trigger | None:
         return self.waiting.get(tid) or self.firing.get(tid) or self.finished.get(tid)
 
     def of(self, account: str, market: int | None = None) -> list[Trigger]:
-        return [t for t in self.waiting.values() if t.order.account == account
-                and (market is None or t.order.market == market)]
+        """The account's waiting triggers (in the market), oldest first: a list, safe to end them while iterating."""
+        return [t for t in self.by_account.get(account, {}).values() if market is None or t.order.market == market]
 
     def by_client_id(self, account: str, client_id: str) -> Trigger | None:
-        for t in self.waiting.values():
-            if t.order.account == account and t.client_id == client_id:
+        for t in self.by_account.get(account, {}).values():
+            if t.client_id == client_id:
                 return t
         return None
 

@@ -1,14 +1,16 @@
-"""The operations console in a real browser (Playwright driving Debian's Chromium) on a running
-devnet (`venue devnet`: Anvil, the venue, the keepers, the market maker): the book and a trade
-appear live; the oracle keeper stopped raises the stale-oracle alert with its numbers, on the
-page, at GET /alerts and at a webhook; restarted, the alert resolves. GET /metrics parses with
-prometheus-client's parser and its counters move when orders flow. Screenshots go to
-test-artifacts/. The checks run on test_devnet.py's devnet (one devnet start for both):
+"""The operations console in real browsers on a running devnet (`venue devnet`: Anvil, the venue,
+the keepers, the market maker). In Chromium (Playwright driving Debian's Chromium): the book and
+a trade appear live; the oracle keeper stopped raises the stale-oracle alert with its numbers, on
+the page, at GET /alerts and at a webhook; restarted, the alert resolves. In Firefox (Debian's
+firefox-esr driven by puppeteer-core over WebDriver BiDi, `console_firefox.mjs`): the live book,
+a trade appearing, the alerts listed. GET /metrics parses with prometheus-client's parser and its
+counters move when orders flow. Screenshots go to test-artifacts/. The checks run on test_devnet.py's devnet (one devnet start for both):
 `devnet_env` is what that devnet needs, `check_console` the checks."""
 
 import json
 import os
 import signal
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -20,6 +22,8 @@ from venue.client import Client
 from venue.devchain import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
+FIREFOX = "/usr/bin/firefox-esr"
+FIREFOX_SCRIPT = Path(__file__).with_name("console_firefox.mjs")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 STALE_S = 8  # the alert threshold for this devnet (the oracle keeper pushes at least every 3 s)
 
@@ -59,6 +63,14 @@ def webhook() -> HTTPServer:
     return hook
 
 
+def take_best_ask(api: str, out: Path) -> None:
+    """Trader 1 buys 0.01 ETH at the best ask (once the market maker shows one: it pulls its
+    quotes for a while after an oracle jump)."""
+    book = wait_until(lambda: (b := httpx.get(f"{api}/book/0").json())["asks"] and b, 30, "an ask on ETH-PERP")
+    Client.from_devnet(1, str(out), api).place("ETH-PERP", "buy", str(int(book["asks"][0][0]) / 10**6), "0.01",
+                                               tif="Ioc")
+
+
 def check_console(api: str, out: Path, pids: dict) -> None:
     """Run on a devnet started with `devnet_env` (oracle heartbeat 3 s)."""
     from playwright.sync_api import expect, sync_playwright
@@ -80,9 +92,7 @@ def check_console(api: str, out: Path, pids: dict) -> None:
             expect(ladder.locator("td.bid").first).not_to_have_text("", timeout=30_000)
             expect(page.get_by_test_id("status")).to_have_text("ok", timeout=15_000)
             # An order over the API crosses the book: the trade appears on the page.
-            taker = Client.from_devnet(1, str(out), api)
-            book = httpx.get(f"{api}/book/0").json()
-            taker.place("ETH-PERP", "buy", str(int(book["asks"][0][0]) / 10**6), "0.01", tif="Ioc")
+            take_best_ask(api, out)
             trade = page.get_by_test_id("trades-0").locator("tr").first
             expect(trade).to_contain_text("buy", timeout=10_000)
             page.screenshot(path=str(ARTIFACTS / "console-live.png"), full_page=True)
@@ -126,3 +136,32 @@ def check_console(api: str, out: Path, pids: dict) -> None:
     finally:
         if oracle_pid is not None:
             os.kill(oracle_pid, signal.SIGCONT)
+
+
+def check_console_firefox(api: str, out: Path) -> None:
+    """The same page in Firefox: the live ladder, a trade placed over the API appearing at the
+    top of the trades, the alerts the Chromium checks raised and resolved, no script error."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    node = subprocess.Popen(["node", str(FIREFOX_SCRIPT), api, str(ARTIFACTS)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CROSSBOOK_FIREFOX": FIREFOX})
+    try:
+        first = node.stdout.readline().strip()
+        if first == "READY":
+            take_best_ask(api, out)
+            node.stdin.write("placed\n")
+            node.stdin.close()
+            seen = json.loads(node.stdout.readline())
+        else:
+            seen = json.loads(first) if first.startswith("{") else {"failure": first}
+        node.wait(30)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    assert "failure" not in seen, (seen, node.stderr.read())
+    assert "Firefox/" in seen["userAgent"] and seen["ladderRows"] >= 2
+    assert seen["firstTrade"].startswith("buy")
+    assert {"rule": "oracle_stale", "status": "resolved"} in seen["alerts"], seen["alerts"]
+    assert not seen["errors"], seen["errors"]
+    assert (ARTIFACTS / "console-firefox.png").stat().st_size > 10_000

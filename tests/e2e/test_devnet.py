@@ -20,7 +20,7 @@ from web3 import HTTPProvider, Web3
 from venue.chain import contract
 from venue.devchain import free_port, wait_until
 
-from .console import CHROMIUM, check_console, devnet_env, webhook
+from .console import CHROMIUM, FIREFOX, check_console, check_console_firefox, devnet_env, webhook
 
 
 def test_devnet_runs_the_whole_venue_its_console_and_the_hyperliquid_api_work_and_it_stops_on_ctrl_c(tmp_path):
@@ -58,11 +58,16 @@ def test_devnet_runs_the_whole_venue_its_console_and_the_hyperliquid_api_work_an
         sdk = Exchange(Account.from_key(doc["keys"]["traders"][2]), base_url=f"{api}/hl")
         rested = sdk.order("ETH", True, 0.01, 2_900, {"limit": {"tif": "Alo"}})
         assert "resting" in rested["response"]["data"]["statuses"][0], rested
-        # The operations console in a browser (tests/e2e/console.py).
-        if Path(CHROMIUM).exists():
-            check_console(api, out, pids)
-        else:
-            warnings.warn("no Chromium: the console checks did not run (make test installs it)")
+        # The operations console in Chromium, then in Firefox (tests/e2e/console.py). `make test`
+        # installs both browsers; in CI a missing one fails the test.
+        for browser, check in ((CHROMIUM, lambda: check_console(api, out, pids)),
+                               (FIREFOX, lambda: check_console_firefox(api, out))):
+            if Path(browser).exists():
+                check()
+            elif os.environ.get("CI"):
+                raise AssertionError(f"{browser} is missing (make test installs it)")
+            else:
+                warnings.warn(f"no {browser}: its console checks did not run (make test installs it)")
         # A crashed API is restarted by the supervisor on the same journal; the devnet stays up.
         os.kill(pids["api"], signal.SIGKILL)
         wait_until(lambda: json.loads((tmp_path / "processes.json").read_text())["api"] != pids["api"], 10,
