@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from eth_account import Account
@@ -90,23 +91,40 @@ class LiveMarketMaker:
         self.connected = threading.Event()
         self.price_seen: float | None = None  # when an oracle price arrived that no plan has answered yet
         self.requote_s: list[float] = []  # from such a price to the acknowledgement of the plan it caused
+        self.fills_seen: OrderedDict[int, bool] = OrderedDict()  # fill seqs counted (the venue sends each twice)
+        self.resync_needed = False  # (re)connected, or a counted fill was rejected: read fills and positions
 
     # ------------------------------------------------------------------ start
     def adopt(self) -> None:
         """Open orders and positions as the venue has them: adopted, not orphaned."""
         orders = self.client.open_orders()
-        state = self.client.account_state()
+        self.resync(count_missed=False)  # the fills so far are the previous run's: seen, not counted again
         with self.lock:
             self.mm.sync_orders([self._resting(o) for o in orders])
-            for p in state["positions"]:
-                if int(p["market"]) in self.specs:
-                    self.mm.set_position(int(p["market"]), int(p["sizeWithPending"]))
             for m in self.client._get("/markets"):
                 if int(m["oraclePrice"]):
                     self.mm.on_oracle(int(m["id"]), int(m["oraclePrice"]), self.clock.now())
         if orders:
             log.info("adopted %d open orders", len(orders))
             self.telemetry.write({"kind": "adopted", "t": self.clock.now(), "orders": [int(o["id"]) for o in orders]})
+
+    def resync(self, count_missed: bool) -> None:
+        """The account as the venue has it: its recent fills (those the websocket did not bring,
+        while it was away, are counted now when `count_missed`), then the positions (fills not
+        yet settled included), which replace what the bot summed."""
+        state = self.client.account_state()
+        now = self.clock.now()
+        with self.lock:
+            for f in sorted(state["fills"], key=lambda f: f["seq"]):
+                if count_missed:
+                    if f["seq"] not in self.fills_seen and f["status"] != "rejected":
+                        log.info("fill %d reached the bot through the account view (the websocket was away)", f["seq"])
+                    self._on_fill_message(f, now)
+                else:
+                    self.fills_seen[f["seq"]] = True
+            for p in state["positions"]:
+                if int(p["market"]) in self.specs:
+                    self.mm.set_position(int(p["market"]), int(p["sizeWithPending"]))
 
     @staticmethod
     def _resting(o: dict) -> Resting:
@@ -122,6 +140,7 @@ class LiveMarketMaker:
         while not stop.is_set():
             try:
                 with connect(self.ws_url, open_timeout=5, close_timeout=1, max_size=2**24) as ws:
+                    self.resync_needed = True  # fills made before this subscription: from the account view
                     seqs: dict[str, int] = {}
                     while not stop.is_set():
                         try:
@@ -168,12 +187,7 @@ class LiveMarketMaker:
                 self.mm.sync_orders([self._resting(o) for o in message["data"]])
                 self.connected.set()
             elif channel == "fills":
-                f = message["data"]
-                me = self.client.address
-                for role, is_buy, oid in (("maker", not f["takerIsBuy"], f["makerOrderId"]),
-                                          ("taker", f["takerIsBuy"], f["takerOrderId"])):
-                    if f[role] == me:
-                        self.mm.on_fill(f["market"], is_buy, int(f["price"]), int(f["size"]), now, oid)
+                self._on_fill_message(message["data"], now)
             elif channel == "orders":
                 d = message["data"]
                 if d["status"] in ("resting", "modified", "partially_filled"):
@@ -184,6 +198,29 @@ class LiveMarketMaker:
                 raise GapError("the venue says this connection lagged")
         self.wake.set()
 
+    def _on_fill_message(self, f: dict, now: float) -> None:
+        """The venue sends a fill when it matches it (`pending`) and again when the chain settles
+        or rejects it: each fill counts once, when first seen. A rejected one was unwound by the
+        venue: the position is read again from the venue at the next step."""
+        seq = f["seq"]
+        if f["status"] == "rejected":
+            if seq in self.fills_seen:
+                log.warning("fill %d was rejected on-chain (%s): re-reading the position", seq, f["reason"])
+                self.telemetry.write({"kind": "fill_rejected", "t": now, "seq": seq, "reason": f["reason"]})
+                self.resync_needed = True
+            self.fills_seen[seq] = True
+            return
+        if seq in self.fills_seen:
+            return
+        self.fills_seen[seq] = True
+        if len(self.fills_seen) > 100_000:
+            self.fills_seen.popitem(last=False)
+        me = self.client.address
+        for role, is_buy, oid in (("maker", not f["takerIsBuy"], f["makerOrderId"]),
+                                  ("taker", f["takerIsBuy"], f["takerOrderId"])):
+            if f[role] == me:
+                self.mm.on_fill(f["market"], is_buy, int(f["price"]), int(f["size"]), now, oid)
+
     def _push_book(self, m: int) -> None:
         book = self.books[m]
         self.mm.on_book(m, book.levels(True), book.levels(False))
@@ -192,6 +229,9 @@ class LiveMarketMaker:
     def step(self) -> Plan:
         """Observe, plan, send the plan as one request, apply the answers."""
         now = self.clock.now()
+        if self.resync_needed:
+            self.resync_needed = False
+            self.resync(count_missed=True)
         with self.lock:
             self.mm.observe(now)
             plan = self.mm.plan(now)

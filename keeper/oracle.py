@@ -108,7 +108,7 @@ class OracleKeeper:
             prices = self.guard.filter(observed_prices, now)
             if not prices or not self.due(prices, now):
                 return
-            observed = min(int(now), self.w3.eth.get_block("latest").timestamp)
+            observed = self.clock.stamp(self.w3, now)
             lag = self.delay_s + self.rng.uniform(0, self.jitter_s)  # the observation ages before it is sent
             self.queued.append((now + lag, observed, prices))
         send_at, observed, prices = self.queued[0]

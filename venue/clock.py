@@ -22,6 +22,14 @@ class Clock:
     def now_ms(self) -> int:
         return int(self.now() * 1000)
 
+    def stamp(self, w3, now: float) -> int:
+        """The time to stamp an observation made at `now` with, for a transaction sent now: the
+        observation's own second, but never past the chain's clock (the pending block's time: a
+        chain whose genesis lies in the past runs behind the wall), since contracts refuse a
+        timestamp after the block's. Not the latest block's time: on an idle chain that is as old
+        as the last transaction, and a fresh price would arrive looking old."""
+        return min(int(now), w3.eth.get_block("pending").timestamp)
+
 
 class SimClock(Clock):
     """Simulated time, moved only by whoever drives the simulation (`advance_to`)."""
@@ -31,6 +39,10 @@ class SimClock(Clock):
 
     def now(self) -> float:
         return self.t
+
+    def stamp(self, w3, now: float) -> int:
+        """The block the lab mines next has the simulated time: an observation made now is stamped now."""
+        return int(now)
 
     def advance_to(self, t: float) -> None:
         if t < self.t:

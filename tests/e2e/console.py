@@ -64,11 +64,18 @@ def webhook() -> HTTPServer:
 
 
 def take_best_ask(api: str, out: Path) -> None:
-    """Trader 1 buys 0.01 ETH at the best ask (once the market maker shows one: it pulls its
-    quotes for a while after an oracle jump)."""
-    book = wait_until(lambda: (b := httpx.get(f"{api}/book/0").json())["asks"] and b, 30, "an ask on ETH-PERP")
-    Client.from_devnet(1, str(out), api).place("ETH-PERP", "buy", str(int(book["asks"][0][0]) / 10**6), "0.01",
-                                               tif="Ioc")
+    """Trader 1 buys 0.01 ETH at the best ask, until it fills: the market maker pulls its quotes
+    for a while after an oracle jump, and may requote between our read of the book and the order
+    (an IOC that then misses is cancelled unfilled; the next try reads the book again)."""
+    taker = Client.from_devnet(1, str(out), api)
+
+    def take():
+        book = httpx.get(f"{api}/book/0").json()
+        if not book["asks"]:
+            return False
+        ack = taker.place("ETH-PERP", "buy", str(int(book["asks"][0][0]) / 10**6), "0.01", tif="Ioc")
+        return int(ack["filled"]) > 0
+    wait_until(take, 30, "a buy at the best ask to fill", interval=0.5)
 
 
 def check_console(api: str, out: Path, pids: dict) -> None:

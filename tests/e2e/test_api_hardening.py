@@ -242,6 +242,37 @@ def test_a_flood_of_garbage_signatures_is_limited_per_address_and_a_bystander_is
     assert httpx.get(f"{throttled}/health").status_code == 200
 
 
+def test_unverifiable_hyperliquid_requests_are_limited_per_address(stack, throttled):
+    """/hl/exchange: requests signed by a wallet that is neither an account nor an agent (each
+    costs a signature recovery and a chain read) count against the sender's address like bad
+    signatures on the native API: Hyperliquid's error text for the burst, then 429 with
+    Retry-After. Another address is answered as before."""
+    from eth_account import Account
+    from hyperliquid.utils.signing import order_request_to_order_wire, order_wires_to_order_action, sign_l1_action
+
+    stranger = Account.from_key("0x" + "43" * 32)
+    action = order_wires_to_order_action([order_request_to_order_wire(
+        {"coin": "ETH", "is_buy": True, "sz": 0.01, "limit_px": 2900, "order_type": {"limit": {"tif": "Alo"}},
+         "reduce_only": False}, 0)], None)
+    flood = from_address("127.0.0.5")
+    nonce0 = int(time.time() * 1000)
+    answers = []
+    for i in range(60):
+        nonce = nonce0 + i
+        body = {"action": action, "nonce": nonce, "signature": sign_l1_action(stranger, action, None, nonce, None, False),
+                "vaultAddress": None, "expiresAfter": None}
+        answers.append(flood.post(f"{throttled}/hl/exchange", json=body))
+    codes = [r.status_code for r in answers]
+    assert set(codes) == {200, 429} and codes[-1] == 429, codes
+    assert 20 <= codes.count(200) <= 40, codes.count(200)  # the burst of 20, and what refilled meanwhile
+    first = answers[0].json()
+    assert first["status"] == "err" and first["response"].startswith("User or API Wallet "), first
+    limited = answers[-1]
+    assert limited.json()["code"] == "RATE_LIMITED" and int(limited.headers["retry-after"]) >= 1
+    other = from_address("127.0.0.6").post(f"{throttled}/hl/exchange", json=dict(body, nonce=nonce0 + 1_000))
+    assert other.status_code == 200 and other.json()["status"] == "err"  # answered, not limited
+
+
 def test_an_order_from_an_account_with_nothing_deposited_is_refused_and_counted(stack, throttled):
     stranger = Client(throttled, stack["anvil"].url, client(stack, 0).deployment, "0x" + "42" * 32)
     body = stranger.order_body("ETH-PERP", "buy", "2900", "0.01")

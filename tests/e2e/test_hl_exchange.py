@@ -310,13 +310,21 @@ def test_the_official_sdk_trades_through_the_gateway_and_every_fill_traces_to_a_
                              == "err" and r, 20, "the revocation to reach the venue", interval=0.5)
         assert "has not approved the gateway" in revoked["response"]
 
-        # A restart: the replayed request stays refused (the signer's nonces are journalled).
-        assert stop_process(s["server"]) == 0
+        # Killed (SIGKILL) right after acknowledging a resting order and a stop: after the restart
+        # both are there, and the replayed request stays refused (the signer's nonces, the orders
+        # and the trigger are journalled before the answer).
+        rest_oid = statuses(maker.order("ETH", True, 0.01, 2930, {"limit": {"tif": "Alo"}}))[0]["resting"]["oid"]
+        stop_oid = statuses(maker.order("ETH", False, 0.01, 1500, {"trigger": {"triggerPx": 1600, "isMarket": True,
+                                                                               "tpsl": "sl"}}))[0]["resting"]["oid"]
+        s["server"].kill()
+        s["server"].wait(10)
         s["server"] = start_server(s["path"], s["anvil"].url, tmp_path, s["port"],
                                    VENUE_HL_GATEWAY_KEY=GATEWAY_KEY)
         wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, 30, "the restarted venue")
         again = httpx.post(f"{base}/exchange", json=body).json()
         assert again["status"] == "err" and "already used" in again["response"]
+        open_after = {o["oid"]: o for o in info.frontend_open_orders(maker_addr)}
+        assert rest_oid in open_after and open_after[stop_oid]["isTrigger"] is True
 
         # Every fill of a gateway order traces to the request its account signed.
         verified = cli("hl", "verify", "--deployment", path, "--journal", str(tmp_path / "j.sqlite"))

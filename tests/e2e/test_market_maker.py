@@ -73,10 +73,19 @@ def test_keeper_mm_quotes_stays_quiet_requotes_adopts_after_a_kill_and_reports(t
             # A taker lifts the best ask: the bot sees its fill, skews and re-quotes.
             best_ask = min((o for o in orders if o["market"] == 0 and o["side"] == "sell"),
                            key=lambda o: int(o["price"]))
-            taker.place("ETH-PERP", "buy", str(int(best_ask["price"]) / 10**6), "0.5", tif="Ioc")
+            lift = taker.place("ETH-PERP", "buy", str(int(best_ask["price"]) / 10**6), "0.5", tif="Ioc")
             wait_until(lambda: metric(port, "mm_fills_total") == 1, 10, "the bot's fill in its metrics")
             wait_until(lambda: metric(port, "mm_quote_updates_total") > before, 10, "a re-quote")
             wait_until(lambda: metric(port, "mm_position") < 0, 10, "the short position")
+            # Settled, the fill is still counted once (the venue sends it at the match and at the
+            # settlement), and the bot's position is the venue's.
+            wait_until(lambda: all(f["status"] == "settled" for f in httpx.get(
+                f"{api}/accounts/{taker.address}/order", params={"orderId": lift["orderId"]}).json()["fills"]), 20,
+                "the fill to settle")
+            time.sleep(0.5)  # the settlement's message has reached the bot by now
+            venue_position = next(int(p["sizeWithPending"]) for p in owner.account_state()["positions"]
+                                  if int(p["market"]) == 0)
+            assert metric(port, "mm_fills_total") == 1 and metric(port, "mm_position") == venue_position / 10**8 < 0
             wait_until(lambda: len(owner.open_orders()) == 4 * LEVELS, 10, "the book refilled")
 
             # Killed without warning, restarted: the open orders are adopted, none orphaned.

@@ -261,10 +261,26 @@ def test_the_live_driver_keeps_the_book_from_deltas_and_calls_a_gap_a_gap():
     assert bot.mm.markets[0].bids == [(2999500000, 200000), (2999000000, 100000)] and bot.mm.markets[0].asks == []
     bot.on_message({"channel": "oracle", "market": 0, "data": {"price": "3001000000", "ts": 1}})
     assert bot.mm.markets[0].oracle == 3001000000 and bot.price_seen is not None
-    bot.on_message({"channel": "fills", "data": {"market": 0, "price": "2999500000", "size": "100000",
-                                                 "takerIsBuy": False, "maker": me, "taker": "0xbb",
-                                                 "makerOrderId": 5, "takerOrderId": 6}})
-    assert bot.mm.position[0] == 100000 and len(bot.mm.telemetry.fills) == 1
+    from collections import OrderedDict
+    bot.fills_seen, bot.resync_needed, bot.telemetry = OrderedDict(), False, bot.mm.telemetry
+    fill = {"seq": 1, "market": 0, "price": "2999500000", "size": "100000", "takerIsBuy": False, "maker": me,
+            "taker": "0xbb", "makerOrderId": 5, "takerOrderId": 6, "status": "pending", "reason": None}
+    # The venue sends a fill when it matches it and again when it settles: counted once.
+    bot.on_message({"channel": "fills", "data": fill})
+    bot.on_message({"channel": "fills", "data": dict(fill, status="settled")})
+    assert bot.mm.position[0] == 100000 and len(bot.mm.telemetry.fills) == 1 and not bot.resync_needed
+    # One rejected on-chain after it was counted: the position is to be read again from the venue.
+    bot.on_message({"channel": "fills", "data": dict(fill, seq=2)})
+    bot.on_message({"channel": "fills", "data": dict(fill, seq=2, status="rejected", reason="INSUFFICIENT_MARGIN")})
+    assert bot.mm.position[0] == 200000 and bot.resync_needed
+    # (Re)connected: a fill the websocket never brought (made while it was away) is counted from
+    # the account view, the ones already counted are not, and the position is the venue's.
+    bot.specs = {0: None}
+    bot.client = SimpleNamespace(address=me, account_state=lambda: {
+        "fills": [dict(fill, status="settled"), dict(fill, seq=3, status="settled")],
+        "positions": [{"market": 0, "sizeWithPending": "300000"}]})
+    bot.resync(count_missed=True)
+    assert len(bot.mm.telemetry.fills) == 3 and bot.mm.position[0] == 300000
     with pytest.raises(GapError):
         bot.on_message({"channel": "l2", "market": 0, "bookSeq": 10, "data": {"changes": []}})  # 9 is missing
     with pytest.raises(GapError):
