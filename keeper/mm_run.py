@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+import httpx
 from eth_account import Account
 from eth_utils import keccak
 
@@ -294,13 +295,13 @@ class LiveMarketMaker:
             self.wake.clear()
             try:
                 self.step()
-            except (VenueError, OSError) as exc:
+            except (VenueError, OSError, httpx.TransportError) as exc:  # the venue away: try again
                 log.warning("step failed: %s", exc)
                 stop.wait(0.5)
         try:
             self.client.cancel()
             self.client.deadman(0)
-        except (VenueError, OSError) as exc:
+        except (VenueError, OSError, httpx.TransportError) as exc:
             log.warning("could not cancel on exit: %s", exc)
         listener.join(timeout=2)
         self.telemetry.close()
