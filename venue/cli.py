@@ -136,13 +136,18 @@ def cmd_devnet(args) -> int:
         print("stopping")
         return 0
     finally:
-        for child in children:
-            if child.poll() is None:
+        # Every service but the API at once (the market maker cancels its quotes through the API
+        # on its way out), then the API, then Anvil.
+        live = [c for c in children if c.poll() is None]
+        for group in ([c for c in live if "serve" not in c.args], [c for c in live if "serve" in c.args]):
+            for child in group:
                 child.terminate()
+            for child in group:
                 try:
                     child.wait(10)
-                except Exception:
+                except Exception:  # noqa: BLE001: subprocess.TimeoutExpired; it will not stop: kill it
                     child.kill()
+                    child.wait()
         anvil.stop()
 
 

@@ -163,9 +163,13 @@ def check_console_firefox(api: str, out: Path) -> None:
             seen = json.loads(first) if first.startswith("{") else {"failure": first}
         node.wait(30)
     finally:
-        if node.poll() is None:
-            node.kill()
-            node.wait()
+        if node.poll() is None:  # failed on this side: the script closes its browser on SIGTERM
+            node.terminate()
+            try:
+                node.wait(20)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
     assert "failure" not in seen, (seen, node.stderr.read())
     assert "Firefox/" in seen["userAgent"] and seen["ladderRows"] >= 2
     assert seen["firstTrade"].startswith("buy")

@@ -14,6 +14,9 @@ const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const browser = await puppeteer.launch({ browser: "firefox", executablePath: FIREFOX, headless: true,
                                          defaultViewport: null, args: ["--width=1400", "--height=1800"] });
 const seen = { errors: [] };
+// Stopped by the test (it failed on its side): close the browser, which puppeteer starts in a
+// process group of its own, so nothing is left running.
+process.on("SIGTERM", () => browser.close().finally(() => process.exit(1)));
 try {
   const page = await browser.newPage();
   page.on("pageerror", (err) => seen.errors.push(String(err)));
