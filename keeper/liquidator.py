@@ -43,6 +43,7 @@ class Liquidator:
         self.pending: dict[str, dict] = {}  # account -> sent liquidation, to avoid duplicate work
         self.last_block = -1
         self.liquidations = 0
+        self.haircut: int | None = None  # the WETH haircut, read once, then followed from HaircutSet events
 
     # ------------------------------------------------------------------ mirror
     def refresh(self, address: str) -> None:
@@ -58,7 +59,7 @@ class Liquidator:
                 self.cash = np.append(self.cash, np.int64(0))
         if not addresses:
             return
-        haircut = self.ch.functions.haircutBps().call()
+        haircut = self.weth_haircut()
         for address, ((quote, weth_wei, _), _, views) in self.reader.read(addresses).items():
             i = self.index[address]
             cash = quote
@@ -69,6 +70,11 @@ class Liquidator:
                 self.lots[i, m] = size // p.lot_size
                 cash -= open_notional + owed
             self.cash[i] = cash
+
+    def weth_haircut(self) -> int:
+        if self.haircut is None:
+            self.haircut = self.ch.functions.haircutBps().call()
+        return self.haircut
 
     def scan(self) -> np.ndarray:
         """Indices of accounts below maintenance margin (the numba kernel over all of them)."""
@@ -102,8 +108,10 @@ class Liquidator:
             tx = self.w3.eth.get_transaction(e.transactionHash)
             _, args = self.ch.decode_function_input(tx.input)
             touched.update(fill_accounts(bytes(args["fills"])))
-        if of("FundingUpdated") or prices_moved:
-            touched.update(self.index)  # funding owed and WETH values moved for everyone
+        for e in of("HaircutSet"):
+            self.haircut = e.args.haircutBps
+        if of("FundingUpdated") or of("HaircutSet") or prices_moved:
+            touched.update(self.index)  # funding owed or WETH values moved for everyone
         self.refresh_many(sorted(touched, key=lambda a: (self.index.get(a, len(self.index)), a)))
         self._check_pending()
         for i in self.scan():
@@ -155,7 +163,7 @@ class Liquidator:
         weth_wei = self.ch.functions.balances(account).call()[1]
         if not weth_wei:
             return equity
-        gwei, haircut = weth_wei // 10**9, self.ch.functions.haircutBps().call()
+        gwei, haircut = weth_wei // 10**9, self.ch.functions.haircutBps().call()  # exact at the decision
         return equity + risk.weth_value(gwei, self.weth_price, 0) - risk.weth_value(gwei, self.weth_price, haircut)
 
     def insurance_available(self) -> int:
